@@ -1,0 +1,314 @@
+-- moonwire.runtime: the Lua half of a worker. Loads the controllers, routes each message
+-- {type, action, data, requestId} to controllers/<type>.lua method <action> in its own
+-- coroutine, and writes the replies and error frames of the wire protocol (DESIGN.md section 4)
+-- with a fixed key order, so they are byte-for-byte predictable.
+local core = require "moonwire.core"
+local json = require "moonwire.json"
+
+local encode, decode, null = json.encode, json.decode, json.null
+local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
+local traceback = debug.traceback
+local byte, find = string.byte, string.find
+local concat = table.concat
+
+local M = {}
+
+local DONE, FAILED, PENDING = 0, 1, 2
+
+local state = {
+  dev = false,
+  controllers = {},   -- type -> controller table
+  routes = {},        -- type -> action -> { controller = table, fn = function }
+  events = {},
+  raw = nil,
+  pending = {},       -- suspended message coroutines -> clientId
+}
+
+-- ---- wire frames --------------------------------------------------------------------------
+
+local function error_frame(text, code, t, a, rid, tb)
+  local parts = { '{"type":"error","action":"message","data":{"error":', encode(text) }
+  if code ~= nil then parts[#parts + 1] = ',"code":' .. encode(code) end
+  if t ~= nil then parts[#parts + 1] = ',"type":' .. encode(t) end
+  if a ~= nil then parts[#parts + 1] = ',"action":' .. encode(a) end
+  if rid ~= nil then parts[#parts + 1] = ',"requestId":' .. encode(rid) end
+  if tb ~= nil then parts[#parts + 1] = ',"traceback":' .. encode(tb) end
+  parts[#parts + 1] = "}}"
+  return concat(parts)
+end
+
+local function reply_frame(t, a, response, rid)
+  local s = '{"type":' .. encode(t) .. ',"action":' .. encode(a)
+  if response ~= nil then s = s .. ',"response":' .. encode(response) end
+  if rid ~= nil then s = s .. ',"requestId":' .. encode(rid) end
+  return s .. "}"
+end
+
+M.error_frame = error_frame
+M.reply_frame = reply_frame
+
+-- ---- errors -------------------------------------------------------------------------------
+
+-- xpcall handler: keeps coded errors ({code=, message=}) as they are, wraps anything else with
+-- its traceback.
+local function capture(e)
+  if type(e) == "table" and e.code ~= nil and not e.__internal then return e end
+  local text = type(e) == "string" and e or ("(error object: " .. tostring(e) .. ")")
+  if type(e) == "table" and type(e.message) == "string" then text = e.message end
+  return { __internal = true, message = text, traceback = traceback(text, 2) }
+end
+
+local function log_handler_error(route, err)
+  core.log("error", "handler error", { route = route, error = err.message, traceback = err.traceback })
+end
+
+-- ---- controllers --------------------------------------------------------------------------
+
+local function load_controller(path, name, base)
+  local chunk, err = loadfile(path)
+  if not chunk then error(err, 0) end
+  local ok, ctrl = pcall(chunk)
+  if not ok then error(path .. ": error while loading: " .. tostring(ctrl), 0) end
+  if type(ctrl) ~= "table" then
+    error(path .. ": a controller must return a table of methods, got " .. type(ctrl), 0)
+  end
+  if base then
+    local mt = getmetatable(ctrl)
+    if mt == nil then
+      setmetatable(ctrl, { __index = base })
+    else
+      for k, v in pairs(base) do
+        if rawget(ctrl, k) == nil then rawset(ctrl, k, v) end
+      end
+    end
+  end
+  return ctrl
+end
+
+-- Loads every controllers/*.lua of the runtime, then of the app (an app file of the same name
+-- replaces the built-in one). Returns type -> controller.
+local function load_controllers(dirs, base)
+  local out = {}
+  for _, dir in ipairs(dirs) do
+    for _, file in ipairs(core.list_dir(dir)) do
+      local name = file:sub(1, -5)
+      out[name] = load_controller(dir .. "/" .. file, name, base)
+    end
+  end
+  return out
+end
+
+local function build_routes(list, controllers)
+  local routes = {}
+  for i, r in ipairs(list or {}) do
+    local where = "config error: routes[" .. i .. "]"
+    if type(r) ~= "table" or type(r.type) ~= "string" or type(r.action) ~= "string" then
+      error(where .. " needs string fields type and action", 0)
+    end
+    local cname = r.controller or r.type
+    local ctrl = controllers[cname]
+    if not ctrl then error(where .. ": no controller named '" .. tostring(cname) .. "' in controllers/", 0) end
+    local mname = r.method or r.action
+    local fn = ctrl[mname]
+    if type(fn) ~= "function" then
+      error(where .. ": controller '" .. cname .. "' has no method '" .. tostring(mname) .. "'", 0)
+    end
+    routes[r.type] = routes[r.type] or {}
+    routes[r.type][r.action] = { controller = ctrl, fn = fn }
+  end
+  return routes
+end
+
+local function resolve(t, a)
+  local by_type = state.routes[t]
+  local r = by_type and by_type[a]
+  if r then return r.controller, r.fn end
+  local ctrl = state.controllers[t]
+  if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
+  local fn = rawget(ctrl, a)
+  if type(fn) ~= "function" then return nil end
+  return ctrl, fn
+end
+
+-- ---- running code in coroutines -----------------------------------------------------------
+
+-- Runs fn(...) in a new coroutine for an event/timer; errors are logged, never raised.
+local function spawn(what, fn, ...)
+  local co = co_create(function(...)
+    local ok, err = xpcall(fn, capture, ...)
+    if not ok then
+      if err.__internal then log_handler_error(what, err)
+      else core.log("error", "handler error", { route = what, error = tostring(err.message), code = tostring(err.code) }) end
+    end
+  end)
+  local ok, err = co_resume(co, ...)
+  if not ok then core.log("error", "runtime error", { ["in"] = what, error = tostring(err) }) end
+end
+M.spawn = spawn
+
+-- The body of one message's coroutine. Returns DONE or FAILED.
+local function handle(clientId, text)
+  local ok, msg = pcall(decode, text)
+  if not ok then
+    core.send(clientId, error_frame("Failed to parse JSON"))
+    return DONE
+  end
+  if type(msg) ~= "table" or not find(text, "^%s*{") then
+    core.send(clientId, error_frame("Invalid WebSocket message"))
+    return DONE
+  end
+  local t, a, rid = msg.type, msg.action, msg.requestId
+  if type(t) ~= "string" then
+    core.send(clientId, error_frame("Missing WebSocket message type"))
+    return DONE
+  end
+  if type(a) ~= "string" then
+    core.send(clientId, error_frame("Missing WebSocket message action"))
+    return DONE
+  end
+  local rt = type(rid)
+  if rt ~= "string" and rt ~= "number" then rid = nil end
+  local ctrl, fn = resolve(t, a)
+  if not ctrl then
+    core.send(clientId, error_frame("Unknown route", "not_found", t, a, rid))
+    return DONE
+  end
+  local data = msg.data
+  if data == null then data = nil end
+  local ran, result = xpcall(fn, capture, ctrl, clientId, data)
+  if ran then
+    local encoded, frame = pcall(reply_frame, t, a, result, rid)
+    if encoded then
+      core.send(clientId, frame)
+      return DONE
+    end
+    result = capture(t .. ":" .. a .. " returned a value that cannot be sent as JSON: " .. tostring(frame))
+  end
+  if not result.__internal then
+    local m = result.message
+    if m == nil or m == null then m = "Error" end
+    core.send(clientId, error_frame(tostring(m), result.code, t, a, rid))
+    return DONE
+  end
+  log_handler_error(t .. ":" .. a, result)
+  core.send(clientId, error_frame("Internal error", "internal", t, a, rid,
+    state.dev and result.traceback or nil))
+  return FAILED
+end
+
+local function handle_raw(clientId, payload, isBinary)
+  local ran, err = xpcall(state.raw, capture, clientId, payload, isBinary)
+  if ran then return DONE end
+  if err.__internal then log_handler_error("raw", err) end
+  return FAILED
+end
+
+-- Resumes a message coroutine that waited on I/O; used by the yielding bindings.
+function M.resume(co, ...)
+  local ok, status = co_resume(co, ...)
+  if co_status(co) == "dead" then
+    local clientId = state.pending[co]
+    state.pending[co] = nil
+    if not ok then core.log("error", "runtime error", { ["in"] = "resume", error = tostring(status) }) end
+    if clientId then core.handler_finished(clientId, not ok or status == FAILED) end
+  end
+end
+
+-- ---- hooks called from C ------------------------------------------------------------------
+
+local hooks = {}
+
+function hooks.on_message(clientId, payload, isBinary)
+  local co = co_create(state.raw and handle_raw or handle)
+  local ok, status = co_resume(co, clientId, payload, isBinary)
+  if co_status(co) ~= "dead" then
+    state.pending[co] = clientId
+    return PENDING
+  end
+  if not ok then
+    core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(status) })
+    return FAILED
+  end
+  return status
+end
+
+function hooks.on_connect(clientId)
+  local fn = state.events.onConnect
+  if fn then spawn("events.onConnect", fn, clientId, state.bindings.webSocketServer:getClient(clientId)) end
+end
+
+function hooks.on_disconnect(clientId, code, reason)
+  local fn = state.events.onDisconnect
+  if fn then spawn("events.onDisconnect", fn, clientId, code, reason) end
+end
+
+function hooks.on_started()
+  local fn = state.events.onServerStarted
+  if fn then spawn("events.onServerStarted", fn, state.bindings) end
+end
+
+-- ---- start and check ----------------------------------------------------------------------
+
+local function controller_dirs(opts)
+  return { opts.runtime_dir .. "/controllers", opts.app_dir .. "/controllers" }
+end
+
+-- Called once per worker with {config, app_dir, runtime_dir, dev, worker}. Returns the hooks.
+function M.start(opts)
+  local config = opts.config
+  state.dev = opts.dev
+  state.events = config.events or {}
+  state.raw = config.raw
+  json.set_depth(config.limits.jsonDepth)
+
+  local Server = require "moonwire.server"
+  local Log = require "moonwire.log"
+  local bindings = {
+    webSocketServer = Server.new(),
+    log = Log.new(),
+    config = config,
+    worker = opts.worker,
+  }
+  state.bindings = bindings
+  package.loaded["moonwire"] = bindings -- require("moonwire") from anywhere
+
+  state.controllers = load_controllers(controller_dirs(opts), bindings)
+  state.routes = build_routes(config.routes, state.controllers)
+  return hooks
+end
+
+-- `moonwire check`: compiles and loads every controller and job; prints file:line errors.
+function M.check(opts)
+  local config = opts.config
+  package.loaded["moonwire"] = package.loaded["moonwire"] or { config = config }
+  local good = true
+  local dirs = controller_dirs(opts)
+  dirs[#dirs + 1] = opts.app_dir .. "/jobs"
+  local count = 0
+  local controllers = {}
+  for _, dir in ipairs(dirs) do
+    for _, file in ipairs(core.list_dir(dir)) do
+      local path = dir .. "/" .. file
+      local chunk, err = loadfile(path)
+      count = count + 1
+      if not chunk then
+        io.stderr:write(err, "\n")
+        good = false
+      elseif not dir:match("/jobs$") then
+        local ok, ctrl = pcall(load_controller, path, file:sub(1, -5), {})
+        if ok then controllers[file:sub(1, -5)] = ctrl
+        else io.stderr:write(tostring(ctrl), "\n"); good = false end
+      end
+    end
+  end
+  if good then
+    local ok, err = pcall(build_routes, config.routes, controllers)
+    if not ok then io.stderr:write(tostring(err), "\n"); good = false end
+  end
+  if good and not opts.quiet then
+    io.stdout:write(string.format("ok: app.lua and %d Lua file(s) in %s compile\n", count, opts.app_dir))
+  end
+  return good
+end
+
+return M

@@ -1,0 +1,107 @@
+/* mw_clients: FNV-1a over the clientId picks a bucket; the table doubles when it fills up. */
+#include "mw_clients.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash_id(const char *id, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)id[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int mw_clients_init(mw_clients *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->n_buckets = 1024;
+    cs->buckets = calloc(cs->n_buckets, sizeof(mw_conn *));
+    return cs->buckets ? 0 : -1;
+}
+
+void mw_clients_free(mw_clients *cs)
+{
+    free(cs->buckets);
+    cs->buckets = NULL;
+}
+
+static void grow(mw_clients *cs)
+{
+    size_t n = cs->n_buckets * 2;
+    mw_conn **b = calloc(n, sizeof(mw_conn *));
+    if (!b)
+        return; /* keep the longer chains; still correct */
+    for (mw_conn *c = cs->head; c; c = c->all_next) {
+        size_t i = hash_id(c->id, MW_CLIENT_ID_LEN) & (n - 1);
+        c->hash_next = b[i];
+        b[i] = c;
+    }
+    free(cs->buckets);
+    cs->buckets = b;
+    cs->n_buckets = n;
+}
+
+int mw_clients_add(mw_clients *cs, mw_conn *c)
+{
+    if (cs->count + 1 > cs->n_buckets)
+        grow(cs);
+    size_t i = hash_id(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
+    c->hash_next = cs->buckets[i];
+    cs->buckets[i] = c;
+    c->all_prev = NULL;
+    c->all_next = cs->head;
+    if (cs->head)
+        cs->head->all_prev = c;
+    cs->head = c;
+    cs->count++;
+    c->registered = 1;
+    return 0;
+}
+
+void mw_clients_remove(mw_clients *cs, mw_conn *c)
+{
+    if (!c->registered)
+        return;
+    size_t i = hash_id(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
+    for (mw_conn **p = &cs->buckets[i]; *p; p = &(*p)->hash_next) {
+        if (*p == c) {
+            *p = c->hash_next;
+            break;
+        }
+    }
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        cs->head = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = c->hash_next = NULL;
+    cs->count--;
+    c->registered = 0;
+}
+
+mw_conn *mw_clients_find(const mw_clients *cs, const char *id, size_t len)
+{
+    if (len != MW_CLIENT_ID_LEN)
+        return NULL;
+    size_t i = hash_id(id, len) & (cs->n_buckets - 1);
+    for (mw_conn *c = cs->buckets[i]; c; c = c->hash_next)
+        if (memcmp(c->id, id, len) == 0)
+            return c;
+    return NULL;
+}
+
+size_t mw_clients_broadcast(mw_clients *cs, mw_frame *f, const mw_conn *exclude)
+{
+    size_t n = 0;
+    mw_conn *next;
+    for (mw_conn *c = cs->head; c; c = next) {
+        next = c->all_next; /* a send may close a slow consumer, unlinking c */
+        if (c != exclude && mw_conn_send(c, f) == 0)
+            n++;
+    }
+    return n;
+}

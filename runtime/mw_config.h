@@ -1,0 +1,69 @@
+/* mw_config: the settings the C runtime needs, read out of the merged config table that
+ * lua/moonwire/config.lua builds (defaults < app.lua < environment < flags). */
+#ifndef MW_CONFIG_H
+#define MW_CONFIG_H
+
+#include <stddef.h>
+
+#include "mw_log.h"
+
+#define MW_MAX_OVERRIDES 32
+
+typedef struct mw_override {
+    const char *key;   /* config key, e.g. "port" */
+    const char *value; /* as given on the command line or in the environment */
+    const char *origin; /* "--port" or "MOONWIRE_PORT", for error messages */
+} mw_override;
+
+typedef struct mw_limits {
+    size_t max_message_size;
+    unsigned max_fragments;
+    size_t max_header_bytes;
+    double handshake_timeout;
+    long max_connections; /* per worker; 0 = derived from the open-file limit */
+    size_t send_queue_bytes;
+    double rate_messages, rate_per, rate_burst;
+    int json_depth;
+    double handler_timeout;
+    size_t lua_memory;
+    double shutdown_timeout;
+} mw_limits;
+
+typedef struct mw_config {
+    char app_dir[4096];     /* absolute */
+    char runtime_dir[4096]; /* folder holding the runtime's lua/ and controllers/ */
+    char host[256];
+    int port;
+    char path[1024];
+    int workers;
+    char redis_url[1024];    /* empty: none */
+    char database_url[4096];
+    int dev;
+    int has_raw;             /* app.lua defines raw = function(...) */
+    int has_jwt_secret;
+    mw_log_level log_level;
+    mw_log_format log_format;
+    mw_limits limits;
+    double heartbeat_interval, heartbeat_timeout;
+    double inactivity_check_interval, inactivity_max;
+    double cluster_heartbeat;
+    mw_override overrides[MW_MAX_OVERRIDES];
+    int n_overrides;
+} mw_config;
+
+/* Locates the runtime's lua/ folder (next to the install prefix, or the source tree). */
+int mw_config_find_runtime_dir(char *out, size_t size);
+
+/* Adds an override; later ones win. Returns -1 when the table is full. */
+int mw_config_add_override(mw_config *cfg, const char *key, const char *value, const char *origin);
+
+/* Loads and validates APP_DIR/app.lua with the overrides in a throwaway Lua state and fills
+ * cfg. On error returns -1 with a message naming the key in err. */
+int mw_config_load(mw_config *cfg, char *err, size_t errlen);
+
+struct lua_State;
+/* Pushes the merged config table (built by lua/moonwire/config.lua) onto L's stack, or
+ * returns -1 with the message in err and nothing pushed. [-0, +1 or +0] */
+int mw_config_push(struct lua_State *L, const mw_config *cfg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,84 @@
+/* mw_conn: one TCP connection: the HTTP request head, then (after the upgrade) the WebSocket
+ * session, its send queue of shared frames and its queue of messages waiting for the handler. */
+#ifndef MW_CONN_H
+#define MW_CONN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "mw_frame.h"
+#include "mw_http.h"
+#include "mw_util.h"
+#include "mw_ws.h"
+
+struct mw_worker;
+
+typedef enum { MW_CONN_HTTP = 0, MW_CONN_WS, MW_CONN_CLOSED } mw_conn_state;
+
+typedef struct mw_msg {
+    struct mw_msg *next;
+    int opcode;
+    uint32_t len;
+    uint8_t data[];
+} mw_msg;
+
+typedef struct mw_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake timeout, then close-handshake timeout */
+    struct mw_worker *w;
+    mw_conn_state state;
+    int handles_open;
+    int free_pending; /* closed while on a worker list: the list frees it */
+    mw_http_request *http;
+    mw_ws *ws;
+    char id[MW_CLIENT_ID_LEN + 1];
+    char remote[64];
+    uint64_t connected_at_ms, last_activity_ms, connected_hr;
+
+    /* send queue: frames shared by reference; bytes before out_head_off of the first are sent */
+    mw_frame **outq;
+    uint32_t out_head, out_len, out_cap;
+    size_t out_head_off;
+    size_t out_bytes;
+    uint32_t inflight; /* entries handed to uv_write, counted from out_head */
+    int writing;
+    int close_after_flush;
+    int slow_consumer;
+    uv_write_t wreq;
+    int in_flush;
+    struct mw_conn *flush_next;
+
+    /* messages of this client wait here while its previous handler is still running */
+    mw_msg *msg_head, *msg_tail;
+    uint32_t msg_count;
+    int busy;
+    int read_paused;
+    int in_ready;
+    struct mw_conn *ready_next;
+    uint64_t handler_started_hr;
+
+    struct mw_conn *tcp_prev, *tcp_next; /* every connection of the worker */
+    /* registry links (mw_clients) */
+    struct mw_conn *all_prev, *all_next, *hash_next;
+    int registered;
+} mw_conn;
+
+/* Accepts a pending connection on the worker's listener. */
+void mw_conn_accept(struct mw_worker *w, uv_stream_t *server);
+/* Queues a frame for the client, taking a new reference. Returns 0, or -1 when the client can
+ * take no more data (closing), in which case no reference is taken. */
+int mw_conn_send(mw_conn *c, mw_frame *f);
+/* Starts the WebSocket close handshake with code and reason. */
+void mw_conn_close_ws(mw_conn *c, uint16_t code, const char *reason);
+/* Closes the socket now; the client is unregistered and freed after libuv lets go of it. */
+void mw_conn_close(mw_conn *c);
+/* Called by the worker once per loop iteration for every connection with output. */
+void mw_conn_flush(mw_conn *c);
+/* Called by the worker for connections whose queued messages may now run. */
+void mw_conn_run_queued(mw_conn *c);
+/* The handler of the message in progress finished (after having waited on I/O). */
+void mw_conn_handler_finished(mw_conn *c, int errored);
+/* Frees a closed connection that was kept because it was on a worker list. */
+void mw_conn_free(mw_conn *c);
+
+#endif

@@ -1,0 +1,183 @@
+/* mw_http: a request-head parser on llhttp. Bytes are counted against the head limit before any
+ * is stored, so a peer cannot make us buffer more than maxHeaderBytes. */
+#include "mw_http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static mw_http_request *req_of(llhttp_t *p) { return (mw_http_request *)p->data; }
+
+static int append(mw_http_request *r, const char *at, size_t len)
+{
+    if (r->buf_len + len > r->buf_cap) {
+        r->error_status = 431;
+        r->error_reason = "Request header fields too large";
+        return -1;
+    }
+    memcpy(r->buf + r->buf_len, at, len);
+    r->buf_len += len;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    mw_http_request *r = req_of(p);
+    if (r->url_len == 0)
+        r->url_off = (uint32_t)r->buf_len;
+    if (append(r, at, len) != 0)
+        return HPE_USER;
+    r->url_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    mw_http_request *r = req_of(p);
+    if (r->n_headers == 0 || r->last_was_value) {
+        if (r->n_headers == MW_HTTP_MAX_HEADERS) {
+            r->error_status = 431;
+            r->error_reason = "Too many request header fields";
+            return HPE_USER;
+        }
+        mw_http_header *h = &r->headers[r->n_headers++];
+        memset(h, 0, sizeof(*h));
+        h->name_off = (uint32_t)r->buf_len;
+        r->last_was_value = 0;
+    }
+    if (append(r, at, len) != 0)
+        return HPE_USER;
+    r->headers[r->n_headers - 1].name_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    mw_http_request *r = req_of(p);
+    mw_http_header *h = &r->headers[r->n_headers - 1];
+    if (!r->last_was_value) {
+        h->value_off = (uint32_t)r->buf_len;
+        r->last_was_value = 1;
+    }
+    if (append(r, at, len) != 0)
+        return HPE_USER;
+    h->value_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    req_of(p)->complete = 1;
+    return HPE_PAUSED; /* one request per connection: stop right after it */
+}
+
+static const llhttp_settings_t settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_message_complete = on_message_complete,
+};
+
+int mw_http_request_init(mw_http_request *r, size_t max_head)
+{
+    memset(r, 0, sizeof(*r));
+    r->buf = malloc(max_head ? max_head : 1);
+    if (!r->buf)
+        return -1;
+    r->buf_cap = max_head;
+    r->max_head = max_head;
+    llhttp_init(&r->parser, HTTP_REQUEST, &settings);
+    r->parser.data = r;
+    return 0;
+}
+
+void mw_http_request_free(mw_http_request *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+}
+
+mw_http_status mw_http_feed(mw_http_request *r, const char *data, size_t len, size_t *consumed)
+{
+    *consumed = 0;
+    if (r->error_status)
+        return MW_HTTP_ERROR;
+    if (r->complete)
+        return MW_HTTP_DONE;
+    llhttp_errno_t e = llhttp_execute(&r->parser, data, len);
+    size_t used = len;
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+        used = (size_t)(llhttp_get_error_pos(&r->parser) - data);
+    } else if (e != HPE_OK) {
+        if (!r->error_status) {
+            r->error_status = 400;
+            r->error_reason = "Malformed HTTP request";
+        }
+        return MW_HTTP_ERROR;
+    }
+    r->head_bytes += used;
+    if (r->head_bytes > r->max_head) {
+        r->error_status = 431;
+        r->error_reason = "Request header fields too large";
+        return MW_HTTP_ERROR;
+    }
+    *consumed = used;
+    return r->complete ? MW_HTTP_DONE : MW_HTTP_NEED_MORE;
+}
+
+const char *mw_http_header_value(const mw_http_request *r, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    for (int i = 0; i < r->n_headers; i++) {
+        const mw_http_header *h = &r->headers[i];
+        if (h->name_len == nlen && strncasecmp(r->buf + h->name_off, name, nlen) == 0) {
+            *len = h->value_len;
+            return r->buf + h->value_off;
+        }
+    }
+    return NULL;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t'; }
+
+int mw_http_header_has_token(const mw_http_request *r, const char *name, const char *token)
+{
+    size_t nlen = strlen(name), tlen = strlen(token);
+    for (int i = 0; i < r->n_headers; i++) {
+        const mw_http_header *h = &r->headers[i];
+        if (h->name_len != nlen || strncasecmp(r->buf + h->name_off, name, nlen) != 0)
+            continue;
+        const char *v = r->buf + h->value_off, *end = v + h->value_len;
+        while (v < end) {
+            while (v < end && (is_space(*v) || *v == ','))
+                v++;
+            const char *start = v;
+            while (v < end && *v != ',')
+                v++;
+            const char *stop = v;
+            while (stop > start && is_space(stop[-1]))
+                stop--;
+            if ((size_t)(stop - start) == tlen && strncasecmp(start, token, tlen) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+void mw_http_url_parts(const mw_http_request *r, const char **path, size_t *path_len,
+                       const char **query, size_t *query_len)
+{
+    const char *url = r->buf + r->url_off;
+    const char *q = memchr(url, '?', r->url_len);
+    *path = url;
+    *path_len = q ? (size_t)(q - url) : r->url_len;
+    *query = q ? q + 1 : url + r->url_len;
+    *query_len = q ? r->url_len - *path_len - 1 : 0;
+}
+
+int mw_http_method(const mw_http_request *r) { return r->parser.method; }
+
+int mw_http_version_at_least_11(const mw_http_request *r)
+{
+    return r->parser.http_major > 1 || (r->parser.http_major == 1 && r->parser.http_minor >= 1);
+}

@@ -1,0 +1,51 @@
+/* mw_http: parses one HTTP/1.1 request head with llhttp, fed in arbitrary chunks, keeping
+ * the URL and headers in a buffer bounded by maxHeaderBytes (llhttp itself has no limit). */
+#ifndef MW_HTTP_H
+#define MW_HTTP_H
+
+#include <llhttp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MW_HTTP_MAX_HEADERS 100
+
+typedef struct mw_http_header {
+    uint32_t name_off, name_len, value_off, value_len;
+} mw_http_header;
+
+typedef enum { MW_HTTP_NEED_MORE = 0, MW_HTTP_DONE = 1, MW_HTTP_ERROR = -1 } mw_http_status;
+
+typedef struct mw_http_request {
+    llhttp_t parser;
+    char *buf;          /* URL and header bytes; capacity = the head limit */
+    size_t buf_len, buf_cap;
+    size_t head_bytes;  /* bytes fed so far, counted against the limit */
+    size_t max_head;
+    uint32_t url_off, url_len;
+    mw_http_header headers[MW_HTTP_MAX_HEADERS];
+    int n_headers;
+    int last_was_value;
+    int complete;
+    int error_status;   /* 400 or 431 once MW_HTTP_ERROR was returned */
+    const char *error_reason;
+} mw_http_request;
+
+/* Returns 0 or -1 when memory is short. max_head bounds request line plus headers. */
+int mw_http_request_init(mw_http_request *r, size_t max_head);
+void mw_http_request_free(mw_http_request *r);
+
+/* Feeds bytes. On MW_HTTP_DONE, *consumed is how many of them belonged to the request; the rest
+ * (pipelined bytes, e.g. the first WebSocket frames) belong to whatever follows. */
+mw_http_status mw_http_feed(mw_http_request *r, const char *data, size_t len, size_t *consumed);
+
+/* First value of a header (case-insensitive name) or NULL. */
+const char *mw_http_header_value(const mw_http_request *r, const char *name, size_t *len);
+/* Whether any header called name holds token in its comma-separated list (case-insensitive). */
+int mw_http_header_has_token(const mw_http_request *r, const char *name, const char *token);
+/* The URL's path (before '?') and query (after it, may be empty). */
+void mw_http_url_parts(const mw_http_request *r, const char **path, size_t *path_len,
+                       const char **query, size_t *query_len);
+int mw_http_method(const mw_http_request *r); /* llhttp_method_t */
+int mw_http_version_at_least_11(const mw_http_request *r);
+
+#endif

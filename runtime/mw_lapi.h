@@ -1,0 +1,12 @@
+/* mw_lapi: the C functions behind the Lua bindings, one file per family, each adding its
+ * functions to the `moonwire.core` table on top of the stack (the modules in lua/moonwire/ wrap them). */
+#ifndef MW_LAPI_H
+#define MW_LAPI_H
+
+struct lua_State;
+struct mw_worker;
+
+void mw_lapi_server_inject(struct lua_State *L, struct mw_worker *w); /* [-0, +0] */
+void mw_lapi_log_inject(struct lua_State *L);                         /* [-0, +0] */
+
+#endif

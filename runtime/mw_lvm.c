@@ -1,0 +1,250 @@
+/* mw_lvm: the worker's LuaJIT state. C reaches Lua only through the functions that
+ * lua/moonwire/runtime.lua returns from start() (kept as registry references), each called
+ * under lua_pcall so that nothing a controller does can unwind through C. */
+#include "mw_lvm.h"
+
+#include <dirent.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mw_lapi.h"
+#include "mw_log.h"
+#include "mw_worker.h"
+
+struct mw_lvm {
+    lua_State *L;
+    mw_worker *w;
+    int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started;
+};
+
+lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
+
+/* core.list_dir(path) -> sorted array of the *.lua file names in path ({} when absent). */
+static int l_list_dir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    DIR *d = opendir(path);
+    lua_newtable(L);
+    if (!d)
+        return 1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0 && e->d_name[0] != '.') {
+            lua_pushstring(L, e->d_name);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    closedir(d);
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "sort");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* Logs the error at the top of the stack (left by a failed pcall into the runtime itself). */
+static void log_runtime_error(lua_State *L, const char *where)
+{
+    if (mw_log_begin(MW_LOG_ERROR, "runtime error")) {
+        mw_log_str("in", where);
+        mw_log_str("error", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+        mw_log_end();
+    }
+    lua_pop(L, 1);
+}
+
+/* Creates a state with the standard libraries, the core table and the config table pushed.
+ * [-0, +0]; returns NULL with err set on failure. */
+static lua_State *new_state(const mw_config *cfg, mw_worker *w, char *err, size_t errlen)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        snprintf(err, errlen, "out of memory creating the Lua state");
+        return NULL;
+    }
+    luaL_openlibs(L);
+    /* moonwire.core: the C half of the bindings */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_newtable(L);
+    lua_pushcfunction(L, l_list_dir);
+    lua_setfield(L, -2, "list_dir");
+    mw_lapi_log_inject(L);
+    if (w)
+        mw_lapi_server_inject(L, w);
+    lua_setfield(L, -2, "moonwire.core");
+    lua_pop(L, 2);
+    return L;
+}
+
+/* Pushes the options table handed to runtime.start / runtime.check; config_index is the
+ * absolute stack index of the merged config table. [-0, +1] */
+static void push_options(lua_State *L, const mw_config *cfg, mw_worker *w, int config_index)
+{
+    lua_newtable(L);
+    lua_pushvalue(L, config_index);
+    lua_setfield(L, -2, "config");
+    lua_pushstring(L, cfg->app_dir);
+    lua_setfield(L, -2, "app_dir");
+    lua_pushstring(L, cfg->runtime_dir);
+    lua_setfield(L, -2, "runtime_dir");
+    lua_pushboolean(L, cfg->dev);
+    lua_setfield(L, -2, "dev");
+    if (w) {
+        lua_newtable(L);
+        lua_pushstring(L, w->id);
+        lua_setfield(L, -2, "id");
+        lua_pushinteger(L, w->index);
+        lua_setfield(L, -2, "index");
+        lua_pushinteger(L, w->count);
+        lua_setfield(L, -2, "count");
+        lua_setfield(L, -2, "worker");
+    }
+}
+
+static int take_ref(lua_State *L, int table, const char *name)
+{
+    lua_getfield(L, table, name);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
+{
+    mw_lvm *vm = calloc(1, sizeof(*vm));
+    if (!vm) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    vm->w = w;
+    vm->L = new_state(cfg, w, err, errlen);
+    if (!vm->L) {
+        free(vm);
+        return NULL;
+    }
+    lua_State *L = vm->L;
+    if (mw_config_push(L, cfg, err, errlen) != 0)
+        goto fail;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "moonwire.runtime");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        goto fail;
+    }
+    lua_getfield(L, -1, "start");
+    push_options(L, cfg, w, 1);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error loading the app");
+        goto fail;
+    }
+    int hooks = lua_gettop(L);
+    vm->ref_on_message = take_ref(L, hooks, "on_message");
+    vm->ref_on_connect = take_ref(L, hooks, "on_connect");
+    vm->ref_on_disconnect = take_ref(L, hooks, "on_disconnect");
+    vm->ref_on_started = take_ref(L, hooks, "on_started");
+    lua_settop(L, 0);
+    return vm;
+fail:
+    lua_close(L);
+    free(vm);
+    return NULL;
+}
+
+void mw_lvm_free(mw_lvm *vm)
+{
+    if (!vm)
+        return;
+    lua_close(vm->L);
+    free(vm);
+}
+
+int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len)
+{
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_message);
+    lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
+    lua_pushlstring(L, (const char *)data, len);
+    lua_pushboolean(L, opcode == 2);
+    if (lua_pcall(L, 3, 1, 0) != 0) {
+        log_runtime_error(L, "on_message");
+        return MW_LVM_FAILED;
+    }
+    int rv = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return rv;
+}
+
+static void call_hook(mw_lvm *vm, int ref, const char *name, int nargs)
+{
+    lua_State *L = vm->L;
+    if (ref == LUA_NOREF) {
+        lua_pop(L, nargs);
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_insert(L, -(nargs + 1));
+    if (lua_pcall(L, nargs, 0, 0) != 0)
+        log_runtime_error(L, name);
+}
+
+void mw_lvm_on_connect(mw_lvm *vm, const char *client_id)
+{
+    lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
+    call_hook(vm, vm->ref_on_connect, "on_connect", 1);
+}
+
+void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason)
+{
+    lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
+    lua_pushinteger(vm->L, code);
+    lua_pushstring(vm->L, reason ? reason : "");
+    call_hook(vm, vm->ref_on_disconnect, "on_disconnect", 3);
+}
+
+void mw_lvm_on_started(mw_lvm *vm)
+{
+    call_hook(vm, vm->ref_on_started, "on_started", 0);
+}
+
+int mw_lvm_check(const mw_config *cfg, int quiet)
+{
+    char err[4096];
+    lua_State *L = new_state(cfg, NULL, err, sizeof(err));
+    if (!L) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (mw_config_push(L, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        lua_close(L);
+        return 1;
+    }
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "moonwire.runtime");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        fprintf(stderr, "%s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return 1;
+    }
+    lua_getfield(L, -1, "check");
+    push_options(L, cfg, NULL, 1);
+    lua_pushboolean(L, quiet);
+    lua_setfield(L, -2, "quiet");
+    int status = 1;
+    if (lua_pcall(L, 1, 1, 0) != 0)
+        fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    else
+        status = lua_toboolean(L, -1) ? 0 : 1;
+    lua_close(L);
+    return status;
+}

@@ -1,0 +1,35 @@
+/* mw_lvm: the worker's single LuaJIT state: loads the runtime's Lua half (router, bindings) and
+ * the app's controllers, and is the one door through which C calls into Lua. */
+#ifndef MW_LVM_H
+#define MW_LVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mw_config.h"
+
+struct mw_worker;
+struct lua_State;
+
+typedef struct mw_lvm mw_lvm;
+
+enum { MW_LVM_DONE = 0, MW_LVM_FAILED = 1, MW_LVM_PENDING = 2 };
+
+/* Creates the state, loads the app. NULL with a message in err (file:line for Lua errors). */
+mw_lvm *mw_lvm_new(struct mw_worker *w, const mw_config *cfg, char *err, size_t errlen);
+void mw_lvm_free(mw_lvm *vm);
+struct lua_State *mw_lvm_state(mw_lvm *vm);
+
+/* Routes one message (opcode 1 text, 2 binary for the raw handler). Returns MW_LVM_DONE,
+ * MW_LVM_FAILED (handler raised; the client got an error frame) or MW_LVM_PENDING (the
+ * handler waits on I/O and will call core.handler_finished). */
+int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len);
+void mw_lvm_on_connect(mw_lvm *vm, const char *client_id);
+void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason);
+void mw_lvm_on_started(mw_lvm *vm);
+
+/* `moonwire check`: compiles config and every controller/job in a fresh state; prints errors
+ * (and, unless quiet, a one-line summary). Returns 0 when everything compiles, else 1. */
+int mw_lvm_check(const mw_config *cfg, int quiet);
+
+#endif

@@ -1,0 +1,53 @@
+/* mw_metrics: per-worker counters in memory shared with the supervisor (mapped before fork),
+ * so whichever worker answers /metrics reports the whole host, each series labelled by worker. */
+#ifndef MW_METRICS_H
+#define MW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MW_METRICS_BUCKETS 12
+#define MW_METRICS_MAX_WORKERS 256
+
+typedef enum {
+    MW_M_CONNECTIONS = 0,      /* gauge */
+    MW_M_MESSAGES_IN,
+    MW_M_MESSAGES_OUT,
+    MW_M_CONNECTS,
+    MW_M_DISCONNECTS,
+    MW_M_HANDLER_ERRORS,
+    MW_M_HTTP_REQUESTS,
+    MW_M_HANDSHAKES_REFUSED,
+    MW_M_BYTES_IN,
+    MW_M_BYTES_OUT,
+    MW_M_COUNT
+} mw_metric;
+
+typedef struct mw_metrics_slot {
+    int32_t pid;
+    int32_t alive;
+    uint64_t values[MW_M_COUNT];
+    uint64_t handler_buckets[MW_METRICS_BUCKETS]; /* non-cumulative counts per bucket */
+    uint64_t handler_count;
+    uint64_t handler_sum_ns;
+} mw_metrics_slot;
+
+typedef struct mw_metrics {
+    int workers;
+    mw_metrics_slot slots[];
+} mw_metrics;
+
+mw_metrics *mw_metrics_create(int workers); /* shared anonymous mapping; NULL on failure */
+void mw_metrics_destroy(mw_metrics *m);
+void mw_metrics_reset_slot(mw_metrics *m, int index, int pid);
+
+static inline void mw_metrics_add(mw_metrics_slot *s, mw_metric which, int64_t delta)
+{
+    __atomic_fetch_add(&s->values[which], (uint64_t)delta, __ATOMIC_RELAXED);
+}
+void mw_metrics_observe_handler(mw_metrics_slot *s, uint64_t duration_ns);
+
+/* Renders Prometheus text exposition into a malloc'd buffer; returns its length. */
+size_t mw_metrics_render(const mw_metrics *m, char **out);
+
+#endif

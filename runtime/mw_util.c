@@ -1,0 +1,83 @@
+/* mw_util: clocks, unguessable ids (getrandom), base64 through OpenSSL's EVP_EncodeBlock. */
+#include "mw_util.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <time.h>
+
+uint64_t mw_wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+void mw_iso8601(uint64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+int mw_random_id(char out[MW_CLIENT_ID_LEN + 1])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t raw[16];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        got += (size_t)n;
+    }
+    /* 16 bytes = 128 bits; 22 six-bit characters carry 132 bits, the last one partly zero */
+    uint32_t acc = 0;
+    int bits = 0, o = 0;
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[o++] = alphabet[(acc >> bits) & 63];
+        }
+    }
+    if (bits > 0)
+        out[o++] = alphabet[(acc << (6 - bits)) & 63];
+    out[o] = '\0';
+    return 0;
+}
+
+size_t mw_base64_encode(const uint8_t *in, size_t len, char *out)
+{
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+}
+
+int mw_base64_decoded_len(const char *in, size_t len)
+{
+    if (len == 0 || len % 4 != 0)
+        return -1;
+    size_t pad = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '+' || c == '/';
+        if (c == '=') {
+            if (i < len - 2)
+                return -1;
+            pad++;
+        } else if (!ok || pad) {
+            return -1;
+        }
+    }
+    return (int)(len / 4 * 3 - pad);
+}

@@ -1,0 +1,19 @@
+/* mw_util: small helpers shared by every unit: clocks, random ids, base64. */
+#ifndef MW_UTIL_H
+#define MW_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MW_CLIENT_ID_LEN 22 /* base64url of 16 random bytes: 128 bits, URL-safe */
+
+uint64_t mw_wall_ms(void);          /* milliseconds since the epoch */
+void mw_iso8601(uint64_t ms, char out[32]);
+/* Fills out with MW_CLIENT_ID_LEN URL-safe characters plus NUL. Returns 0 or -errno. */
+int mw_random_id(char out[MW_CLIENT_ID_LEN + 1]);
+/* Standard base64 of len bytes into out (needs 4*ceil(len/3)+1 bytes); returns the length. */
+size_t mw_base64_encode(const uint8_t *in, size_t len, char *out);
+/* Decoded length of a standard base64 string, or -1 when it is not valid base64. */
+int mw_base64_decoded_len(const char *in, size_t len);
+
+#endif

@@ -1,0 +1,227 @@
+/* mw_worker: a worker's event loop. It adopts the listening socket the supervisor opened,
+ * owns the Lua state and the client registry, flushes every send queue once per loop iteration
+ * (a uv_check after all reads of the iteration), and drains on SIGTERM/SIGINT. */
+#include "mw_worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mw_log.h"
+#include "mw_lvm.h"
+
+#define MW_LISTEN_BACKLOG 4096
+
+static void ready_idle_cb(uv_idle_t *h);
+
+void mw_worker_want_flush(mw_worker *w, mw_conn *c)
+{
+    if (c->in_flush || c->state == MW_CONN_CLOSED)
+        return;
+    c->in_flush = 1;
+    c->flush_next = w->flush_head;
+    w->flush_head = c;
+}
+
+void mw_worker_want_run(mw_worker *w, mw_conn *c)
+{
+    if (c->in_ready || c->state == MW_CONN_CLOSED)
+        return;
+    c->in_ready = 1;
+    c->ready_next = w->ready_head;
+    w->ready_head = c;
+    uv_idle_start(&w->ready_idle, ready_idle_cb);
+}
+
+static void stop_if_drained(mw_worker *w)
+{
+    if (w->draining && w->tcp_conns == 0)
+        uv_stop(&w->loop);
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+    mw_worker *w = h->data;
+    while (w->flush_head) {
+        mw_conn *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->in_flush = 0;
+        if (c->free_pending && !c->in_ready)
+            mw_conn_free(c);
+        else if (!c->free_pending)
+            mw_conn_flush(c);
+    }
+    stop_if_drained(w);
+}
+
+static void ready_idle_cb(uv_idle_t *h)
+{
+    mw_worker *w = h->data;
+    mw_conn *list = w->ready_head;
+    w->ready_head = NULL;
+    while (list) {
+        mw_conn *c = list;
+        list = c->ready_next;
+        c->in_ready = 0;
+        if (c->free_pending && !c->in_flush)
+            mw_conn_free(c);
+        else if (!c->free_pending)
+            mw_conn_run_queued(c);
+    }
+    if (!w->ready_head)
+        uv_idle_stop(&w->ready_idle);
+}
+
+static void on_connection_cb(uv_stream_t *server, int status)
+{
+    mw_worker *w = server->data;
+    if (status < 0) {
+        mw_logf(MW_LOG_WARN, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    mw_conn_accept(w, server);
+}
+
+static void shutdown_timeout_cb(uv_timer_t *t)
+{
+    mw_worker *w = t->data;
+    mw_logf(MW_LOG_WARN, "shutdown timeout reached: closing %ld remaining connection(s)", w->tcp_conns);
+    for (mw_conn *c = w->conns; c; c = c->tcp_next)
+        mw_conn_close(c);
+}
+
+static void begin_drain(mw_worker *w, const char *why)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    mw_logf(MW_LOG_INFO, "%s: draining %zu client(s)", why, w->clients.count);
+    if (w->listening) {
+        uv_close((uv_handle_t *)&w->listener, NULL);
+        w->listening = 0;
+    }
+    for (mw_conn *c = w->clients.head; c; c = c->all_next)
+        mw_conn_close_ws(c, 1001, "Server shutting down");
+    uv_timer_start(&w->shutdown_timer, shutdown_timeout_cb,
+                   (uint64_t)(w->cfg->limits.shutdown_timeout * 1000), 0);
+    stop_if_drained(w);
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    mw_worker *w = h->data;
+    if (signum == SIGHUP) {
+        mw_logf(MW_LOG_INFO, "SIGHUP received: reloading controllers is not implemented yet");
+        return;
+    }
+    begin_drain(w, signum == SIGTERM ? "SIGTERM received" : "SIGINT received");
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *metrics)
+{
+    char err[2048], host[64] = "host";
+    int status = 0;
+    mw_log_setup(cfg->log_level, cfg->log_format, index);
+    mw_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
+        return 1;
+    }
+    w->cfg = cfg;
+    w->index = index;
+    w->count = cfg->workers;
+    w->metrics = metrics;
+    w->m = &metrics->slots[index];
+    mw_metrics_reset_slot(metrics, index, (int)getpid());
+    gethostname(host, sizeof(host) - 1);
+    snprintf(w->id, sizeof(w->id), "%s:%d", host, (int)getpid());
+    char pub[PATH_MAX + 16];
+    snprintf(pub, sizeof(pub), "%s/public", cfg->app_dir);
+    w->has_public = realpath(pub, w->public_dir) != NULL;
+
+    uv_loop_init(&w->loop);
+    if (mw_clients_init(&w->clients) != 0) {
+        mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
+        free(w);
+        return 1;
+    }
+    w->lvm = mw_lvm_new(w, cfg, err, sizeof(err));
+    if (!w->lvm) {
+        if (mw_log_begin(MW_LOG_ERROR, "could not load the app")) {
+            mw_log_str("error", err);
+            mw_log_end();
+        }
+        mw_clients_free(&w->clients);
+        uv_loop_close(&w->loop);
+        free(w);
+        return 3;
+    }
+
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    int rv = uv_tcp_open(&w->listener, listen_fd);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&w->listener, MW_LISTEN_BACKLOG, on_connection_cb);
+    if (rv != 0) {
+        mw_logf(MW_LOG_ERROR, "worker %d cannot listen: %s", index, uv_strerror(rv));
+        status = 1;
+        goto out;
+    }
+    w->listening = 1;
+    uv_check_init(&w->loop, &w->flush_check);
+    w->flush_check.data = w;
+    uv_check_start(&w->flush_check, flush_check_cb);
+    uv_idle_init(&w->loop, &w->ready_idle);
+    w->ready_idle.data = w;
+    uv_timer_init(&w->loop, &w->shutdown_timer);
+    w->shutdown_timer.data = w;
+    uv_unref((uv_handle_t *)&w->shutdown_timer);
+    uv_signal_init(&w->loop, &w->sig_term);
+    uv_signal_init(&w->loop, &w->sig_int);
+    uv_signal_init(&w->loop, &w->sig_hup);
+    w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
+    uv_signal_start(&w->sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&w->sig_int, signal_cb, SIGINT);
+    uv_signal_start(&w->sig_hup, signal_cb, SIGHUP);
+
+    mw_logf(MW_LOG_DEBUG, "worker %d ready (pid %d, id %s)", index, (int)getpid(), w->id);
+    mw_lvm_on_started(w->lvm);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    mw_logf(MW_LOG_INFO, "worker %d stopped", index);
+
+out:
+    /* close whatever is left, let the close callbacks run, then free */
+    w->draining = 1;
+    for (mw_conn *c = w->conns; c; c = c->tcp_next)
+        mw_conn_close(c); /* closes both handles of each connection */
+    uv_walk(&w->loop, close_walk_cb, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    while (w->flush_head) {
+        mw_conn *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->in_flush = 0;
+        if (c->free_pending && !c->in_ready)
+            mw_conn_free(c);
+    }
+    while (w->ready_head) {
+        mw_conn *c = w->ready_head;
+        w->ready_head = c->ready_next;
+        c->in_ready = 0;
+        if (c->free_pending && !c->in_flush)
+            mw_conn_free(c);
+    }
+    mw_lvm_free(w->lvm);
+    w->lvm = NULL;
+    uv_loop_close(&w->loop);
+    mw_clients_free(&w->clients);
+    free(w);
+    return status;
+}

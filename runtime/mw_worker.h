@@ -1,0 +1,49 @@
+/* mw_worker: one worker process: its libuv loop, its Lua state, its clients. The supervisor
+ * forks it with the listening socket already open. */
+#ifndef MW_WORKER_H
+#define MW_WORKER_H
+
+#include <limits.h>
+#include <uv.h>
+
+#include "mw_clients.h"
+#include "mw_config.h"
+#include "mw_metrics.h"
+
+struct mw_lvm;
+
+#define MW_READ_BUF_SIZE 65536
+
+typedef struct mw_worker {
+    uv_loop_t loop;
+    const mw_config *cfg;
+    int index;
+    int count;
+    char id[96];
+    mw_metrics *metrics;
+    mw_metrics_slot *m;
+    uv_tcp_t listener;
+    int listening;
+    uv_check_t flush_check;   /* writes every pending send queue once per loop iteration */
+    uv_idle_t ready_idle;     /* runs queued messages of clients whose handler finished */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t shutdown_timer;
+    mw_conn *conns;           /* every open TCP connection (HTTP or WebSocket) */
+    mw_conn *flush_head;
+    mw_conn *ready_head;
+    mw_clients clients;
+    struct mw_lvm *lvm;
+    char public_dir[PATH_MAX];
+    int has_public;
+    int draining;
+    long tcp_conns;           /* every open TCP connection, HTTP or WebSocket */
+    uint8_t read_buf[MW_READ_BUF_SIZE];
+} mw_worker;
+
+/* Runs a worker until it is told to stop; returns the process exit status. */
+int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *metrics);
+
+void mw_worker_want_flush(mw_worker *w, mw_conn *c);
+void mw_worker_want_run(mw_worker *w, mw_conn *c);
+
+#endif

@@ -1,0 +1,179 @@
+/* mw_ws: wslay validates framing, masking, UTF-8 (1007), control frames and the declared
+ * length against max_recv_msg_length (1009) before it allocates. We add what it lacks: a cap on
+ * fragments per message (1008) and refusing binary messages without a raw handler (1003). */
+#include "mw_ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+struct mw_ws {
+    wslay_event_context_ptr ctx;
+    const mw_ws_handler *handler;
+    void *owner;
+    mw_ws_limits limits;
+    const uint8_t *in;
+    size_t in_len, in_off;
+    unsigned fragments; /* frames in the message being received */
+    int close_queued;
+    int failed;
+};
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+{
+    mw_ws *ws = user;
+    size_t avail = ws->in_len - ws->in_off;
+    if (avail == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > avail)
+        len = avail;
+    memcpy(buf, ws->in + ws->in_off, len);
+    ws->in_off += len;
+    return (ssize_t)len;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    mw_ws *ws = user;
+    if (ws->handler->on_output(ws->owner, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static void refuse(mw_ws *ws, uint16_t code, const char *reason)
+{
+    mw_ws_close(ws, code, reason);
+    wslay_event_shutdown_read(ws->ctx);
+}
+
+static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                           void *user)
+{
+    mw_ws *ws = user;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        ws->fragments = 1;
+    else if (arg->opcode == WSLAY_CONTINUATION_FRAME)
+        ws->fragments++;
+    else
+        return;
+    if (ws->fragments > ws->limits.max_fragments)
+        refuse(ws, 1008, "Too many fragments");
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+    mw_ws *ws = user;
+    if (ws->close_queued)
+        return;
+    if (arg->opcode == WSLAY_TEXT_FRAME) {
+        ws->handler->on_message(ws->owner, 1, arg->msg, arg->msg_length);
+    } else if (arg->opcode == WSLAY_BINARY_FRAME) {
+        if (!ws->limits.allow_binary)
+            refuse(ws, 1003, "Binary frames are not accepted");
+        else
+            ws->handler->on_message(ws->owner, 2, arg->msg, arg->msg_length);
+    } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        ws->close_queued = 1; /* wslay queued the echo of the peer's close */
+    }
+}
+
+mw_ws *mw_ws_new(const mw_ws_limits *limits, const mw_ws_handler *handler, void *owner)
+{
+    static const struct wslay_event_callbacks callbacks = {
+        .recv_callback = recv_cb,
+        .send_callback = send_cb,
+        .on_frame_recv_start_callback = frame_start_cb,
+        .on_msg_recv_callback = msg_cb,
+    };
+    mw_ws *ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        return NULL;
+    ws->handler = handler;
+    ws->owner = owner;
+    ws->limits = *limits;
+    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+        free(ws);
+        return NULL;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, limits->max_message_size);
+    return ws;
+}
+
+void mw_ws_free(mw_ws *ws)
+{
+    if (!ws)
+        return;
+    wslay_event_context_free(ws->ctx);
+    free(ws);
+}
+
+int mw_ws_feed(mw_ws *ws, const uint8_t *data, size_t len)
+{
+    if (ws->failed)
+        return -1;
+    ws->in = data;
+    ws->in_len = len;
+    ws->in_off = 0;
+    int rv = 0;
+    while (ws->in_off < ws->in_len && wslay_event_want_read(ws->ctx)) {
+        if (wslay_event_recv(ws->ctx) != 0) {
+            rv = -1;
+            break;
+        }
+    }
+    /* wslay queues a close itself on protocol errors (1002, 1007, 1009) and stops reading */
+    if (!wslay_event_get_read_enabled(ws->ctx))
+        ws->close_queued = 1;
+    ws->in = NULL;
+    ws->in_len = ws->in_off = 0;
+    if (rv != 0)
+        ws->failed = 1;
+    return rv;
+}
+
+int mw_ws_flush(mw_ws *ws)
+{
+    if (ws->failed)
+        return -1;
+    if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0) {
+        ws->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+void mw_ws_close(mw_ws *ws, uint16_t code, const char *reason)
+{
+    if (ws->close_queued)
+        return;
+    size_t rlen = reason ? strlen(reason) : 0;
+    if (rlen > 123) /* a close frame's payload is at most 125 bytes */
+        rlen = 123;
+    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rlen);
+    ws->close_queued = 1;
+}
+
+int mw_ws_closing(const mw_ws *ws) { return ws->close_queued || ws->failed; }
+int mw_ws_close_sent(const mw_ws *ws) { return wslay_event_get_close_sent(ws->ctx); }
+int mw_ws_close_received(const mw_ws *ws) { return wslay_event_get_close_received(ws->ctx); }
+int mw_ws_want_read(const mw_ws *ws) { return wslay_event_want_read(ws->ctx); }
+
+int mw_ws_done(const mw_ws *ws)
+{
+    return ws->failed || (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx) &&
+                          (wslay_event_get_close_sent(ws->ctx) || !wslay_event_get_write_enabled(ws->ctx)));
+}
+
+uint16_t mw_ws_close_code(const mw_ws *ws)
+{
+    if (wslay_event_get_close_received(ws->ctx))
+        return wslay_event_get_status_code_received(ws->ctx);
+    if (wslay_event_get_close_sent(ws->ctx))
+        return wslay_event_get_status_code_sent(ws->ctx);
+    return 1006;
+}
