@@ -15,6 +15,13 @@ struct mw_ws {
     const uint8_t *in;
     size_t in_len, in_off;
     unsigned fragments; /* frames in the message being received */
+    /* frame-boundary tracker: wslay checks a frame's declared length only once its first
+     * payload byte arrives; we read each header as it completes so that a header alone that
+     * declares too much is refused at once (1009) */
+    uint8_t hdr[14];
+    size_t hdr_len;
+    uint64_t skip;     /* payload bytes of the current frame still to pass */
+    uint64_t msg_len;  /* declared length of the data message so far */
     int close_queued;
     int failed;
 };
@@ -112,10 +119,57 @@ void mw_ws_free(mw_ws *ws)
     free(ws);
 }
 
+/* Follows frame boundaries in data. Returns the offset just past a frame header whose declared
+ * length takes the message over the limit (setting *too_big), or len when there is none. */
+static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *too_big)
+{
+    *too_big = 0;
+    size_t i = 0;
+    while (i < len) {
+        if (ws->skip > 0) {
+            uint64_t n = len - i < ws->skip ? len - i : ws->skip;
+            ws->skip -= n;
+            i += (size_t)n;
+            continue;
+        }
+        ws->hdr[ws->hdr_len++] = data[i++];
+        if (ws->hdr_len < 2)
+            continue;
+        size_t len7 = ws->hdr[1] & 0x7f;
+        size_t need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((ws->hdr[1] & 0x80) ? 4 : 0);
+        if (ws->hdr_len < need)
+            continue;
+        uint64_t payload = len7;
+        if (len7 == 126)
+            payload = ((uint64_t)ws->hdr[2] << 8) | ws->hdr[3];
+        else if (len7 == 127)
+            for (int k = 0; k < 8; k++)
+                payload = (payload << 8) | ws->hdr[2 + k];
+        int opcode = ws->hdr[0] & 0x0f;
+        ws->hdr_len = 0;
+        ws->skip = payload;
+        if (opcode == 1 || opcode == 2)
+            ws->msg_len = payload;
+        else if (opcode == 0)
+            ws->msg_len += payload;
+        else
+            continue; /* control frames: wslay enforces their 125-byte limit */
+        if (ws->msg_len > ws->limits.max_message_size) {
+            *too_big = 1;
+            return i;
+        }
+    }
+    return len;
+}
+
 int mw_ws_feed(mw_ws *ws, const uint8_t *data, size_t len)
 {
     if (ws->failed)
         return -1;
+    if (ws->close_queued && !wslay_event_want_read(ws->ctx))
+        return 0;
+    int too_big;
+    len = track_frames(ws, data, len, &too_big);
     ws->in = data;
     ws->in_len = len;
     ws->in_off = 0;
@@ -127,6 +181,8 @@ int mw_ws_feed(mw_ws *ws, const uint8_t *data, size_t len)
         }
     }
     /* wslay queues a close itself on protocol errors (1002, 1007, 1009) and stops reading */
+    if (too_big && wslay_event_get_read_enabled(ws->ctx))
+        refuse(ws, 1009, "Message too big");
     if (!wslay_event_get_read_enabled(ws->ctx))
         ws->close_queued = 1;
     ws->in = NULL;
