@@ -1,6 +1,7 @@
 /* mw_worker: a worker's event loop. It adopts the listening socket the supervisor opened,
  * owns the Lua state and the client registry, flushes every send queue once per loop iteration
- * (a uv_check after all reads of the iteration), and drains on SIGTERM/SIGINT. */
+ * (a uv_prepare: after the callbacks of an iteration, before the loop blocks), and drains on
+ * SIGTERM/SIGINT. */
 #include "mw_worker.h"
 
 #include <signal.h>
@@ -41,7 +42,7 @@ static void stop_if_drained(mw_worker *w)
         uv_stop(&w->loop);
 }
 
-static void flush_check_cb(uv_check_t *h)
+static void flush_prepare_cb(uv_prepare_t *h)
 {
     mw_worker *w = h->data;
     while (w->flush_head) {
@@ -176,9 +177,9 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         goto out;
     }
     w->listening = 1;
-    uv_check_init(&w->loop, &w->flush_check);
-    w->flush_check.data = w;
-    uv_check_start(&w->flush_check, flush_check_cb);
+    uv_prepare_init(&w->loop, &w->flush_prepare);
+    w->flush_prepare.data = w;
+    uv_prepare_start(&w->flush_prepare, flush_prepare_cb);
     uv_idle_init(&w->loop, &w->ready_idle);
     w->ready_idle.data = w;
     uv_timer_init(&w->loop, &w->shutdown_timer);

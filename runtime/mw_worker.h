@@ -24,7 +24,7 @@ typedef struct mw_worker {
     mw_metrics_slot *m;
     uv_tcp_t listener;
     int listening;
-    uv_check_t flush_check;   /* writes every pending send queue once per loop iteration */
+    uv_prepare_t flush_prepare; /* writes every pending send queue once per loop iteration, before it blocks */
     uv_idle_t ready_idle;     /* runs queued messages of clients whose handler finished */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t shutdown_timer;

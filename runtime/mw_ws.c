@@ -23,7 +23,9 @@ struct mw_ws {
     uint64_t skip;     /* payload bytes of the current frame still to pass */
     uint64_t msg_len;  /* declared length of the data message so far */
     int close_queued;
-    int failed;
+    int broken;  /* a protocol error wslay could only report as a failure: we sent 1002 */
+    int failed;  /* nothing more can be written: drop the connection */
+    int failed_output;
 };
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
@@ -46,6 +48,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     mw_ws *ws = user;
     if (ws->handler->on_output(ws->owner, data, len) != 0) {
+        ws->failed_output = 1;
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -77,6 +80,10 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     mw_ws *ws = user;
     if (ws->close_queued)
         return;
+    /* answer control frames that came before this message (a ping between its fragments)
+     * before the handler's reply, in the order the peer sent them */
+    if (arg->opcode != WSLAY_CONNECTION_CLOSE && wslay_event_want_write(ctx) && wslay_event_send(ctx) != 0)
+        ws->failed = 1;
     if (arg->opcode == WSLAY_TEXT_FRAME) {
         ws->handler->on_message(ws->owner, 1, arg->msg, arg->msg_length);
     } else if (arg->opcode == WSLAY_BINARY_FRAME) {
@@ -119,11 +126,12 @@ void mw_ws_free(mw_ws *ws)
     free(ws);
 }
 
-/* Follows frame boundaries in data. Returns the offset just past a frame header whose declared
- * length takes the message over the limit (setting *too_big), or len when there is none. */
-static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *too_big)
+/* Follows frame boundaries in data. Returns the offset just past the first frame header that
+ * must be refused, setting *refuse_code (1009: the declared length takes the message over the
+ * limit; 1002: a malformed header), or len when there is none. */
+static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refuse_code)
 {
-    *too_big = 0;
+    *refuse_code = 0;
     size_t i = 0;
     while (i < len) {
         if (ws->skip > 0) {
@@ -146,16 +154,23 @@ static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *too_
             for (int k = 0; k < 8; k++)
                 payload = (payload << 8) | ws->hdr[2 + k];
         int opcode = ws->hdr[0] & 0x0f;
+        int fin = ws->hdr[0] & 0x80;
         ws->hdr_len = 0;
         ws->skip = payload;
+        /* what wslay's frame layer rejects without a close code: answer 1002 ourselves */
+        if ((len7 == 126 && payload < 126) || (len7 == 127 && (payload <= 0xffff || payload >> 63)) ||
+            (opcode >= 8 && (!fin || payload > 125)) || (opcode == 8 && payload == 1)) {
+            *refuse_code = 1002;
+            return i;
+        }
         if (opcode == 1 || opcode == 2)
             ws->msg_len = payload;
         else if (opcode == 0)
             ws->msg_len += payload;
         else
-            continue; /* control frames: wslay enforces their 125-byte limit */
+            continue;
         if (ws->msg_len > ws->limits.max_message_size) {
-            *too_big = 1;
+            *refuse_code = 1009;
             return i;
         }
     }
@@ -168,8 +183,8 @@ int mw_ws_feed(mw_ws *ws, const uint8_t *data, size_t len)
         return -1;
     if (ws->close_queued && !wslay_event_want_read(ws->ctx))
         return 0;
-    int too_big;
-    len = track_frames(ws, data, len, &too_big);
+    int refuse_code;
+    len = track_frames(ws, data, len, &refuse_code);
     ws->in = data;
     ws->in_len = len;
     ws->in_off = 0;
@@ -181,8 +196,20 @@ int mw_ws_feed(mw_ws *ws, const uint8_t *data, size_t len)
         }
     }
     /* wslay queues a close itself on protocol errors (1002, 1007, 1009) and stops reading */
-    if (too_big && wslay_event_get_read_enabled(ws->ctx))
-        refuse(ws, 1009, "Message too big");
+    if (rv != 0 && !ws->failed_output) {
+        /* wslay's frame layer met a protocol error: it queued a close without a code, which
+         * would tell the peer nothing. Say 1002 ourselves and stop. */
+        static const uint8_t close_1002[] = { 0x88, 0x02, 0x03, 0xea };
+        wslay_event_shutdown_read(ws->ctx);
+        wslay_event_shutdown_write(ws->ctx);
+        ws->broken = 1;
+        ws->close_queued = 1;
+        rv = 0;
+        if (!wslay_event_get_close_sent(ws->ctx))
+            rv = ws->handler->on_output(ws->owner, close_1002, sizeof(close_1002)) == 0 ? 0 : -1;
+    } else if (refuse_code && wslay_event_get_read_enabled(ws->ctx)) {
+        refuse(ws, (uint16_t)refuse_code, refuse_code == 1009 ? "Message too big" : "Protocol error");
+    }
     if (!wslay_event_get_read_enabled(ws->ctx))
         ws->close_queued = 1;
     ws->in = NULL;
@@ -196,6 +223,8 @@ int mw_ws_flush(mw_ws *ws)
 {
     if (ws->failed)
         return -1;
+    if (ws->broken)
+        return 0;
     if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0) {
         ws->failed = 1;
         return -1;
@@ -215,18 +244,20 @@ void mw_ws_close(mw_ws *ws, uint16_t code, const char *reason)
 }
 
 int mw_ws_closing(const mw_ws *ws) { return ws->close_queued || ws->failed; }
-int mw_ws_close_sent(const mw_ws *ws) { return wslay_event_get_close_sent(ws->ctx); }
+int mw_ws_close_sent(const mw_ws *ws) { return ws->broken || wslay_event_get_close_sent(ws->ctx); }
 int mw_ws_close_received(const mw_ws *ws) { return wslay_event_get_close_received(ws->ctx); }
 int mw_ws_want_read(const mw_ws *ws) { return wslay_event_want_read(ws->ctx); }
 
 int mw_ws_done(const mw_ws *ws)
 {
-    return ws->failed || (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx) &&
+    return ws->failed || ws->broken || (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx) &&
                           (wslay_event_get_close_sent(ws->ctx) || !wslay_event_get_write_enabled(ws->ctx)));
 }
 
 uint16_t mw_ws_close_code(const mw_ws *ws)
 {
+    if (ws->broken)
+        return 1002;
     if (wslay_event_get_close_received(ws->ctx))
         return wslay_event_get_status_code_received(ws->ctx);
     if (wslay_event_get_close_sent(ws->ctx))

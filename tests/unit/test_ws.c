@@ -165,6 +165,19 @@ static void test_refusals(void)
 
     n = frame(buf, 1, 3, "x", 1, 1);
     expect_close("reserved opcode", buf, n, 65536, 16, 1002);
+
+    n = frame(buf, 0, 9, "p", 1, 1);
+    expect_close("fragmented ping", buf, n, 65536, 16, 1002);
+
+    n = frame(buf, 1, 9, big, 126, 1);
+    expect_close("ping over 125 bytes", buf, n, 65536, 16, 1002);
+
+    n = frame(buf, 1, 8, "\x03", 1, 1);
+    expect_close("close with a one-byte payload", buf, n, 65536, 16, 1002);
+
+    /* a 16-bit length field holding a value that fits in 7 bits is not minimal */
+    const unsigned char non_minimal[] = { 0x81, 0xfe, 0x00, 0x05, 1, 2, 3, 4, 'a', 'b', 'c', 'd', 'e' };
+    expect_close("non-minimal length", non_minimal, sizeof(non_minimal), 65536, 16, 1002);
 }
 
 static void test_binary_allowed_in_raw_mode(void)

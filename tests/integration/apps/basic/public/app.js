@@ -1,0 +1,1 @@
+console.log("MOONWIRE-TEST-JS");
