@@ -186,6 +186,10 @@ function M.load(app_dir, overrides)
         target[path[#path]] = v
       end
     end
+    -- --dev means debug logs unless a level was chosen explicitly
+    if cfg.dev and not (overrides and overrides.log_level) and not (user.log and user.log.level) then
+      cfg.log.level = "debug"
+    end
     -- cross-field checks
     if cfg.auth.secret and #cfg.auth.secret < 32 and cfg.auth.algorithm:sub(1, 2) == "HS" then
       fail("auth.secret", "must be at least 32 bytes long for " .. cfg.auth.algorithm ..
