@@ -335,6 +335,8 @@ def test_plain_error_with_dev_has_traceback(server):
     w.assert_served()
     log = srv.wait_log(lambda t: "boom" in t and "traceback" in t.lower())
     assert log is not None and "fail.lua" in log
+    assert any("fail" in line and "explode" in line for line in log.splitlines()), \
+        "the log must name the route (fail/explode)"
 
 
 # --------------------------------------------------------------------------- ordering
@@ -522,4 +524,52 @@ def test_routes_alias_maps_to_controller_method(server):
         reply = await c.request({"type": "alias", "action": "other", "requestId": 3})
         assert reply == err("Unknown route", code="not_found", type="alias", action="other", requestId=3)
     arun(body())
+    w.assert_served()
+
+
+def test_broadcast_storm_every_client_gets_every_message(server):
+    srv = server()
+    w = srv.client()
+    n = 30
+
+    async def body():
+        clients = [await ws_connect(srv) for _ in range(n)]
+        await asyncio.gather(*(c.send({"type": "bcast", "action": "all", "data": i, "requestId": i})
+                               for i, c in enumerate(clients)))
+
+        async def drain(i, c):
+            got, replies = [], []
+            while len(got) < n or not replies:
+                m = await c.recv(10)
+                if m.get("action") == "all" and "requestId" in m:
+                    replies.append(m)
+                else:
+                    got.append(m)
+            assert replies == [{"type": "bcast", "action": "all", "response": True, "requestId": i}]
+            assert sorted(m["data"] for m in got) == list(range(n))
+            assert all(m == {"type": "bcast", "action": "all", "data": m["data"]} for m in got)
+        await asyncio.gather(*(drain(i, c) for i, c in enumerate(clients)))
+    arun(body(), timeout=60)
+    got = sorted(w.recv_json()["data"] for _ in range(n))
+    assert got == list(range(n))
+    w.assert_served()
+
+
+def test_broadcast_while_clients_vanish(server):
+    import socket as _socket
+    from mwtest import RawWS
+    srv = server()
+    w = srv.client()
+    (worker,) = srv.worker_pids()
+    talker = srv.client()
+    for round_ in range(5):
+        doomed = [RawWS(srv.port) for _ in range(10)]
+        talker.send_json({"type": "bcast", "action": "all", "data": "x" * 20000, "requestId": round_})
+        for d in doomed:  # RST while the broadcast is being written to them
+            d.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            d.close()
+        msgs = [talker.recv_json(), talker.recv_json()]
+        assert {"type": "bcast", "action": "all", "response": True, "requestId": round_} in msgs
+        assert w.recv_json() == {"type": "bcast", "action": "all", "data": "x" * 20000}
+    assert srv.worker_pids() == [worker], "the worker must survive clients vanishing mid-broadcast"
     w.assert_served()
