@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# run.sh: benchmark moonwire against Node's ws (and Bun, when installed) with one load generator,
+# the same parameters and the same machine, then print a table and moonwire/ws ratios.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: tests/bench/run.sh [options]
+
+Builds moonwire and mw_loadgen (Release), then for every scenario starts each server on its own
+port, waits for GET /health, runs mw_loadgen against it, stops it, and prints a table.
+
+  -c, --connections N   connections per run            (BENCH_CONNECTIONS, default 1000)
+  -d, --duration S      measured seconds per run       (BENCH_DURATION, default 10)
+  -w, --warmup S        warm-up seconds per run        (BENCH_WARMUP, default 2)
+  --scenarios LIST      "echo broadcast"               (BENCH_SCENARIOS)
+  --servers LIST        "moonwire ws bun"              (BENCH_SERVERS; bun is skipped if absent)
+  --payload BYTES       data.p size                    (BENCH_PAYLOAD, default 32)
+  --depth N             echo pipeline depth            (BENCH_DEPTH, default 1)
+  --rate R              broadcasts per second          (BENCH_RATE, default 50)
+  --senders N           broadcast sender connections   (BENCH_SENDERS, default 1)
+  --port P              moonwire port                  (BENCH_PORT, default 18080)
+  --ws-port P           Node ws peer port              (BENCH_WS_PORT, default 18081)
+  --bun-port P          Bun peer port                  (BENCH_BUN_PORT, default 18082)
+  --log-level L         moonwire --log-level           (BENCH_LOG_LEVEL, default warn)
+  --pin                 pin each server to CPU 0 and the load generator to the other CPUs
+                        (BENCH_PIN=1; needs taskset and 2+ CPUs)
+  --build-dir DIR       CMake build directory          (BENCH_BUILD_DIR, default build)
+  --out DIR             logs and results.jsonl         (BENCH_OUT, default BUILD/bench-results/TIME)
+  --no-build            use the binaries already built
+  -h, --help            this text
+
+Each server is restarted for every scenario, so memory figures start from a fresh process.
+RSS is VmRSS of the server process and all its descendants (moonwire: supervisor + workers),
+sampled when the measured window ends. "KiB/conn" is RSS / open connections; "added" is
+(RSS - RSS before connecting) / connections, the marginal cost of one connection.
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+CONNECTIONS=${BENCH_CONNECTIONS:-1000}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+SCENARIOS=${BENCH_SCENARIOS:-echo broadcast}
+SERVERS=${BENCH_SERVERS:-moonwire ws bun}
+PAYLOAD=${BENCH_PAYLOAD:-32}
+DEPTH=${BENCH_DEPTH:-1}
+RATE=${BENCH_RATE:-50}
+SENDERS=${BENCH_SENDERS:-1}
+MW_PORT=${BENCH_PORT:-18080}
+WS_PORT=${BENCH_WS_PORT:-18081}
+BUN_PORT=${BENCH_BUN_PORT:-18082}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
+PIN=${BENCH_PIN:-0}
+BUILD_DIR=${BENCH_BUILD_DIR:-build}
+OUT=${BENCH_OUT:-}
+BUILD=1
+
+need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    -c|--connections) need_arg "$@"; CONNECTIONS=$2; shift 2 ;;
+    -d|--duration) need_arg "$@"; DURATION=$2; shift 2 ;;
+    -w|--warmup) need_arg "$@"; WARMUP=$2; shift 2 ;;
+    --scenarios) need_arg "$@"; SCENARIOS=$2; shift 2 ;;
+    --servers) need_arg "$@"; SERVERS=$2; shift 2 ;;
+    --payload) need_arg "$@"; PAYLOAD=$2; shift 2 ;;
+    --depth) need_arg "$@"; DEPTH=$2; shift 2 ;;
+    --rate) need_arg "$@"; RATE=$2; shift 2 ;;
+    --senders) need_arg "$@"; SENDERS=$2; shift 2 ;;
+    --port) need_arg "$@"; MW_PORT=$2; shift 2 ;;
+    --ws-port) need_arg "$@"; WS_PORT=$2; shift 2 ;;
+    --bun-port) need_arg "$@"; BUN_PORT=$2; shift 2 ;;
+    --log-level) need_arg "$@"; LOG_LEVEL=$2; shift 2 ;;
+    --pin) PIN=1; shift ;;
+    --build-dir) need_arg "$@"; BUILD_DIR=$2; shift 2 ;;
+    --out) need_arg "$@"; OUT=$2; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+for v in CONNECTIONS DEPTH SENDERS MW_PORT WS_PORT BUN_PORT PAYLOAD; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, got '${!v}'" >&2; exit 2; }
+done
+for v in DURATION WARMUP RATE; do
+  [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "run.sh: $v must be a number, got '${!v}'" >&2; exit 2; }
+done
+for s in $SCENARIOS; do
+  [[ $s == echo || $s == broadcast ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
+done
+for s in $SERVERS; do
+  [[ $s == moonwire || $s == ws || $s == bun ]] || { echo "run.sh: unknown server $s" >&2; exit 2; }
+done
+has_server() { [[ " $SERVERS " == *" $1 "* ]]; }
+
+OUT=${OUT:-$BUILD_DIR/bench-results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+
+# ---- processes we start, stopped on every exit path -------------------------------------
+STARTED=()
+stop_pid() { # SIGTERM, up to 10 s grace, then SIGKILL the process and its children by pid
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "run.sh: pid $pid ignored SIGTERM for 10 s; killing it and its children" >&2
+    local kids
+    kids=$(pgrep -P "$pid" || true)
+    kill -KILL "$pid" $kids 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local pid
+  for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+  STARTED=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- build ------------------------------------------------------------------------------
+LOADGEN=$BUILD_DIR/tests/bench/mw_loadgen
+MOONWIRE=$BUILD_DIR/moonwire
+if [[ $BUILD == 1 ]]; then
+  targets=(mw_loadgen)
+  has_server moonwire && targets+=(moonwire)
+  echo "== building ${targets[*]} (Release) in $BUILD_DIR"
+  if cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-configure.log" 2>&1 &&
+     cmake --build "$BUILD_DIR" --target "${targets[@]}" -j "$(nproc)" >"$OUT/cmake-build.log" 2>&1; then
+    :
+  elif ! has_server moonwire; then
+    # The server tree may not configure yet: the load generator also builds on its own.
+    echo "   top-level build failed (see $OUT/cmake-*.log); building mw_loadgen standalone"
+    LOADGEN=$BUILD_DIR/bench-standalone/mw_loadgen
+    cmake -S tests/bench -B "$BUILD_DIR/bench-standalone" -DCMAKE_BUILD_TYPE=Release \
+      >"$OUT/cmake-standalone.log" 2>&1 &&
+      cmake --build "$BUILD_DIR/bench-standalone" -j "$(nproc)" >>"$OUT/cmake-standalone.log" 2>&1 ||
+      { tail -30 "$OUT/cmake-standalone.log" >&2; exit 1; }
+  else
+    echo "run.sh: build failed; last lines:" >&2
+    tail -30 "$OUT/cmake-build.log" 2>/dev/null >&2 || tail -30 "$OUT/cmake-configure.log" >&2
+    exit 1
+  fi
+fi
+if [[ ! -x $LOADGEN && -x $BUILD_DIR/bench-standalone/mw_loadgen ]]; then
+  LOADGEN=$BUILD_DIR/bench-standalone/mw_loadgen
+fi
+[[ -x $LOADGEN ]] || { echo "run.sh: $LOADGEN not built" >&2; exit 1; }
+if has_server moonwire && [[ ! -x $MOONWIRE ]]; then
+  echo "run.sh: $MOONWIRE not built" >&2
+  exit 1
+fi
+
+# ---- peers ------------------------------------------------------------------------------
+NODE=$(command -v node || true)
+if has_server ws || has_server bun; then
+  [[ -n $NODE ]] || { echo "run.sh: node is needed for the ws peer and the report" >&2; exit 1; }
+  if [[ ! -f tests/bench/node_modules/ws/package.json ]]; then
+    echo "== installing ws into tests/bench/node_modules"
+    npm install --no-save --no-audit --no-fund --prefix tests/bench ws >"$OUT/npm.log" 2>&1 ||
+      { cat "$OUT/npm.log" >&2; exit 1; }
+  fi
+fi
+BUN=""
+if has_server bun; then
+  if command -v bun >/dev/null 2>&1; then
+    BUN=$(command -v bun)
+  elif npx --no-install bun --version >/dev/null 2>&1; then
+    BUN="npx --no-install bun"
+  else
+    echo "== bun: not installed (no bun binary, no local npx bun); skipping the Bun peer"
+  fi
+fi
+
+TASKSET_SERVER=()
+TASKSET_LOADGEN=()
+if [[ $PIN == 1 ]]; then
+  cpus=$(nproc)
+  if command -v taskset >/dev/null && ((cpus >= 2)); then
+    TASKSET_SERVER=(taskset -c 0)
+    TASKSET_LOADGEN=(taskset -c "1-$((cpus - 1))")
+  else
+    echo "== --pin: needs taskset and 2+ CPUs; running unpinned"
+  fi
+fi
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+SERVER_PID=""
+# start_server NAME PORT LOG: starts it in the background, waits for /health 200 (20 s).
+start_server() {
+  local name=$1 port=$2 log=$3 i
+  if port_busy "$port"; then
+    echo "run.sh: port $port is already in use; pick another (--port/--ws-port/--bun-port)" >&2
+    return 1
+  fi
+  case $name in
+    moonwire)
+      MOONWIRE_LOG_LEVEL=$LOG_LEVEL "${TASKSET_SERVER[@]}" "$MOONWIRE" serve tests/bench/app \
+        --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+      ;;
+    ws) "${TASKSET_SERVER[@]}" "$NODE" tests/bench/ws_peer.js --host 127.0.0.1 --port "$port" >"$log" 2>&1 & ;;
+    bun) "${TASKSET_SERVER[@]}" $BUN tests/bench/ws_peer.js --host 127.0.0.1 --port "$port" >"$log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  STARTED+=("$SERVER_PID")
+  for ((i = 0; i < 200; i++)); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "run.sh: $name exited during start-up; log:" >&2
+      tail -20 "$log" >&2
+      return 1
+    fi
+    if curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "run.sh: $name did not answer GET /health on port $port within 20 s; log:" >&2
+  tail -20 "$log" >&2
+  return 1
+}
+
+stop_server() {
+  local pid=$1 keep=() p
+  stop_pid "$pid"
+  for p in "${STARTED[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  STARTED=("${keep[@]+"${keep[@]}"}")
+}
+
+record_failure() { # scenario server reason
+  printf '{"label":"%s","scenario":"%s","failed":"%s"}\n' "$2" "$1" "${3//\"/\'}" >>"$RESULTS"
+}
+
+FAILED=0
+run_one() { # scenario server port
+  local scenario=$1 name=$2 port=$3
+  local log=$OUT/$name-$scenario.server.log out=$OUT/$name-$scenario.loadgen.txt
+  echo
+  echo "== $scenario against $name (port $port)"
+  if ! start_server "$name" "$port" "$log"; then
+    record_failure "$scenario" "$name" "server did not start"
+    FAILED=1
+    return 0
+  fi
+  local pid=$SERVER_PID limit rc=0
+  limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 120 }')
+  # In the background and waited for, so a SIGTERM/SIGINT to this script acts at once.
+  timeout --kill-after=5 "$limit" "${TASKSET_LOADGEN[@]}" "$LOADGEN" \
+    --url "ws://127.0.0.1:$port/ws" -c "$CONNECTIONS" -d "$DURATION" --warmup "$WARMUP" \
+    --scenario "$scenario" --payload "$PAYLOAD" --depth "$DEPTH" --rate "$RATE" \
+    --senders "$SENDERS" --server-pid "$pid" --label "$name" --json >"$out" 2>&1 &
+  local lg=$!
+  STARTED+=("$lg")
+  wait "$lg" || rc=$?
+  stop_server "$lg"
+  grep -v '^{' "$out" || true
+  if ! kill -0 "$pid" 2>/dev/null; then
+    local status=0
+    wait "$pid" 2>/dev/null || status=$?
+    echo "run.sh: $name DIED during the $scenario run (exit status $status); server log tail:" >&2
+    tail -20 "$log" >&2
+    record_failure "$scenario" "$name" "server died during the run (exit status $status)"
+    FAILED=1
+  elif grep -q '^{' "$out"; then
+    grep '^{' "$out" | tail -1 >>"$RESULTS"
+  else
+    record_failure "$scenario" "$name" "mw_loadgen exited with status $rc"
+    FAILED=1
+  fi
+  stop_server "$pid"
+  if [[ -s $log ]] && grep -qiE 'error|fatal|panic|assert' "$log"; then
+    echo "   ($name log has errors: $log)"
+    grep -iE 'error|fatal|panic|assert' "$log" | head -5 | sed 's/^/   | /'
+  fi
+}
+
+echo "== mw_loadgen: $CONNECTIONS connections, $DURATION s after $WARMUP s warm-up, payload $PAYLOAD B," \
+  "echo depth $DEPTH, broadcast $RATE/s from $SENDERS sender(s); moonwire log level $LOG_LEVEL;" \
+  "$(nproc) CPUs${TASKSET_SERVER:+, pinned}"
+echo "== results in $OUT"
+for scenario in $SCENARIOS; do
+  has_server moonwire && run_one "$scenario" moonwire "$MW_PORT"
+  has_server ws && run_one "$scenario" ws "$WS_PORT"
+  has_server bun && [[ -n $BUN ]] && run_one "$scenario" bun "$BUN_PORT"
+done
+
+# ---- report -----------------------------------------------------------------------------
+echo
+"$NODE" - "$RESULTS" <<'JS'
+const fs = require('fs');
+const rows = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? '-' : Number(v).toFixed(d));
+const cols = [
+  ['scenario', 10], ['server', 9], ['conns', 6], ['msgs/s', 10], ['p50 ms', 8], ['p99 ms', 8],
+  ['max ms', 8], ['deliv %', 8], ['errors', 7], ['RSS KiB', 9], ['KiB/conn', 9], ['added', 8],
+];
+const line = (cells) => cells.map((c, i) => String(c).padStart(cols[i][1])).join(' ');
+console.log(line(cols.map((c) => c[0])));
+for (const r of rows) {
+  if (r.failed) {
+    console.log(line([r.scenario, r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-']) + '  FAILED: ' + r.failed);
+    continue;
+  }
+  console.log(line([
+    r.scenario, r.label, r.connections, fmt(r.msgs_per_s), fmt(r.p50_ms, 3), fmt(r.p99_ms, 3),
+    fmt(r.max_ms, 3), r.scenario === 'broadcast' ? fmt(r.delivered_ratio * 100, 1) : '-', r.errors,
+    fmt(r.rss_kib), fmt(r.rss_per_conn_kib, 1), fmt(r.rss_added_per_conn_kib, 1),
+  ]) + (r.errors ? '  first error: ' + r.first_error : ''));
+}
+const ratio = (a, b) => (a === null || b === null || a === undefined || b === undefined || b === 0 ? '-' : String(Number((a / b).toPrecision(3))));
+const scenarios = [...new Set(rows.map((r) => r.scenario))];
+const printed = [];
+for (const s of scenarios) {
+  const mw = rows.find((r) => r.scenario === s && r.label === 'moonwire' && !r.failed);
+  for (const peer of ['ws', 'bun']) {
+    const p = rows.find((r) => r.scenario === s && r.label === peer && !r.failed);
+    if (!mw || !p) continue;
+    printed.push(`${s.padEnd(10)} moonwire/${peer.padEnd(4)} msgs/s ${ratio(mw.msgs_per_s, p.msgs_per_s)}` +
+      `   p99 ${ratio(mw.p99_ms, p.p99_ms)}   RSS/conn ${ratio(mw.rss_per_conn_kib, p.rss_per_conn_kib)}` +
+      `   added RSS/conn ${ratio(mw.rss_added_per_conn_kib, p.rss_added_per_conn_kib)}`);
+  }
+}
+if (printed.length) {
+  console.log('\nratios (msgs/s: higher is better for moonwire; p99 and RSS: lower is better)');
+  for (const l of printed) console.log(l);
+}
+if (rows.some((r) => r.scenario === 'broadcast' && !r.failed)) {
+  console.log('note: broadcast msgs/s is at most --rate x connections; when every server delivers' +
+    ' 100 %, compare latency, or raise --rate to find the ceiling');
+}
+JS
+exit "$FAILED"
