@@ -6,7 +6,8 @@ local core = require "moonwire.core"
 local json = require "moonwire.json"
 
 local encode, decode, null = json.encode, json.decode, json.null
-local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
+local co_create, co_resume, co_yield =
+  coroutine.create, coroutine.resume, coroutine.yield
 local traceback = debug.traceback
 local byte, find = string.byte, string.find
 local concat = table.concat
@@ -37,11 +38,20 @@ local function error_frame(text, code, t, a, rid, tb)
   return concat(parts)
 end
 
+-- prefix is '{"type":T,"action":A' (cached per route: see resolve)
+local function reply_with_prefix(prefix, response, rid)
+  if response ~= nil then
+    if rid ~= nil then
+      return prefix .. ',"response":' .. encode(response) .. ',"requestId":' .. encode(rid) .. "}"
+    end
+    return prefix .. ',"response":' .. encode(response) .. "}"
+  end
+  if rid ~= nil then return prefix .. ',"requestId":' .. encode(rid) .. "}" end
+  return prefix .. "}"
+end
+
 local function reply_frame(t, a, response, rid)
-  local s = '{"type":' .. encode(t) .. ',"action":' .. encode(a)
-  if response ~= nil then s = s .. ',"response":' .. encode(response) end
-  if rid ~= nil then s = s .. ',"requestId":' .. encode(rid) end
-  return s .. "}"
+  return reply_with_prefix('{"type":' .. encode(t) .. ',"action":' .. encode(a), response, rid)
 end
 
 M.error_frame = error_frame
@@ -119,15 +129,29 @@ local function build_routes(list, controllers)
   return routes
 end
 
+-- type -> action -> {controller, fn, prefix}; filled on the first successful lookup only,
+-- so its size is bounded by the routes that exist. Cleared when controllers are reloaded.
+local resolved = {}
+
 local function resolve(t, a)
-  local by_type = state.routes[t]
-  local r = by_type and by_type[a]
-  if r then return r.controller, r.fn end
-  local ctrl = state.controllers[t]
-  if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
-  local fn = rawget(ctrl, a)
-  if type(fn) ~= "function" then return nil end
-  return ctrl, fn
+  local by_type = resolved[t]
+  local hit = by_type and by_type[a]
+  if hit then return hit end
+  local ctrl, fn
+  local over = state.routes[t]
+  local r = over and over[a]
+  if r then
+    ctrl, fn = r.controller, r.fn
+  else
+    ctrl = state.controllers[t]
+    if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
+    fn = rawget(ctrl, a)
+    if type(fn) ~= "function" then return nil end
+  end
+  hit = { controller = ctrl, fn = fn, prefix = '{"type":' .. encode(t) .. ',"action":' .. encode(a) }
+  if not by_type then by_type = {}; resolved[t] = by_type end
+  by_type[a] = hit
+  return hit
 end
 
 -- ---- running code in coroutines -----------------------------------------------------------
@@ -168,16 +192,16 @@ local function handle(clientId, text)
   end
   local rt = type(rid)
   if rt ~= "string" and rt ~= "number" then rid = nil end
-  local ctrl, fn = resolve(t, a)
-  if not ctrl then
+  local route = resolve(t, a)
+  if not route then
     core.send(clientId, error_frame("Unknown route", "not_found", t, a, rid))
     return DONE
   end
   local data = msg.data
   if data == null then data = nil end
-  local ran, result = xpcall(fn, capture, ctrl, clientId, data)
+  local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
   if ran then
-    local encoded, frame = pcall(reply_frame, t, a, result, rid)
+    local encoded, frame = pcall(reply_with_prefix, route.prefix, result, rid)
     if encoded then
       core.send(clientId, frame)
       return DONE
@@ -203,15 +227,57 @@ local function handle_raw(clientId, payload, isBinary)
   return FAILED
 end
 
+-- Message coroutines are reused: each runs handlers in a loop and yields FINISHED between
+-- them, so a message costs no coroutine allocation. A handler that yields anything else is
+-- waiting on I/O; the binding resumes it later through M.resume.
+local FINISHED = {}
+local idle, n_idle, MAX_IDLE = {}, 0, 256
+
+local function message_loop(fn, a, b, c)
+  while true do
+    fn, a, b, c = co_yield(FINISHED, fn(a, b, c))
+  end
+end
+
+local function release(co)
+  if n_idle < MAX_IDLE then
+    n_idle = n_idle + 1
+    idle[n_idle] = co
+  end
+end
+
+-- Runs fn(a, b, c) in a pooled coroutine. Returns true, status when it finished; false, err
+-- when the runtime itself failed; nil, co when the handler waits on I/O.
+local function run_pooled(fn, a, b, c)
+  local co
+  if n_idle > 0 then
+    co = idle[n_idle]
+    idle[n_idle] = nil
+    n_idle = n_idle - 1
+  else
+    co = co_create(message_loop)
+  end
+  local ok, mark, status = co_resume(co, fn, a, b, c)
+  if not ok then return false, mark end
+  if mark == FINISHED then
+    release(co)
+    return true, status
+  end
+  return nil, co
+end
+
 -- Resumes a message coroutine that waited on I/O; used by the yielding bindings.
 function M.resume(co, ...)
-  local ok, status = co_resume(co, ...)
-  if co_status(co) == "dead" then
-    local clientId = state.pending[co]
-    state.pending[co] = nil
-    if not ok then core.log("error", "runtime error", { ["in"] = "resume", error = tostring(status) }) end
-    if clientId then core.handler_finished(clientId, not ok or status == FAILED) end
+  local ok, mark, status = co_resume(co, ...)
+  if ok and mark ~= FINISHED then return end -- waits again
+  local clientId = state.pending[co]
+  state.pending[co] = nil
+  if ok then
+    release(co)
+  else
+    core.log("error", "runtime error", { ["in"] = "resume", error = tostring(mark) })
   end
+  if clientId then core.handler_finished(clientId, not ok or status == FAILED) end
 end
 
 -- ---- hooks called from C ------------------------------------------------------------------
@@ -219,17 +285,14 @@ end
 local hooks = {}
 
 function hooks.on_message(clientId, payload, isBinary)
-  local co = co_create(state.raw and handle_raw or handle)
-  local ok, status = co_resume(co, clientId, payload, isBinary)
-  if co_status(co) ~= "dead" then
-    state.pending[co] = clientId
+  local finished, status = run_pooled(state.raw and handle_raw or handle, clientId, payload, isBinary)
+  if finished then return status end
+  if finished == nil then
+    state.pending[status] = clientId
     return PENDING
   end
-  if not ok then
-    core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(status) })
-    return FAILED
-  end
-  return status
+  core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(status) })
+  return FAILED
 end
 
 function hooks.on_connect(clientId)
