@@ -23,7 +23,12 @@
 #define MW_MAX_WRITE_BUFS 64
 #define MW_CLOSE_HANDSHAKE_TIMEOUT_MS 5000
 #define MW_SLOW_CONSUMER_GRACE_MS 1000
-#define MW_MAX_STATIC_FILE (64u * 1024 * 1024)
+#define MW_RESPONSE_TIMEOUT_MS 10000 /* an HTTP response must be taken by then */
+#define MW_LINGER_MS 2000            /* after a response: drain the request before closing */
+#define MW_MAX_STATIC_FILE (8u * 1024 * 1024)
+/* A handler may queue a burst beyond sendQueueBytes within one loop turn (it is measured
+ * after the kernel took what it could); this many times the limit is refused outright. */
+#define MW_SEND_QUEUE_HARD_FACTOR 4
 
 static void on_ws_message(void *owner, int opcode, const uint8_t *data, size_t len);
 static int on_ws_output(void *owner, const uint8_t *data, size_t len);
@@ -102,28 +107,39 @@ static int queue_bytes(mw_conn *c, const void *bytes, size_t len)
     return 0;
 }
 
+/* The client reads slower than we send: stop reading from it, drop what it has not been
+ * sent, say 4503 and give it a second to take that before the socket is closed. */
+static void cut_slow_consumer(mw_conn *c)
+{
+    if (c->slow_consumer || c->state != MW_CONN_WS)
+        return;
+    c->slow_consumer = 1;
+    if (mw_log_begin(MW_LOG_WARN, "slow consumer")) {
+        mw_log_str("clientId", c->id);
+        mw_log_int("queuedBytes", (int64_t)c->out_bytes);
+        mw_log_int("limit", (int64_t)c->w->cfg->limits.send_queue_bytes);
+        mw_log_end();
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    outq_drop_unsent(c);
+    mw_ws_close(c->ws, 4503, "Slow consumer");
+    uv_timer_start(&c->timer, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS, 0);
+    mw_worker_want_flush(c->w, c);
+}
+
 int mw_conn_send(mw_conn *c, mw_frame *f)
 {
     if (c->state != MW_CONN_WS || !c->ws || mw_ws_closing(c->ws) || c->slow_consumer)
         return -1;
+    if (c->out_bytes + f->len > c->w->cfg->limits.send_queue_bytes * MW_SEND_QUEUE_HARD_FACTOR) {
+        cut_slow_consumer(c); /* refused, not queued: the caller learns it was not sent */
+        return -1;
+    }
     if (outq_push(c, mw_frame_ref(f)) != 0) {
         mw_frame_unref(f);
         return -1;
     }
     mw_metrics_add(c->w->m, MW_M_MESSAGES_OUT, 1);
-    if (c->out_bytes > c->w->cfg->limits.send_queue_bytes) {
-        /* the client reads slower than we send: cut it off instead of buffering without end */
-        c->slow_consumer = 1;
-        if (mw_log_begin(MW_LOG_WARN, "slow consumer")) {
-            mw_log_str("clientId", c->id);
-            mw_log_int("queuedBytes", (int64_t)c->out_bytes);
-            mw_log_int("limit", (int64_t)c->w->cfg->limits.send_queue_bytes);
-            mw_log_end();
-        }
-        outq_drop_unsent(c);
-        mw_ws_close(c->ws, 4503, "Slow consumer");
-        uv_timer_start(&c->timer, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS, 0);
-    }
     mw_worker_want_flush(c->w, c);
     return 0;
 }
@@ -155,29 +171,72 @@ static void close_timeout_cb(uv_timer_t *t)
     mw_conn_close(t->data);
 }
 
-static void after_flush(mw_conn *c)
+static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
 {
-    if (c->close_after_flush) {
+    mw_conn *c = req->data;
+    free(req);
+    if (status < 0 || c->state == MW_CONN_CLOSED) {
         mw_conn_close(c);
         return;
     }
-    if (c->state == MW_CONN_WS && c->ws) {
-        if (mw_ws_done(c->ws)) {
-            mw_conn_close(c);
-        } else if (mw_ws_close_sent(c->ws) && !c->slow_consumer && !uv_is_active((uv_handle_t *)&c->timer)) {
-            /* we sent a close and wait for the peer's; not forever */
-            uv_timer_start(&c->timer, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS, 0);
-        }
+    uv_timer_start(&c->timer, close_timeout_cb, MW_LINGER_MS, 0);
+}
+
+/* After an HTTP response: half-close and read (discarding) until the peer closes, so that
+ * unread request bytes do not make the kernel reset the connection before the response
+ * arrives. Bounded by MW_LINGER_MS. */
+static void linger(mw_conn *c)
+{
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    c->close_after_flush = 0;
+    if (!req) {
+        mw_conn_close(c);
+        return;
     }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+        free(req);
+        mw_conn_close(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, linger_read_cb);
+}
+
+static void resume_reading_if_paused(mw_conn *c);
+
+static void after_flush(mw_conn *c)
+{
+    if (c->close_after_flush) {
+        linger(c);
+        return;
+    }
+    if (c->state == MW_CONN_WS && c->ws && mw_ws_done(c->ws))
+        mw_conn_close(c);
+    else if (c->out_paused)
+        resume_reading_if_paused(c);
 }
 
 void mw_conn_flush(mw_conn *c)
 {
     uv_buf_t bufs[MW_MAX_WRITE_BUFS];
-    if (c->state == MW_CONN_CLOSED || c->writing)
+    if (c->state == MW_CONN_CLOSED)
         return;
-    if (c->state == MW_CONN_WS && c->ws && mw_ws_flush(c->ws) != 0) {
-        mw_conn_close(c);
+    if (c->state == MW_CONN_WS && c->ws) {
+        if (mw_ws_flush(c->ws) != 0) {
+            mw_conn_close(c);
+            return;
+        }
+        /* a close was queued or received: the handshake ends in time even if the peer stops
+         * reading (the slow-consumer timer, when running, is shorter) */
+        if (mw_ws_closing(c->ws) && !uv_is_active((uv_handle_t *)&c->timer))
+            uv_timer_start(&c->timer, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS, 0);
+    }
+    if (c->writing) {
+        if (c->out_bytes > c->w->cfg->limits.send_queue_bytes && c->state == MW_CONN_WS)
+            cut_slow_consumer(c); /* the kernel took nothing more since the last turn */
         return;
     }
     while (c->out_len > 0) {
@@ -200,7 +259,15 @@ void mw_conn_flush(mw_conn *c)
         mw_metrics_add(c->w->m, MW_M_BYTES_OUT, n);
         if ((size_t)n == total)
             continue;
-        /* the kernel buffer is full: hand the rest of this batch to libuv and wait */
+        /* the kernel buffer is full: what is left is what the client has not taken */
+        if (c->state == MW_CONN_WS && c->out_bytes > c->w->cfg->limits.send_queue_bytes) {
+            cut_slow_consumer(c);
+            if (c->out_len == 0) {
+                after_flush(c);
+                return;
+            }
+        }
+        /* hand the rest of this batch to libuv and wait */
         nb = c->out_len < MW_MAX_WRITE_BUFS ? c->out_len : MW_MAX_WRITE_BUFS;
         for (uint32_t i = 0; i < nb; i++) {
             mw_frame *f = c->outq[c->out_head + i];
@@ -240,7 +307,7 @@ static void unregister_client(mw_conn *c)
         mw_log_end();
     }
     if (w->lvm)
-        mw_lvm_on_disconnect(w->lvm, c->id, code, "");
+        mw_lvm_on_disconnect(w->lvm, c->id, code, c->ws ? mw_ws_close_reason(c->ws) : "");
 }
 
 void mw_conn_close(mw_conn *c)
@@ -300,7 +367,6 @@ void mw_conn_close_ws(mw_conn *c, uint16_t code, const char *reason)
 
 /* ---- handling messages ------------------------------------------------------------------- */
 
-static void resume_reading_if_paused(mw_conn *c);
 
 /* Runs one message through Lua and accounts for it. Returns 1 when the handler is still
  * running (waiting on I/O), 0 when it finished. */
@@ -386,12 +452,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* Reading from a WebSocket client pauses while its handler queue is long or its pongs fill
+ * the send queue, and resumes when both have drained. */
 static void resume_reading_if_paused(mw_conn *c)
 {
-    if (c->read_paused && c->msg_count < MW_MAX_QUEUED_MESSAGES / 2 && c->state == MW_CONN_WS) {
+    if (c->read_paused && c->msg_count < MW_MAX_QUEUED_MESSAGES / 2)
         c->read_paused = 0;
+    if (c->out_paused && c->out_bytes <= c->w->cfg->limits.send_queue_bytes / 2)
+        c->out_paused = 0;
+    if (c->state == MW_CONN_WS && !c->read_paused && !c->out_paused && !c->slow_consumer &&
+        !(c->ws && mw_ws_closing(c->ws) && !mw_ws_want_read(c->ws)))
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-    }
 }
 
 static void on_ws_bytes(mw_conn *c, const uint8_t *data, size_t len)
@@ -411,6 +482,13 @@ static int on_ws_output(void *owner, const uint8_t *data, size_t len)
         mw_frame_unref(f);
         return -1;
     }
+    /* pongs count against the send queue too: a peer that pings without reading stops being
+     * read from (no more pings) and is cut off at the next flush */
+    if (c->out_bytes > c->w->cfg->limits.send_queue_bytes && !c->out_paused) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->out_paused = 1;
+    }
+    mw_worker_want_flush(c->w, c);
     return 0;
 }
 
@@ -421,7 +499,7 @@ static void respond_error(mw_conn *c, int status, const char *reason, const char
     char buf[1024];
     size_t n = mw_http_error_response(status, reason, extra, buf, sizeof(buf));
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS, 0);
     c->close_after_flush = 1;
     if (n == 0 || queue_bytes(c, buf, n) != 0)
         mw_conn_close(c);
@@ -440,7 +518,7 @@ static void respond(mw_conn *c, int status, const char *content_type, const char
                      "\r\n",
                      status, mw_http_status_text(status), content_type, len);
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS, 0);
     c->close_after_flush = 1;
     mw_frame *f = mw_frame_raw(NULL, (size_t)n + (head_only ? 0 : len));
     if (!f) {
@@ -631,6 +709,12 @@ static void handle_request(mw_conn *c, const uint8_t *rest, size_t rest_len)
         return;
     }
     start_websocket(c, rest, rest_len);
+}
+
+static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0)
+        mw_conn_close(s->data); /* the peer closed its side: done */
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

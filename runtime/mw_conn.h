@@ -52,7 +52,8 @@ typedef struct mw_conn {
     mw_msg *msg_head, *msg_tail;
     uint32_t msg_count;
     int busy;
-    int read_paused;
+    int read_paused;  /* too many messages wait for the handler */
+    int out_paused;   /* control frames (pongs) filled the send queue */
     int in_ready;
     struct mw_conn *ready_next;
     uint64_t handler_started_hr;

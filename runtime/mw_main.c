@@ -3,6 +3,7 @@
  * defaults; the merge itself happens in lua/moonwire/config.lua. */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "mw_config.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
+#include "mw_metrics.h"
 #include "mw_supervisor.h"
 
 static const char usage_main[] =
@@ -189,6 +191,20 @@ static int cmd_serve(int argc, char **argv)
                         "or run with --workers 1.\n", cfg.workers);
         return 1;
     }
+    if (cfg.workers > MW_METRICS_MAX_WORKERS) {
+        fprintf(stderr, "moonwire: config error: workers must be at most %d, got %d\n",
+                MW_METRICS_MAX_WORKERS, cfg.workers);
+        return 1;
+    }
+    /* from here on, the supervisor takes its signals with sigtimedwait: block them before the
+     * (possibly slow) load check so an early SIGTERM is handled, not fatal */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
     if (mw_lvm_check(&cfg, 1) != 0)
         return 1;
     return mw_supervisor_run(&cfg);

@@ -149,13 +149,10 @@ static pid_t spawn_worker(const mw_config *cfg, worker_slot *slots, int index, m
         }
         return pid;
     }
-    /* child: undo the supervisor's signal setup, die with it, keep only its own socket */
-    struct sigaction dfl = { .sa_handler = SIG_DFL };
-    sigaction(SIGTERM, &dfl, NULL);
-    sigaction(SIGINT, &dfl, NULL);
-    sigaction(SIGHUP, &dfl, NULL);
-    sigaction(SIGCHLD, &dfl, NULL);
-    sigprocmask(SIG_SETMASK, original_mask, NULL);
+    /* child: die with the supervisor, keep only its own socket. SIGTERM/SIGINT/SIGHUP stay
+     * blocked (as in the supervisor) until the worker has loaded the app and installed its
+     * handlers, so a signal during start-up is handled, not fatal (mw_worker_run unblocks). */
+    (void)original_mask;
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != supervisor)
         _exit(1);

@@ -192,6 +192,14 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     uv_signal_start(&w->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&w->sig_int, signal_cb, SIGINT);
     uv_signal_start(&w->sig_hup, signal_cb, SIGHUP);
+    /* the supervisor forked us with these blocked; pending ones are delivered now */
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &handled, NULL);
 
     mw_logf(MW_LOG_DEBUG, "worker %d ready (pid %d, id %s)", index, (int)getpid(), w->id);
     mw_lvm_on_started(w->lvm);

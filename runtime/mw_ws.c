@@ -26,6 +26,7 @@ struct mw_ws {
     int broken;  /* a protocol error wslay could only report as a failure: we sent 1002 */
     int failed;  /* nothing more can be written: drop the connection */
     int failed_output;
+    char close_reason[124]; /* from the peer's close frame */
 };
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
@@ -93,6 +94,12 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             ws->handler->on_message(ws->owner, 2, arg->msg, arg->msg_length);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         ws->close_queued = 1; /* wslay queued the echo of the peer's close */
+        if (arg->msg_length > 2) { /* wslay checked it is valid UTF-8 */
+            size_t n = arg->msg_length - 2 < sizeof(ws->close_reason) - 1 ? arg->msg_length - 2
+                                                                        : sizeof(ws->close_reason) - 1;
+            memcpy(ws->close_reason, arg->msg + 2, n);
+            ws->close_reason[n] = '\0';
+        }
     }
 }
 
@@ -237,8 +244,11 @@ void mw_ws_close(mw_ws *ws, uint16_t code, const char *reason)
     if (ws->close_queued)
         return;
     size_t rlen = reason ? strlen(reason) : 0;
-    if (rlen > 123) /* a close frame's payload is at most 125 bytes */
+    if (rlen > 123) { /* a close frame's payload is at most 125 bytes; cut at a character */
         rlen = 123;
+        while (rlen > 0 && ((unsigned char)reason[rlen] & 0xc0) == 0x80)
+            rlen--;
+    }
     wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rlen);
     ws->close_queued = 1;
 }
@@ -253,6 +263,8 @@ int mw_ws_done(const mw_ws *ws)
     return ws->failed || ws->broken || (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx) &&
                           (wslay_event_get_close_sent(ws->ctx) || !wslay_event_get_write_enabled(ws->ctx)));
 }
+
+const char *mw_ws_close_reason(const mw_ws *ws) { return ws->close_reason; }
 
 uint16_t mw_ws_close_code(const mw_ws *ws)
 {

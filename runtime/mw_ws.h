@@ -40,5 +40,7 @@ int mw_ws_want_read(const mw_ws *ws);
 int mw_ws_done(const mw_ws *ws);          /* nothing left to read or write: close the socket */
 /* The code to report for this session: the one received, else the one sent, else 1006. */
 uint16_t mw_ws_close_code(const mw_ws *ws);
+/* The reason that came with the peer's close frame (UTF-8, possibly empty). */
+const char *mw_ws_close_reason(const mw_ws *ws);
 
 #endif

@@ -9,7 +9,8 @@ local encode, decode, null = json.encode, json.decode, json.null
 local co_create, co_resume, co_yield =
   coroutine.create, coroutine.resume, coroutine.yield
 local traceback = debug.traceback
-local byte, find = string.byte, string.find
+local byte, find, format = string.byte, string.find, string.format
+local huge = math.huge
 local concat = table.concat
 
 local M = {}
@@ -27,35 +28,48 @@ local state = {
 
 -- ---- wire frames --------------------------------------------------------------------------
 
+-- A requestId is echoed exactly: integers up to 2^53 in full (cjson would keep 14 digits),
+-- other numbers with 17 significant digits. NaN and infinities are not ids (nil).
+local function encode_id(rid)
+  if type(rid) == "string" then return encode(rid) end
+  if rid ~= rid or rid == huge or rid == -huge then return nil end
+  if rid % 1 == 0 and rid < 9007199254740992 and rid > -9007199254740992 then
+    return format("%.0f", rid)
+  end
+  return format("%.17g", rid)
+end
+
+-- An error code is a string or a finite number; anything else is sent as its tostring.
+local function encode_code(code)
+  local t = type(code)
+  if t == "string" then return encode(code) end
+  if t == "number" and code == code and code ~= huge and code ~= -huge then return encode(code) end
+  return encode(tostring(code))
+end
+
+-- rid is already encoded (encode_id)
 local function error_frame(text, code, t, a, rid, tb)
   local parts = { '{"type":"error","action":"message","data":{"error":', encode(text) }
-  if code ~= nil then parts[#parts + 1] = ',"code":' .. encode(code) end
+  if code ~= nil then parts[#parts + 1] = ',"code":' .. encode_code(code) end
   if t ~= nil then parts[#parts + 1] = ',"type":' .. encode(t) end
   if a ~= nil then parts[#parts + 1] = ',"action":' .. encode(a) end
-  if rid ~= nil then parts[#parts + 1] = ',"requestId":' .. encode(rid) end
+  if rid ~= nil then parts[#parts + 1] = ',"requestId":' .. rid end
   if tb ~= nil then parts[#parts + 1] = ',"traceback":' .. encode(tb) end
   parts[#parts + 1] = "}}"
   return concat(parts)
 end
 
--- prefix is '{"type":T,"action":A' (cached per route: see resolve)
+-- prefix is '{"type":T,"action":A' (cached per route: see resolve); rid is already encoded
 local function reply_with_prefix(prefix, response, rid)
   if response ~= nil then
     if rid ~= nil then
-      return prefix .. ',"response":' .. encode(response) .. ',"requestId":' .. encode(rid) .. "}"
+      return prefix .. ',"response":' .. encode(response) .. ',"requestId":' .. rid .. "}"
     end
     return prefix .. ',"response":' .. encode(response) .. "}"
   end
-  if rid ~= nil then return prefix .. ',"requestId":' .. encode(rid) .. "}" end
+  if rid ~= nil then return prefix .. ',"requestId":' .. rid .. "}" end
   return prefix .. "}"
 end
-
-local function reply_frame(t, a, response, rid)
-  return reply_with_prefix('{"type":' .. encode(t) .. ',"action":' .. encode(a), response, rid)
-end
-
-M.error_frame = error_frame
-M.reply_frame = reply_frame
 
 -- ---- errors -------------------------------------------------------------------------------
 
@@ -191,7 +205,7 @@ local function handle(clientId, text)
     return DONE
   end
   local rt = type(rid)
-  if rt ~= "string" and rt ~= "number" then rid = nil end
+  if rt == "string" or rt == "number" then rid = encode_id(rid) else rid = nil end
   local route = resolve(t, a)
   if not route then
     core.send(clientId, error_frame("Unknown route", "not_found", t, a, rid))
@@ -291,7 +305,9 @@ function hooks.on_message(clientId, payload, isBinary)
     state.pending[status] = clientId
     return PENDING
   end
+  -- a bug in the runtime itself: never leave the client without an answer
   core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(status) })
+  if not state.raw then core.send(clientId, error_frame("Internal error", "internal")) end
   return FAILED
 end
 

@@ -37,6 +37,15 @@ def moonwire_bin():
     return path
 
 
+def is_sanitized():
+    """True for the ASan build: its quarantine of freed memory makes RSS figures meaningless."""
+    try:
+        out = subprocess.run(["ldd", str(moonwire_bin())], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "libasan" in out
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
