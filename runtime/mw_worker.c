@@ -79,7 +79,12 @@ static void on_connection_cb(uv_stream_t *server, int status)
 {
     mw_worker *w = server->data;
     if (status < 0) {
-        mw_logf(MW_LOG_WARN, "accept failed: %s", uv_strerror(status));
+        /* e.g. out of file descriptors: say so once a second, not once per attempt */
+        uint64_t now = uv_now(&w->loop);
+        if (now - w->last_accept_warning_ms >= 1000 || w->last_accept_warning_ms == 0) {
+            w->last_accept_warning_ms = now;
+            mw_logf(MW_LOG_WARN, "accept failed: %s", uv_strerror(status));
+        }
         return;
     }
     mw_conn_accept(w, server);

@@ -37,6 +37,7 @@ typedef struct mw_worker {
     int has_public;
     int draining;
     long tcp_conns;           /* every open TCP connection, HTTP or WebSocket */
+    uint64_t last_accept_warning_ms;
     uint8_t read_buf[MW_READ_BUF_SIZE];
 } mw_worker;
 
