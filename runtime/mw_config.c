@@ -180,6 +180,9 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     get_path(L, "auth.secret");
     cfg->has_jwt_secret = lua_isstring(L, -1);
     lua_pop(L, 1);
+    str(L, "auth.algorithm", cfg->auth_algorithm, sizeof(cfg->auth_algorithm));
+    str(L, "auth.secret", cfg->auth_secret, sizeof(cfg->auth_secret));
+    str(L, "auth.publicKeyFile", cfg->auth_public_key_file, sizeof(cfg->auth_public_key_file));
     str(L, "log.level", buf, sizeof(buf));
     mw_log_level_parse(buf, &cfg->log_level);
     str(L, "log.format", buf, sizeof(buf));

@@ -41,6 +41,9 @@ typedef struct mw_config {
     int dev;
     int has_raw;             /* app.lua defines raw = function(...) */
     int has_jwt_secret;
+    char auth_algorithm[16];
+    char auth_secret[4096];
+    char auth_public_key_file[4096];
     mw_log_level log_level;
     mw_log_format log_format;
     mw_limits limits;

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "mw_handshake.h"
+#include "mw_jwt.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_static.h"
@@ -32,7 +34,8 @@
 
 static void on_ws_message(void *owner, int opcode, const uint8_t *data, size_t len);
 static int on_ws_output(void *owner, const uint8_t *data, size_t len);
-static const mw_ws_handler ws_handler = { on_ws_message, on_ws_output };
+static void on_ws_pong(void *owner);
+static const mw_ws_handler ws_handler = { on_ws_message, on_ws_output, on_ws_pong };
 
 static void conn_handle_closed_cb(uv_handle_t *h);
 static void close_timeout_cb(uv_timer_t *t);
@@ -289,6 +292,8 @@ void mw_conn_flush(mw_conn *c)
 
 /* ---- closing ----------------------------------------------------------------------------- */
 
+#define MW_MAX_ROOMS_REPORTED 1024
+
 static void unregister_client(mw_conn *c)
 {
     mw_worker *w = c->w;
@@ -299,6 +304,28 @@ static void unregister_client(mw_conn *c)
     double duration = (double)(uv_hrtime() - c->connected_hr) / 1e9;
     mw_metrics_add(w->m, MW_M_CONNECTIONS, -1);
     mw_metrics_add(w->m, MW_M_DISCONNECTS, 1);
+    mw_metrics_count_disconnect(w->m, code);
+    /* leave every room; Lua hears which (onLeaveRoom) before onDisconnect. The names are
+     * copied out first because leaving the last member frees a room. */
+    mw_memberships *ms = mw_rooms_of(&w->rooms, c);
+    uint32_t n = ms->n < MW_MAX_ROOMS_REPORTED ? ms->n : MW_MAX_ROOMS_REPORTED;
+    char **names = n ? malloc(n * sizeof(char *)) : NULL;
+    uint32_t *lens = n ? malloc(n * sizeof(uint32_t)) : NULL;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; names && lens && i < n; i++) {
+        mw_room *r = ms->items[i].room;
+        names[kept] = malloc(r->name_len + 1);
+        if (names[kept]) {
+            memcpy(names[kept], r->name, r->name_len + 1);
+            lens[kept++] = r->name_len;
+        }
+    }
+    while (ms->n > 0)
+        mw_rooms_leave_slot(&w->rooms, c, ms->n - 1);
+    mw_memberships *us = mw_rooms_of(&w->users, c);
+    while (us->n > 0)
+        mw_rooms_leave_slot(&w->users, c, us->n - 1);
+    mw_metrics_set(w->m, MW_M_ROOMS, w->rooms.count);
     if (mw_log_begin(MW_LOG_INFO, "client disconnected")) {
         mw_log_str("clientId", c->id);
         mw_log_int("worker", w->index);
@@ -307,7 +334,12 @@ static void unregister_client(mw_conn *c)
         mw_log_end();
     }
     if (w->lvm)
-        mw_lvm_on_disconnect(w->lvm, c->id, code, c->ws ? mw_ws_close_reason(c->ws) : "");
+        mw_lvm_on_disconnect(w->lvm, c->id, code, c->ws ? mw_ws_close_reason(c->ws) : "",
+                             (const char *const *)names, lens, kept);
+    for (uint32_t i = 0; i < kept; i++)
+        free(names[i]);
+    free(names);
+    free(lens);
 }
 
 void mw_conn_close(mw_conn *c)
@@ -336,6 +368,10 @@ void mw_conn_free(mw_conn *c)
         free(c->http);
     }
     mw_ws_free(c->ws);
+    for (int k = 0; k < MW_ROOMS_KINDS; k++)
+        free(c->memberships[k].items);
+    free(c->user_key);
+    free(c->claims_json);
     if (c->tcp_prev)
         c->tcp_prev->tcp_next = c->tcp_next;
     else if (w->conns == c)
@@ -385,12 +421,55 @@ static int run_message(mw_conn *c, int opcode, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Token bucket: capacity burst, refilled at messages/per per second. Returns 1 when the
+ * message may be handled. A refused message gets an error frame; `burst` refusals in a row
+ * close the connection with 4429. */
+static int take_rate_token(mw_conn *c)
+{
+    const mw_limits *lim = &c->w->cfg->limits;
+    uint64_t now = uv_now(&c->w->loop);
+    c->tokens += (double)(now - c->tokens_at_ms) / 1000.0 * (lim->rate_messages / lim->rate_per);
+    if (c->tokens > lim->rate_burst)
+        c->tokens = lim->rate_burst;
+    c->tokens_at_ms = now;
+    if (c->tokens >= 1.0) {
+        c->tokens -= 1.0;
+        c->refusals = 0;
+        return 1;
+    }
+    mw_metrics_add(c->w->m, MW_M_RATE_LIMITED, 1);
+    static const char refused[] =
+        "{\"type\":\"error\",\"action\":\"message\",\"data\":{\"error\":\"Rate limit exceeded\",\"code\":\"rate_limited\"}}";
+    mw_frame *f = mw_frame_ws(1, refused, sizeof(refused) - 1);
+    if (f) {
+        mw_conn_send(c, f);
+        mw_frame_unref(f);
+    }
+    if (++c->refusals >= (uint32_t)lim->rate_burst) {
+        if (mw_log_begin(MW_LOG_WARN, "rate limit: closing a client that keeps flooding")) {
+            mw_log_str("clientId", c->id);
+            mw_log_int("refused", c->refusals);
+            mw_log_end();
+        }
+        mw_conn_close_ws(c, 4429, "Rate limit exceeded");
+    }
+    return 0;
+}
+
+static void on_ws_pong(void *owner)
+{
+    mw_conn *c = owner;
+    c->awaiting_pong = 0;
+}
+
 static void on_ws_message(void *owner, int opcode, const uint8_t *data, size_t len)
 {
     mw_conn *c = owner;
     c->last_activity_ms = mw_wall_ms();
     mw_metrics_add(c->w->m, MW_M_MESSAGES_IN, 1);
     if (c->state != MW_CONN_WS || c->w->draining)
+        return;
+    if (!take_rate_token(c))
         return;
     if (!c->busy && !c->msg_head) {
         run_message(c, opcode, data, len);
@@ -641,6 +720,8 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
     free(c->http);
     c->http = NULL;
     c->state = MW_CONN_WS;
+    c->tokens = w->cfg->limits.rate_burst; /* the bucket starts full */
+    c->tokens_at_ms = c->last_ping_ms = uv_now(&w->loop);
     c->connected_at_ms = c->last_activity_ms = mw_wall_ms();
     c->connected_hr = uv_hrtime();
     if (queue_bytes(c, buf, n) != 0) {
@@ -648,6 +729,8 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
         return;
     }
     mw_clients_add(&w->clients, c);
+    if (c->user_key && mw_rooms_join(&w->users, c, c->user_key, strlen(c->user_key)) < 0)
+        mw_logf(MW_LOG_WARN, "out of memory indexing a user's connection");
     mw_metrics_add(w->m, MW_M_CONNECTIONS, 1);
     mw_metrics_add(w->m, MW_M_CONNECTS, 1);
     if (mw_log_begin(MW_LOG_INFO, "client connected")) {
@@ -669,6 +752,92 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
     mw_lvm_on_connect(w->lvm, c->id);
     if (rest_len > 0 && c->state == MW_CONN_WS)
         on_ws_bytes(c, rest, rest_len);
+}
+
+static int hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* The token from "?token=" (percent-decoded) or "Authorization: Bearer". Returns its length
+ * in out (0: none) or -1 when it is larger than MW_JWT_MAX_TOKEN. */
+static long find_token(const mw_http_request *r, char *out, size_t cap)
+{
+    const char *path, *q;
+    size_t plen, qlen, hlen;
+    mw_http_url_parts(r, &path, &plen, &q, &qlen);
+    const char *end = q + qlen;
+    for (const char *p = q; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if (stop - p >= 6 && memcmp(p, "token=", 6) == 0) {
+            size_t n = 0;
+            for (const char *v = p + 6; v < stop; v++) {
+                char ch = *v;
+                if (ch == '%' && stop - v >= 3 && hexdigit(v[1]) >= 0 && hexdigit(v[2]) >= 0) {
+                    ch = (char)(hexdigit(v[1]) * 16 + hexdigit(v[2]));
+                    v += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (n + 1 >= cap)
+                    return -1;
+                out[n++] = ch;
+            }
+            out[n] = '\0';
+            return (long)n;
+        }
+        p = stop + 1;
+    }
+    const char *h = mw_http_header_value(r, "Authorization", &hlen);
+    if (h && hlen > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
+        h += 7;
+        hlen -= 7;
+        while (hlen && (*h == ' ' || *h == '\t')) {
+            h++;
+            hlen--;
+        }
+        while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t'))
+            hlen--;
+        if (hlen + 1 > cap)
+            return -1;
+        memcpy(out, h, hlen);
+        out[hlen] = '\0';
+        return (long)hlen;
+    }
+    return 0;
+}
+
+/* Origin, token and events.onAuthenticate: 101 to go on, else the status to refuse with. */
+static int admit(mw_conn *c, char *reason, size_t reason_size)
+{
+    mw_worker *w = c->w;
+    char token[MW_JWT_MAX_TOKEN + 1];
+    long tlen = find_token(c->http, token, sizeof(token));
+    char *claims = NULL;
+    const char *token_error = NULL;
+    if (tlen < 0)
+        token_error = "token too large";
+    else if (tlen > 0)
+        mw_jwt_verify(&w->jwt, token, (size_t)tlen, &claims, &token_error);
+    if (tlen != 0)
+        memset(token, 0, sizeof(token)); /* it is not needed any more */
+    mw_admission adm;
+    mw_lvm_admit(w->lvm, c->http, c->remote, claims, token_error, tlen != 0, &adm);
+    free(claims);
+    snprintf(reason, reason_size, "%s", adm.reason);
+    if (adm.status == 101) {
+        c->user_key = adm.user_key;
+        c->token_expires_at_ms = adm.expires_ms;
+    } else {
+        free(adm.user_key);
+        if (adm.status == 401)
+            mw_metrics_add(w->m, MW_M_AUTH_FAILURES, 1);
+    }
+    return adm.status;
 }
 
 static void handle_request(mw_conn *c, const uint8_t *rest, size_t rest_len)
@@ -696,6 +865,12 @@ static void handle_request(mw_conn *c, const uint8_t *rest, size_t rest_len)
         (long)w->clients.count >= w->cfg->limits.max_connections) {
         status = 503;
         reason = "Connection limit reached";
+    }
+    char why[256];
+    if (status == 101) {
+        status = admit(c, why, sizeof(why));
+        if (status != 101)
+            reason = why;
     }
     if (status != 101) {
         mw_metrics_add(w->m, MW_M_HANDSHAKES_REFUSED, 1);

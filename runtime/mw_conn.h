@@ -8,6 +8,7 @@
 
 #include "mw_frame.h"
 #include "mw_http.h"
+#include "mw_rooms.h"
 #include "mw_util.h"
 #include "mw_ws.h"
 
@@ -59,6 +60,20 @@ typedef struct mw_conn {
     uint64_t handler_started_hr;
 
     struct mw_conn *tcp_prev, *tcp_next; /* every connection of the worker */
+
+    mw_memberships memberships[MW_ROOMS_KINDS]; /* rooms, and the user index */
+    char *user_key;      /* the token's sub (NULL: anonymous) */
+    char *claims_json;   /* the token's claims, for the Lua side (freed after connect) */
+    double token_expires_at_ms; /* 0: no expiry */
+
+    /* rate limit: a token bucket, refilled on use */
+    double tokens;
+    uint64_t tokens_at_ms;
+    uint32_t refusals;
+
+    /* heartbeat: a protocol ping was sent and its pong is awaited */
+    int awaiting_pong;
+    uint64_t ping_sent_ms, last_ping_ms;
     /* registry links (mw_clients) */
     struct mw_conn *all_prev, *all_next, *hash_next;
     int registered;

@@ -60,6 +60,165 @@ static int l_broadcast(lua_State *L)
     return 1;
 }
 
+/* Pushes an array of the names of the connection's rooms. [-0, +1] */
+static void push_rooms_of(lua_State *L, mw_worker *w, mw_conn *c)
+{
+    mw_memberships *ms = mw_rooms_of(&w->rooms, c);
+    lua_createtable(L, (int)ms->n, 0);
+    for (uint32_t i = 0; i < ms->n; i++) {
+        lua_pushlstring(L, ms->items[i].room->name, ms->items[i].room->name_len);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+}
+
+static void update_rooms_gauge(mw_worker *w)
+{
+    mw_metrics_set(w->m, MW_M_ROOMS, w->rooms.count);
+}
+
+/* core.client_rooms(clientId) -> array of room names, or nil for an unknown client */
+static int l_client_rooms(lua_State *L)
+{
+    mw_conn *c = find_client(L, 1);
+    if (!c) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_rooms_of(L, worker_of(L), c);
+    return 1;
+}
+
+/* core.room_join(clientId, room) -> true (joined), false (already a member), nil (unknown client) */
+static int l_room_join(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    mw_conn *c = find_client(L, 1);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    if (len == 0 || len > MW_ROOM_NAME_MAX)
+        return luaL_error(L, "room names are 1 to %d bytes long", MW_ROOM_NAME_MAX);
+    if (!c) {
+        lua_pushnil(L);
+        return 1;
+    }
+    int rv = mw_rooms_join(&w->rooms, c, name, len);
+    if (rv < 0)
+        return luaL_error(L, "out of memory joining a room");
+    update_rooms_gauge(w);
+    lua_pushboolean(L, rv == 1);
+    return 1;
+}
+
+/* core.room_leave(clientId, room) -> true when it was a member */
+static int l_room_leave(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    mw_conn *c = find_client(L, 1);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    int left = c ? mw_rooms_leave(&w->rooms, c, name, len) : 0;
+    update_rooms_gauge(w);
+    lua_pushboolean(L, left);
+    return 1;
+}
+
+/* core.room_leave_all(clientId) -> array of the rooms left (nil for an unknown client) */
+static int l_room_leave_all(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    mw_conn *c = find_client(L, 1);
+    if (!c) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_rooms_of(L, w, c);
+    mw_memberships *ms = mw_rooms_of(&w->rooms, c);
+    while (ms->n > 0)
+        mw_rooms_leave_slot(&w->rooms, c, ms->n - 1);
+    update_rooms_gauge(w);
+    return 1;
+}
+
+/* core.room_members(room) -> array of clientIds */
+static int l_room_members(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    mw_room *r = mw_rooms_find(&w->rooms, name, len);
+    lua_createtable(L, r ? (int)r->n : 0, 0);
+    for (uint32_t i = 0; r && i < r->n; i++) {
+        lua_pushlstring(L, r->members[i].conn->id, MW_CLIENT_ID_LEN);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+/* core.room_names() -> array of the rooms that have members */
+static int l_room_names(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    int n = 0;
+    lua_createtable(L, (int)w->rooms.count, 0);
+    for (size_t i = 0; i < w->rooms.n_buckets; i++) {
+        for (mw_room *r = w->rooms.buckets[i]; r; r = r->hnext) {
+            lua_pushlstring(L, r->name, r->name_len);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    return 1;
+}
+
+/* Frames payload once and hands it to mw_rooms_send on rs. */
+static int send_to_group(lua_State *L, mw_rooms *rs, int name_arg, int payload_arg, const mw_conn *exclude)
+{
+    size_t nlen, len;
+    const char *name = luaL_checklstring(L, name_arg, &nlen);
+    const char *payload = luaL_checklstring(L, payload_arg, &len);
+    if (!mw_rooms_find(rs, name, nlen)) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    mw_frame *f = mw_frame_ws(1, payload, len);
+    if (!f)
+        return luaL_error(L, "out of memory framing a message of %d bytes", (int)len);
+    size_t n = mw_rooms_send(rs, name, nlen, f, exclude);
+    mw_frame_unref(f);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
+/* core.room_send(room, payload [, excludeClientId]) -> number of recipients */
+static int l_room_send(lua_State *L)
+{
+    const mw_conn *exclude = lua_isnoneornil(L, 3) ? NULL : find_client(L, 3);
+    return send_to_group(L, &worker_of(L)->rooms, 1, 2, exclude);
+}
+
+/* core.user_send(userKey, payload) -> number of recipients */
+static int l_user_send(lua_State *L)
+{
+    return send_to_group(L, &worker_of(L)->users, 1, 2, NULL);
+}
+
+/* core.stats() -> {connections, rooms, workerId, messagesIn, messagesOut} for this worker */
+static int l_stats(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)w->clients.count);
+    lua_setfield(L, -2, "connections");
+    lua_pushinteger(L, (lua_Integer)w->rooms.count);
+    lua_setfield(L, -2, "rooms");
+    lua_pushstring(L, w->id);
+    lua_setfield(L, -2, "workerId");
+    lua_pushnumber(L, (lua_Number)w->m->values[MW_M_MESSAGES_IN]);
+    lua_setfield(L, -2, "messagesIn");
+    lua_pushnumber(L, (lua_Number)w->m->values[MW_M_MESSAGES_OUT]);
+    lua_setfield(L, -2, "messagesOut");
+    return 1;
+}
+
 /* core.client_info(clientId) -> fresh table or nil */
 static int l_client_info(lua_State *L)
 {
@@ -80,6 +239,8 @@ static int l_client_info(lua_State *L)
     lua_setfield(L, -2, "workerId");
     lua_pushstring(L, c->remote);
     lua_setfield(L, -2, "remoteAddress");
+    push_rooms_of(L, w, c);
+    lua_setfield(L, -2, "rooms");
     return 1;
 }
 
@@ -131,6 +292,15 @@ void mw_lapi_server_inject(lua_State *L, mw_worker *w)
         { "disconnect", l_disconnect },
         { "handler_finished", l_handler_finished },
         { "now_ms", l_now_ms },
+        { "client_rooms", l_client_rooms },
+        { "room_join", l_room_join },
+        { "room_leave", l_room_leave },
+        { "room_leave_all", l_room_leave_all },
+        { "room_members", l_room_members },
+        { "room_names", l_room_names },
+        { "room_send", l_room_send },
+        { "user_send", l_user_send },
+        { "stats", l_stats },
         { NULL, NULL },
     };
     for (const luaL_Reg *r = fns; r->name; r++) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mw_http.h"
 #include "mw_lapi.h"
 #include "mw_log.h"
 #include "mw_worker.h"
@@ -18,7 +19,7 @@
 struct mw_lvm {
     lua_State *L;
     mw_worker *w;
-    int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started;
+    int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
@@ -152,6 +153,7 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     vm->ref_on_connect = take_ref(L, hooks, "on_connect");
     vm->ref_on_disconnect = take_ref(L, hooks, "on_disconnect");
     vm->ref_on_started = take_ref(L, hooks, "on_started");
+    vm->ref_admit = take_ref(L, hooks, "admit");
     lua_settop(L, 0);
     return vm;
 fail:
@@ -203,12 +205,89 @@ void mw_lvm_on_connect(mw_lvm *vm, const char *client_id)
     call_hook(vm, vm->ref_on_connect, "on_connect", 1);
 }
 
-void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason)
+void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason,
+                          const char *const *rooms, const uint32_t *room_lens, uint32_t n)
 {
-    lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
-    lua_pushinteger(vm->L, code);
-    lua_pushstring(vm->L, reason ? reason : "");
-    call_hook(vm, vm->ref_on_disconnect, "on_disconnect", 3);
+    lua_State *L = vm->L;
+    lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
+    lua_pushinteger(L, code);
+    lua_pushstring(L, reason ? reason : "");
+    lua_createtable(L, (int)n, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        lua_pushlstring(L, rooms[i], room_lens[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    call_hook(vm, vm->ref_on_disconnect, "on_disconnect", 4);
+}
+
+/* Pushes {path, query, headers = {lowercased = value}, remoteAddress, origin}. [-0, +1] */
+static void push_request(lua_State *L, const mw_http_request *r, const char *remote)
+{
+    const char *path, *query;
+    size_t plen, qlen;
+    mw_http_url_parts(r, &path, &plen, &query, &qlen);
+    lua_createtable(L, 0, 5);
+    lua_pushlstring(L, path, plen);
+    lua_setfield(L, -2, "path");
+    lua_pushlstring(L, query, qlen);
+    lua_setfield(L, -2, "query");
+    lua_pushstring(L, remote);
+    lua_setfield(L, -2, "remoteAddress");
+    lua_createtable(L, 0, r->n_headers);
+    for (int i = 0; i < r->n_headers; i++) {
+        const mw_http_header *h = &r->headers[i];
+        char name[256];
+        size_t n = h->name_len < sizeof(name) ? h->name_len : sizeof(name) - 1;
+        for (size_t k = 0; k < n; k++) {
+            char ch = r->buf[h->name_off + k];
+            name[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        }
+        if (n == 13 && memcmp(name, "authorization", 13) == 0)
+            continue; /* the token is not the app's business here: it has the claims */
+        lua_pushlstring(L, name, n);
+        lua_pushlstring(L, r->buf + h->value_off, h->value_len);
+        lua_settable(L, -3);
+    }
+    lua_setfield(L, -2, "headers");
+    size_t olen;
+    const char *origin = mw_http_header_value(r, "Origin", &olen);
+    if (origin) {
+        lua_pushlstring(L, origin, olen);
+        lua_setfield(L, -2, "origin");
+    }
+}
+
+void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, const char *claims_json,
+                  const char *token_error, int has_token, mw_admission *out)
+{
+    lua_State *L = vm->L;
+    memset(out, 0, sizeof(*out));
+    out->status = 500;
+    snprintf(out->reason, sizeof(out->reason), "Admission check failed");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_admit);
+    push_request(L, r, remote);
+    if (claims_json)
+        lua_pushstring(L, claims_json);
+    else
+        lua_pushnil(L);
+    if (token_error)
+        lua_pushstring(L, token_error);
+    else
+        lua_pushnil(L);
+    lua_pushboolean(L, has_token);
+    if (lua_pcall(L, 4, 4, 0) != 0) {
+        log_runtime_error(L, "admit");
+        return;
+    }
+    out->status = (int)lua_tointeger(L, -4);
+    if (lua_isstring(L, -3))
+        snprintf(out->reason, sizeof(out->reason), "%s", lua_tostring(L, -3));
+    else
+        out->reason[0] = '\0';
+    if (lua_isstring(L, -2))
+        out->user_key = strdup(lua_tostring(L, -2));
+    out->expires_ms = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+    lua_pop(L, 4);
 }
 
 void mw_lvm_on_started(mw_lvm *vm)

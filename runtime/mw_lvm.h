@@ -25,7 +25,22 @@ struct lua_State *mw_lvm_state(mw_lvm *vm);
  * handler waits on I/O and will call core.handler_finished). */
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len);
 void mw_lvm_on_connect(mw_lvm *vm, const char *client_id);
-void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason);
+/* rooms: the names of the rooms the client was removed from, n of them. */
+void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason,
+                          const char *const *rooms, const uint32_t *room_lens, uint32_t n);
+
+struct mw_http_request;
+typedef struct mw_admission {
+    int status;          /* 101 to accept, else the HTTP status to refuse with */
+    char reason[256];
+    char *user_key;      /* malloc'd; NULL when anonymous */
+    double expires_ms;   /* 0: no token expiry */
+} mw_admission;
+
+/* Applies the admission policy (origin, token claims, events.onAuthenticate) in Lua.
+ * claims_json is the verified token's claims (or NULL); token_error why it failed (or NULL). */
+void mw_lvm_admit(mw_lvm *vm, const struct mw_http_request *r, const char *remote,
+                  const char *claims_json, const char *token_error, int has_token, mw_admission *out);
 void mw_lvm_on_started(mw_lvm *vm);
 
 /* `moonwire check`: compiles config and every controller/job in a fresh state; prints errors

@@ -25,7 +25,23 @@ static const struct {
     { "moonwire_handshakes_refused_total", "counter", "Upgrade requests answered with an error status." },
     { "moonwire_received_bytes_total", "counter", "Bytes read from client sockets." },
     { "moonwire_sent_bytes_total", "counter", "Bytes written to client sockets." },
+    { "moonwire_rate_limited_total", "counter", "Messages refused by the per-connection rate limit." },
+    { "moonwire_slow_consumers_total", "counter", "Clients cut off because their send queue passed its cap." },
+    { "moonwire_rooms", "gauge", "Rooms with at least one member on this worker." },
+    { "moonwire_auth_failures_total", "counter", "Upgrades refused with 401." },
 };
+
+static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {
+    1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 4401, 4408, 4429, 4503, 4000
+};
+
+void mw_metrics_count_disconnect(mw_metrics_slot *s, int code)
+{
+    int i = 0;
+    while (i < MW_METRICS_CLOSE_CODES - 1 && close_codes[i] != code)
+        i++;
+    __atomic_fetch_add(&s->disconnects_by_code[i], 1, __ATOMIC_RELAXED);
+}
 
 static size_t slots_size(int workers)
 {
@@ -108,11 +124,26 @@ size_t mw_metrics_render(const mw_metrics *m, char **out)
         return 0;
     sb.buf[0] = '\0';
     for (int k = 0; k < MW_M_COUNT; k++) {
+        if (k == MW_M_DISCONNECTS)
+            continue; /* rendered below with a code label */
         sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n", metric_info[k].name, metric_info[k].help,
                   metric_info[k].name, metric_info[k].type);
         for (int w = 0; w < m->workers; w++)
             sb_printf(&sb, "%s{worker=\"%d\"} %llu\n", metric_info[k].name, w,
                       (unsigned long long)load(&m->slots[w].values[k]));
+    }
+    const char *d = metric_info[MW_M_DISCONNECTS].name; /* labelled by close code */
+    sb_printf(&sb, "# HELP %s WebSocket connections closed, by close code.\n# TYPE %s counter\n", d, d);
+    for (int w = 0; w < m->workers; w++) {
+        for (int i = 0; i < MW_METRICS_CLOSE_CODES; i++) {
+            uint64_t v = load(&m->slots[w].disconnects_by_code[i]);
+            if (v == 0 && i > 1) /* 1000 and 1001 always appear, other codes once seen */
+                continue;
+            if (i < MW_METRICS_CLOSE_CODES - 1)
+                sb_printf(&sb, "%s{worker=\"%d\",code=\"%d\"} %llu\n", d, w, close_codes[i], (unsigned long long)v);
+            else
+                sb_printf(&sb, "%s{worker=\"%d\",code=\"other\"} %llu\n", d, w, (unsigned long long)v);
+        }
     }
     const char *h = "moonwire_handler_duration_seconds";
     sb_printf(&sb, "# HELP %s Time spent running controller handlers.\n# TYPE %s histogram\n", h, h);

@@ -8,6 +8,7 @@
 
 #define MW_METRICS_BUCKETS 12
 #define MW_METRICS_MAX_WORKERS 256
+#define MW_METRICS_CLOSE_CODES 16 /* disconnects are counted per close code, the last is "other" */
 
 typedef enum {
     MW_M_CONNECTIONS = 0,      /* gauge */
@@ -20,6 +21,10 @@ typedef enum {
     MW_M_HANDSHAKES_REFUSED,
     MW_M_BYTES_IN,
     MW_M_BYTES_OUT,
+    MW_M_RATE_LIMITED,
+    MW_M_SLOW_CONSUMERS,
+    MW_M_ROOMS,               /* gauge */
+    MW_M_AUTH_FAILURES,
     MW_M_COUNT
 } mw_metric;
 
@@ -30,6 +35,7 @@ typedef struct mw_metrics_slot {
     uint64_t handler_buckets[MW_METRICS_BUCKETS]; /* non-cumulative counts per bucket */
     uint64_t handler_count;
     uint64_t handler_sum_ns;
+    uint64_t disconnects_by_code[MW_METRICS_CLOSE_CODES];
 } mw_metrics_slot;
 
 typedef struct mw_metrics {
@@ -46,6 +52,11 @@ static inline void mw_metrics_add(mw_metrics_slot *s, mw_metric which, int64_t d
     __atomic_fetch_add(&s->values[which], (uint64_t)delta, __ATOMIC_RELAXED);
 }
 void mw_metrics_observe_handler(mw_metrics_slot *s, uint64_t duration_ns);
+void mw_metrics_count_disconnect(mw_metrics_slot *s, int code);
+static inline void mw_metrics_set(mw_metrics_slot *s, mw_metric which, uint64_t value)
+{
+    __atomic_store_n(&s->values[which], value, __ATOMIC_RELAXED);
+}
 
 /* Renders Prometheus text exposition into a malloc'd buffer; returns its length. */
 size_t mw_metrics_render(const mw_metrics *m, char **out);

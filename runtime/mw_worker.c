@@ -36,9 +36,16 @@ void mw_worker_want_run(mw_worker *w, mw_conn *c)
     uv_idle_start(&w->ready_idle, ready_idle_cb);
 }
 
+static void drain_step(mw_worker *w);
+
+/* Draining ends when no WebSocket client is left (plain HTTP requests may still come in: the
+ * listener stays open so /ready can answer 503 until the process exits). */
 static void stop_if_drained(mw_worker *w)
 {
-    if (w->draining && w->tcp_conns == 0)
+    if (!w->draining)
+        return;
+    drain_step(w);
+    if (w->clients.count == 0)
         uv_stop(&w->loop);
 }
 
@@ -90,6 +97,61 @@ static void on_connection_cb(uv_stream_t *server, int status)
     mw_conn_accept(w, server);
 }
 
+/* Every tick: close clients inactive for too long (4408), ping each client once per heartbeat
+ * interval and drop those whose pong is overdue, close clients whose token expired (4401). */
+static void housekeeping_cb(uv_timer_t *t)
+{
+    mw_worker *w = t->data;
+    const mw_config *cfg = w->cfg;
+    uint64_t now = uv_now(&w->loop);
+    uint64_t wall = mw_wall_ms();
+    uint64_t interval_ms = (uint64_t)(cfg->heartbeat_interval * 1000);
+    uint64_t timeout_ms = (uint64_t)(cfg->heartbeat_timeout * 1000);
+    int check_inactive = now - w->last_inactivity_check_ms >= (uint64_t)(cfg->inactivity_check_interval * 1000);
+    if (check_inactive)
+        w->last_inactivity_check_ms = now;
+    if (w->draining)
+        return;
+    mw_conn *next;
+    for (mw_conn *c = w->clients.head; c; c = next) {
+        next = c->all_next;
+        if (!c->ws || mw_ws_closing(c->ws))
+            continue;
+        if (c->token_expires_at_ms > 0 && (double)wall >= c->token_expires_at_ms) {
+            mw_conn_close_ws(c, 4401, "Token expired");
+            continue;
+        }
+        if (check_inactive && (double)(wall - c->last_activity_ms) >= cfg->inactivity_max * 1000) {
+            mw_conn_close_ws(c, 4408, "Inactive");
+            continue;
+        }
+        if (c->awaiting_pong) {
+            if (now - c->ping_sent_ms >= timeout_ms) {
+                if (mw_log_begin(MW_LOG_INFO, "heartbeat: no pong in time, dropping client")) {
+                    mw_log_str("clientId", c->id);
+                    mw_log_end();
+                }
+                mw_conn_close(c); /* does not unlink next: only c leaves the registry */
+            }
+        } else if (now - c->last_ping_ms >= interval_ms) {
+            mw_ws_ping(c->ws);
+            c->awaiting_pong = 1;
+            c->ping_sent_ms = c->last_ping_ms = now;
+            mw_worker_want_flush(w, c);
+        }
+    }
+}
+
+static uint64_t housekeeping_period_ms(const mw_config *cfg)
+{
+    double p = 0.5;
+    if (cfg->heartbeat_interval / 2 < p) p = cfg->heartbeat_interval / 2;
+    if (cfg->heartbeat_timeout / 2 < p) p = cfg->heartbeat_timeout / 2;
+    if (cfg->inactivity_check_interval < p) p = cfg->inactivity_check_interval;
+    if (p < 0.02) p = 0.02;
+    return (uint64_t)(p * 1000);
+}
+
 static void shutdown_timeout_cb(uv_timer_t *t)
 {
     mw_worker *w = t->data;
@@ -98,20 +160,36 @@ static void shutdown_timeout_cb(uv_timer_t *t)
         mw_conn_close(c);
 }
 
+#define MW_DRAIN_BATCH 500
+
+/* Closes up to MW_DRAIN_BATCH clients with 1001 per loop turn, once none of them has a
+ * handler still waiting on I/O (their replies go out first). */
+static void drain_step(mw_worker *w)
+{
+    if (!w->draining)
+        return;
+    for (mw_conn *c = w->clients.head; c; c = c->all_next)
+        if (c->busy)
+            return; /* a handler is still running: let it finish and reply */
+    int n = 0;
+    for (mw_conn *c = w->clients.head; c && n < MW_DRAIN_BATCH; c = c->all_next) {
+        if (c->ws && !mw_ws_closing(c->ws)) {
+            mw_conn_close_ws(c, 1001, "Server shutting down");
+            n++;
+        }
+    }
+}
+
 static void begin_drain(mw_worker *w, const char *why)
 {
     if (w->draining)
         return;
-    w->draining = 1;
+    w->draining = 1; /* upgrades get 503, /ready says 503, new messages are not handled */
     mw_logf(MW_LOG_INFO, "%s: draining %zu client(s)", why, w->clients.count);
-    if (w->listening) {
-        uv_close((uv_handle_t *)&w->listener, NULL);
-        w->listening = 0;
-    }
-    for (mw_conn *c = w->clients.head; c; c = c->all_next)
-        mw_conn_close_ws(c, 1001, "Server shutting down");
+    uv_timer_stop(&w->housekeeping);
     uv_timer_start(&w->shutdown_timer, shutdown_timeout_cb,
                    (uint64_t)(w->cfg->limits.shutdown_timeout * 1000), 0);
+    drain_step(w);
     stop_if_drained(w);
 }
 
@@ -154,10 +232,17 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     w->has_public = realpath(pub, w->public_dir) != NULL;
 
     uv_loop_init(&w->loop);
-    if (mw_clients_init(&w->clients) != 0) {
+    if (mw_clients_init(&w->clients) != 0 || mw_rooms_init(&w->rooms, MW_ROOMS_ROOMS) != 0 ||
+        mw_rooms_init(&w->users, MW_ROOMS_USERS) != 0) {
         mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
         free(w);
         return 1;
+    }
+    if (mw_jwt_init(&w->jwt, cfg->auth_algorithm, cfg->auth_secret, cfg->auth_public_key_file, err,
+                    sizeof(err)) != 0) {
+        mw_logf(MW_LOG_ERROR, "%s", err);
+        free(w);
+        return 3;
     }
     w->lvm = mw_lvm_new(w, cfg, err, sizeof(err));
     if (!w->lvm) {
@@ -189,6 +274,11 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     w->ready_idle.data = w;
     uv_timer_init(&w->loop, &w->shutdown_timer);
     w->shutdown_timer.data = w;
+    uv_timer_init(&w->loop, &w->housekeeping);
+    w->housekeeping.data = w;
+    uint64_t period = housekeeping_period_ms(cfg);
+    uv_timer_start(&w->housekeeping, housekeeping_cb, period, period);
+    w->last_inactivity_check_ms = uv_now(&w->loop);
     uv_unref((uv_handle_t *)&w->shutdown_timer);
     uv_signal_init(&w->loop, &w->sig_term);
     uv_signal_init(&w->loop, &w->sig_int);
@@ -236,6 +326,9 @@ out:
     w->lvm = NULL;
     uv_loop_close(&w->loop);
     mw_clients_free(&w->clients);
+    mw_rooms_free(&w->rooms);
+    mw_rooms_free(&w->users);
+    mw_jwt_free(&w->jwt);
     free(w);
     return status;
 }

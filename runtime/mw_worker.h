@@ -8,6 +8,8 @@
 
 #include "mw_clients.h"
 #include "mw_config.h"
+#include "mw_jwt.h"
+#include "mw_rooms.h"
 #include "mw_metrics.h"
 
 struct mw_lvm;
@@ -32,6 +34,12 @@ typedef struct mw_worker {
     mw_conn *flush_head;
     mw_conn *ready_head;
     mw_clients clients;
+    mw_rooms rooms;
+    mw_rooms users;           /* user key (the token's sub) -> that user's connections */
+    mw_jwt_verifier jwt;
+    uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */
+    uint64_t last_inactivity_check_ms;
+    mw_conn *drain_cursor;    /* next client to close with 1001 while draining */
     struct mw_lvm *lvm;
     char public_dir[PATH_MAX];
     int has_public;

@@ -92,6 +92,9 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             refuse(ws, 1003, "Binary frames are not accepted");
         else
             ws->handler->on_message(ws->owner, 2, arg->msg, arg->msg_length);
+    } else if (arg->opcode == WSLAY_PONG) {
+        if (ws->handler->on_pong)
+            ws->handler->on_pong(ws->owner);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         ws->close_queued = 1; /* wslay queued the echo of the peer's close */
         if (arg->msg_length > 2) { /* wslay checked it is valid UTF-8 */
@@ -237,6 +240,14 @@ int mw_ws_flush(mw_ws *ws)
         return -1;
     }
     return 0;
+}
+
+void mw_ws_ping(mw_ws *ws)
+{
+    static const uint8_t payload[] = "mw";
+    struct wslay_event_msg msg = { WSLAY_PING, payload, sizeof(payload) - 1 };
+    if (!ws->close_queued)
+        wslay_event_queue_msg(ws->ctx, &msg);
 }
 
 void mw_ws_close(mw_ws *ws, uint16_t code, const char *reason)

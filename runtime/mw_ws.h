@@ -14,6 +14,8 @@ typedef struct mw_ws_handler {
     void (*on_message)(void *owner, int opcode, const uint8_t *data, size_t len);
     /* Bytes to write to the peer (wslay's control frames), in order. Return 0, or -1 to fail. */
     int (*on_output)(void *owner, const uint8_t *data, size_t len);
+    /* A pong arrived (may be NULL). */
+    void (*on_pong)(void *owner);
 } mw_ws_handler;
 
 typedef struct mw_ws_limits {
@@ -30,6 +32,8 @@ void mw_ws_free(mw_ws *ws);
 int mw_ws_feed(mw_ws *ws, const uint8_t *data, size_t len);
 /* Emits the control frames wslay has queued through on_output. Returns 0 or -1 as above. */
 int mw_ws_flush(mw_ws *ws);
+/* Queues a ping with a small payload (for the heartbeat). */
+void mw_ws_ping(mw_ws *ws);
 /* Queues a close frame (code, reason); data frames must not follow. Idempotent. */
 void mw_ws_close(mw_ws *ws, uint16_t code, const char *reason);
 

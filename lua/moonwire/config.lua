@@ -195,6 +195,9 @@ function M.load(app_dir, overrides)
       fail("auth.secret", "must be at least 32 bytes long for " .. cfg.auth.algorithm ..
         " (a short HMAC secret can be brute-forced); got " .. #cfg.auth.secret)
     end
+    if cfg.auth.secret and #cfg.auth.secret > 4095 then
+      fail("auth.secret", "must be at most 4095 bytes long")
+    end
     if cfg.path:sub(1, 1) ~= "/" then fail("path", "must start with /, got \"" .. cfg.path .. "\"") end
     if not cfg.database.url then
       cfg.database.url = "sqlite:" .. app_dir .. "/data/app.db"

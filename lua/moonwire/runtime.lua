@@ -24,6 +24,8 @@ local state = {
   events = {},
   raw = nil,
   pending = {},       -- suspended message coroutines -> clientId
+  clients = {},       -- clientId -> {user = {userId, payload} or nil, metadata = {}}
+  admitted_user = nil, -- handed from hooks.admit to the hooks.on_connect that follows it
 }
 
 -- ---- wire frames --------------------------------------------------------------------------
@@ -298,6 +300,39 @@ end
 
 local hooks = {}
 
+-- Calls events[name](...) in its own coroutine when the app defined it.
+local function fire(name, ...)
+  local fn = state.events[name]
+  if fn then spawn("events." .. name, fn, ...) end
+end
+
+-- Runs a hook that must answer at once (onAuthenticate): no coroutine, errors logged.
+local function run_now(fn, ...)
+  local ok, result = xpcall(fn, capture, ...)
+  if ok then return result end
+  if result.__internal then log_handler_error("events.onAuthenticate", result)
+  else core.log("error", "handler error", { route = "events.onAuthenticate", error = tostring(result.message) }) end
+  return nil, result
+end
+
+-- Decides on an upgrade: returns status, reason, userKey, expiry ms (see moonwire.auth).
+function hooks.admit(request, claims_json, token_error, has_token)
+  local auth = require "moonwire.auth"
+  local status, reason, user, expires = auth.admit(state.config, request, claims_json, token_error,
+    has_token, core.now_ms(), run_now)
+  state.admitted_user = user
+  return status, reason, user and auth.user_key(user.userId), expires
+end
+
+local function authenticated_frame(userId)
+  local id
+  if type(userId) == "number" then id = format("%.0f", userId)
+  elseif userId == nil then id = "null"
+  else id = encode(userId) end
+  return '{"type":"auth","action":"authenticated","data":{"userId":' .. id ..
+         ',"message":"Authentication successful"}}'
+end
+
 function hooks.on_message(clientId, payload, isBinary)
   local finished, status = run_pooled(state.raw and handle_raw or handle, clientId, payload, isBinary)
   if finished then return status end
@@ -312,13 +347,20 @@ function hooks.on_message(clientId, payload, isBinary)
 end
 
 function hooks.on_connect(clientId)
-  local fn = state.events.onConnect
-  if fn then spawn("events.onConnect", fn, clientId, state.bindings.webSocketServer:getClient(clientId)) end
+  local user = state.admitted_user
+  state.admitted_user = nil
+  state.clients[clientId] = { user = user, metadata = {} }
+  if user then core.send(clientId, authenticated_frame(user.userId)) end
+  if state.events.onConnect then
+    fire("onConnect", clientId, state.bindings.webSocketServer:getClient(clientId))
+  end
 end
 
-function hooks.on_disconnect(clientId, code, reason)
-  local fn = state.events.onDisconnect
-  if fn then spawn("events.onDisconnect", fn, clientId, code, reason) end
+-- rooms_left: the rooms the C side removed the client from as it closed.
+function hooks.on_disconnect(clientId, code, reason, rooms_left)
+  for _, room in ipairs(rooms_left or {}) do fire("onLeaveRoom", clientId, room) end
+  fire("onDisconnect", clientId, code, reason)
+  state.clients[clientId] = nil
 end
 
 function hooks.on_started()
@@ -342,8 +384,9 @@ function M.start(opts)
 
   local Server = require "moonwire.server"
   local Log = require "moonwire.log"
+  state.config = config
   local bindings = {
-    webSocketServer = Server.new(),
+    webSocketServer = Server.new({ config = config, clients = state.clients, fire = fire }),
     log = Log.new(),
     config = config,
     worker = opts.worker,

@@ -2,6 +2,7 @@
 -- passed through (a JSON string); the C side frames them once for every recipient.
 local core = require "moonwire.core"
 local json = require "moonwire.json"
+local auth = require "moonwire.auth"
 
 local Server = {}
 Server.__index = Server
@@ -21,9 +22,23 @@ local function check_id(id, fname)
   end
 end
 
-function Server.new()
-  return setmetatable({}, Server)
+local MAX_ROOM_NAME = 255
+
+-- ctx = {config = merged config, clients = clientId -> {user, metadata}, fire = fn(event, ...)}
+function Server.new(ctx)
+  return setmetatable({ _ctx = ctx }, Server)
 end
+
+local function deep_copy(v, seen)
+  if type(v) ~= "table" then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(v) do out[deep_copy(k, seen)] = deep_copy(x, seen) end
+  return setmetatable(out, getmetatable(v))
+end
+Server.deep_copy = deep_copy
 
 --- Sends msg to one client. Returns true when it was queued for a connected client.
 function Server:sendMessageToClient(clientId, msg)
@@ -40,14 +55,100 @@ function Server:sendMessageToAll(msg, opts)
   return core.broadcast(payload(msg, "sendMessageToAll"), exclude)
 end
 
+--- A fresh table describing the client, or nil: changing it changes nothing on the server.
 function Server:getClient(clientId)
   check_id(clientId, "getClient")
   local c = core.client_info(clientId)
   if c then
-    c.rooms = c.rooms or {}
-    c.metadata = c.metadata or {}
+    local state = self._ctx.clients[clientId]
+    c.user = state and deep_copy(state.user) or nil
+    c.metadata = state and deep_copy(state.metadata) or {}
   end
   return c
+end
+
+--- Sets metadata[key] = value for the client (nil removes it). Returns false for an unknown client.
+function Server:updateClient(clientId, key, value)
+  check_id(clientId, "updateClient")
+  if type(key) ~= "string" then error("updateClient: key must be a string, got " .. type(key), 2) end
+  local state = self._ctx.clients[clientId]
+  if not state then return false end
+  state.metadata[key] = deep_copy(value)
+  return true
+end
+
+--- Adds the client to a room. Returns true, or false and the reason.
+function Server:joinRoom(clientId, room)
+  check_id(clientId, "joinRoom")
+  if type(room) ~= "string" or room == "" then return false, "Room name is required" end
+  if #room > MAX_ROOM_NAME then return false, "Room name is too long (max " .. MAX_ROOM_NAME .. " bytes)" end
+  local rooms = core.client_rooms(clientId)
+  if not rooms then return false, "Unknown client" end
+  local cfg = self._ctx.config.rooms
+  local member = false
+  for _, r in ipairs(rooms) do if r == room then member = true end end
+  if not member and not cfg.clientCanJoinMultipleRooms then
+    for _, r in ipairs(rooms) do
+      if core.room_leave(clientId, r) then self._ctx.fire("onLeaveRoom", clientId, r) end
+    end
+    rooms = {}
+  end
+  if not member and #rooms >= cfg.maxPerClient then
+    return false, "Too many rooms (max " .. cfg.maxPerClient .. ")"
+  end
+  local joined = core.room_join(clientId, room)
+  if joined == nil then return false, "Unknown client" end
+  if joined then self._ctx.fire("onJoinRoom", clientId, room) end
+  return true
+end
+
+--- Removes the client from a room. Returns true when it was a member.
+function Server:leaveRoom(clientId, room)
+  check_id(clientId, "leaveRoom")
+  if type(room) ~= "string" then return false end
+  if core.room_leave(clientId, room) then
+    self._ctx.fire("onLeaveRoom", clientId, room)
+    return true
+  end
+  return false
+end
+
+--- Removes the client from every room; returns how many it left.
+function Server:leaveAllRooms(clientId)
+  check_id(clientId, "leaveAllRooms")
+  local left = core.room_leave_all(clientId) or {}
+  for _, r in ipairs(left) do self._ctx.fire("onLeaveRoom", clientId, r) end
+  return #left
+end
+
+function Server:getRoomClients(room)
+  if type(room) ~= "string" then error("getRoomClients: room must be a string, got " .. type(room), 2) end
+  return core.room_members(room)
+end
+
+function Server:getRooms()
+  return core.room_names()
+end
+
+--- Sends msg to every member of room except opts.excludeClientId; returns the count.
+function Server:sendMessageToRoom(room, msg, opts)
+  if type(room) ~= "string" then error("sendMessageToRoom: room must be a string, got " .. type(room), 2) end
+  local exclude = opts and opts.excludeClientId
+  if exclude ~= nil and type(exclude) ~= "string" then
+    error("sendMessageToRoom: excludeClientId must be a string, got " .. type(exclude), 2)
+  end
+  return core.room_send(room, payload(msg, "sendMessageToRoom"), exclude)
+end
+
+--- Sends msg to every connection of a user (userId as in client.user.userId); returns the count.
+function Server:sendMessageToUser(userId, msg)
+  local key = auth.user_key(userId)
+  if not key then error("sendMessageToUser: userId must be a number or a string, got " .. type(userId), 2) end
+  return core.user_send(key, payload(msg, "sendMessageToUser"))
+end
+
+function Server:stats()
+  return core.stats()
 end
 
 function Server:clientCount()

@@ -33,7 +33,7 @@ static int on_output(void *owner, const uint8_t *data, size_t len)
     return 0;
 }
 
-static const mw_ws_handler handler = { on_message, on_output };
+static const mw_ws_handler handler = { on_message, on_output, NULL };
 
 /* Builds a client frame: FIN flag, opcode, masked unless mask == 0. Returns its length. */
 static size_t frame(unsigned char *out, int fin, int opcode, const void *payload, size_t len, int mask)

@@ -1,0 +1,185 @@
+/* mw_rooms: a chained hash of rooms by name; a room lives while it has members. */
+#include "mw_rooms.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mw_conn.h"
+
+static uint64_t hash_name(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int mw_rooms_init(mw_rooms *rs, int kind)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->kind = kind;
+    rs->n_buckets = 256;
+    rs->buckets = calloc(rs->n_buckets, sizeof(mw_room *));
+    return rs->buckets ? 0 : -1;
+}
+
+void mw_rooms_free(mw_rooms *rs)
+{
+    for (size_t i = 0; rs->buckets && i < rs->n_buckets; i++) {
+        for (mw_room *r = rs->buckets[i], *next; r; r = next) {
+            next = r->hnext;
+            free(r->members);
+            free(r);
+        }
+    }
+    free(rs->buckets);
+    rs->buckets = NULL;
+}
+
+mw_memberships *mw_rooms_of(const mw_rooms *rs, mw_conn *c) { return &c->memberships[rs->kind]; }
+
+mw_room *mw_rooms_find(const mw_rooms *rs, const char *name, size_t len)
+{
+    size_t i = hash_name(name, len) & (rs->n_buckets - 1);
+    for (mw_room *r = rs->buckets[i]; r; r = r->hnext)
+        if (r->name_len == len && memcmp(r->name, name, len) == 0)
+            return r;
+    return NULL;
+}
+
+static void grow(mw_rooms *rs)
+{
+    size_t n = rs->n_buckets * 2;
+    mw_room **b = calloc(n, sizeof(mw_room *));
+    if (!b)
+        return;
+    for (size_t i = 0; i < rs->n_buckets; i++) {
+        for (mw_room *r = rs->buckets[i], *next; r; r = next) {
+            next = r->hnext;
+            size_t j = hash_name(r->name, r->name_len) & (n - 1);
+            r->hnext = b[j];
+            b[j] = r;
+        }
+    }
+    free(rs->buckets);
+    rs->buckets = b;
+    rs->n_buckets = n;
+}
+
+static void drop_room(mw_rooms *rs, mw_room *r);
+
+static int reserve(void **items, uint32_t *cap, uint32_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    uint32_t ncap = *cap ? *cap * 2 : 4;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*items, ncap * size);
+    if (!p)
+        return -1;
+    *items = p;
+    *cap = ncap;
+    return 0;
+}
+
+int mw_rooms_join(mw_rooms *rs, mw_conn *c, const char *name, size_t len)
+{
+    mw_memberships *ms = mw_rooms_of(rs, c);
+    mw_room *r = mw_rooms_find(rs, name, len);
+    if (r) {
+        for (uint32_t i = 0; i < ms->n; i++)
+            if (ms->items[i].room == r)
+                return 0;
+    } else {
+        r = calloc(1, sizeof(mw_room) + len + 1);
+        if (!r)
+            return -1;
+        memcpy(r->name, name, len);
+        r->name_len = (uint32_t)len;
+        if (rs->count + 1 > rs->n_buckets)
+            grow(rs);
+        size_t i = hash_name(name, len) & (rs->n_buckets - 1);
+        r->hnext = rs->buckets[i];
+        rs->buckets[i] = r;
+        rs->count++;
+    }
+    if (reserve((void **)&r->members, &r->cap, r->n + 1, sizeof(mw_room_member)) != 0 ||
+        reserve((void **)&ms->items, &ms->cap, ms->n + 1, sizeof(mw_membership)) != 0) {
+        if (r->n == 0) /* a room made for this join */
+            drop_room(rs, r);
+        return -1;
+    }
+    r->members[r->n] = (mw_room_member){ c, ms->n };
+    ms->items[ms->n] = (mw_membership){ r, r->n };
+    r->n++;
+    ms->n++;
+    return 1;
+}
+
+static void drop_room(mw_rooms *rs, mw_room *r)
+{
+    size_t i = hash_name(r->name, r->name_len) & (rs->n_buckets - 1);
+    for (mw_room **p = &rs->buckets[i]; *p; p = &(*p)->hnext) {
+        if (*p == r) {
+            *p = r->hnext;
+            break;
+        }
+    }
+    rs->count--;
+    free(r->members);
+    free(r);
+}
+
+void mw_rooms_leave_slot(mw_rooms *rs, mw_conn *c, uint32_t slot)
+{
+    mw_memberships *ms = mw_rooms_of(rs, c);
+    if (slot >= ms->n)
+        return;
+    mw_membership m = ms->items[slot];
+    mw_room *r = m.room;
+    /* remove the connection from the room: move the room's last member into its place */
+    mw_room_member last = r->members[--r->n];
+    if (m.index != r->n) {
+        r->members[m.index] = last;
+        mw_rooms_of(rs, last.conn)->items[last.slot].index = m.index;
+    }
+    /* remove the room from the connection's list the same way */
+    mw_membership lastm = ms->items[--ms->n];
+    if (slot != ms->n) {
+        ms->items[slot] = lastm;
+        lastm.room->members[lastm.index].slot = slot;
+    }
+    if (r->n == 0)
+        drop_room(rs, r);
+}
+
+int mw_rooms_leave(mw_rooms *rs, mw_conn *c, const char *name, size_t len)
+{
+    mw_room *r = mw_rooms_find(rs, name, len);
+    mw_memberships *ms = mw_rooms_of(rs, c);
+    if (!r)
+        return 0;
+    for (uint32_t i = 0; i < ms->n; i++) {
+        if (ms->items[i].room == r) {
+            mw_rooms_leave_slot(rs, c, i);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t mw_rooms_send(mw_rooms *rs, const char *name, size_t len, mw_frame *f, const mw_conn *exclude)
+{
+    mw_room *r = mw_rooms_find(rs, name, len);
+    size_t n = 0;
+    if (!r)
+        return 0;
+    /* mw_conn_send never closes or unregisters synchronously, so members stay put */
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->members[i].conn != exclude && mw_conn_send(r->members[i].conn, f) == 0)
+            n++;
+    return n;
+}
