@@ -39,6 +39,7 @@ static const mw_ws_handler ws_handler = { on_ws_message, on_ws_output, on_ws_pon
 
 static void conn_handle_closed_cb(uv_handle_t *h);
 static void close_timeout_cb(uv_timer_t *t);
+static void unregister_client(mw_conn *c);
 
 /* ---- send queue -------------------------------------------------------------------------- */
 
@@ -169,9 +170,27 @@ static void write_cb(uv_write_t *req, int status)
         mw_worker_want_flush(c->w, c);
 }
 
+/* Closing with an RST: for a peer that does not read, whatever the kernel still holds for it
+ * is dropped at once instead of waiting on its receive window (memory stays flat). */
+void mw_conn_abort(mw_conn *c)
+{
+    if (c->state == MW_CONN_CLOSED)
+        return;
+    c->state = MW_CONN_CLOSED;
+    unregister_client(c);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (uv_tcp_close_reset(&c->tcp, conn_handle_closed_cb) != 0)
+        uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+}
+
 static void close_timeout_cb(uv_timer_t *t)
 {
-    mw_conn_close(t->data);
+    mw_conn *c = t->data;
+    if (c->slow_consumer || c->out_len > 0)
+        mw_conn_abort(c); /* it is not reading: do not leave data queued in the kernel */
+    else
+        mw_conn_close(c);
 }
 
 static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);

@@ -94,6 +94,8 @@ void mw_conn_flush(mw_conn *c);
 void mw_conn_run_queued(mw_conn *c);
 /* The handler of the message in progress finished (after having waited on I/O). */
 void mw_conn_handler_finished(mw_conn *c, int errored);
+/* Closes the socket with a reset (the peer is not reading): nothing stays queued for it. */
+void mw_conn_abort(mw_conn *c);
 /* Frees a closed connection that was kept because it was on a worker list. */
 void mw_conn_free(mw_conn *c);
 

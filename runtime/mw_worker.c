@@ -131,7 +131,7 @@ static void housekeeping_cb(uv_timer_t *t)
                     mw_log_str("clientId", c->id);
                     mw_log_end();
                 }
-                mw_conn_close(c); /* does not unlink next: only c leaves the registry */
+                mw_conn_abort(c); /* does not unlink next: only c leaves the registry */
             }
         } else if (now - c->last_ping_ms >= interval_ms) {
             mw_ws_ping(c->ws);
