@@ -118,6 +118,7 @@ static void cut_slow_consumer(mw_conn *c)
     if (c->slow_consumer || c->state != MW_CONN_WS)
         return;
     c->slow_consumer = 1;
+    mw_metrics_add(c->w->m, MW_M_SLOW_CONSUMERS, 1);
     if (mw_log_begin(MW_LOG_WARN, "slow consumer")) {
         mw_log_str("clientId", c->id);
         mw_log_int("queuedBytes", (int64_t)c->out_bytes);

@@ -1,0 +1,101 @@
+-- controllers/chat.lua: messages of type "chat" (see ../README.md for the whole protocol).
+--   setNickname {nickname}  -> {nickname}             1-32 characters, trimmed
+--   join {room}             -> {room, members}        leaves the previous room (app.lua)
+--   send {text}             -> {delivered = n}        1-1000 characters, to the client's room
+--   members                 -> {room, members}
+-- Pushed to a room: {"type":"chat","action":"message","data":{room, clientId, nickname, text, at}}
+-- and {"type":"chat","action":"members","data":{room, members = {{clientId, nickname}, ...}}}.
+-- Bad input is answered with an error frame: code "invalid" or "not_in_room".
+local Chat = {}
+
+local MAX_NICKNAME, MAX_ROOM, MAX_TEXT = 32, 64, 1000
+
+-- Characters, not bytes: counts the bytes that do not continue a UTF-8 sequence.
+local function length(s)
+  local _, n = s:gsub("[^\128-\191]", "")
+  return n
+end
+
+-- data[key] as a trimmed string of 1..max characters, or a coded error naming the field.
+local function field(data, key, max)
+  local value = type(data) == "table" and data[key] or nil
+  if type(value) ~= "string" then
+    error({ code = "invalid", message = key .. " is required" })
+  end
+  value = value:match("^%s*(.*%S)") or "" -- trim (linear: no backtracking over long input)
+  if value == "" then error({ code = "invalid", message = key .. " is required" }) end
+  if length(value) > max then
+    error({ code = "invalid", message = key .. " is too long (max " .. max .. " characters)" })
+  end
+  return value
+end
+
+local function nickname(client)
+  return client.metadata.nickname or ("guest-" .. client.clientId:sub(1, 6))
+end
+
+-- The room the client is in (one at a time, see app.lua), or nil.
+local function roomOf(client)
+  return client and client.rooms[1]
+end
+
+function Chat:_members(room)
+  local ws = self.webSocketServer
+  local members = {}
+  for _, id in ipairs(ws:getRoomClients(room) or {}) do
+    local client = ws:getClient(id)
+    if client then members[#members + 1] = { clientId = id, nickname = nickname(client) } end
+  end
+  return members
+end
+
+function Chat:_announceMembers(room, members, excludeClientId)
+  self.webSocketServer:sendMessageToRoom(room, {
+    type = "chat", action = "members", data = { room = room, members = members },
+  }, { excludeClientId = excludeClientId })
+end
+
+function Chat:setNickname(clientId, data)
+  local nick = field(data, "nickname", MAX_NICKNAME)
+  if nick:find("%c") then error({ code = "invalid", message = "nickname has control characters" }) end
+  local ws = self.webSocketServer
+  ws:updateClient(clientId, "nickname", nick)
+  local room = roomOf(ws:getClient(clientId))
+  if room then self:_announceMembers(room, self:_members(room)) end -- the list shows nicknames
+  return { nickname = nick }
+end
+
+function Chat:join(clientId, data)
+  local room = field(data, "room", MAX_ROOM)
+  local ws = self.webSocketServer
+  local ok, reason = ws:joinRoom(clientId, room) -- leaves the previous room first
+  if not ok then error({ code = "invalid", message = reason or "cannot join " .. room }) end
+  local members = self:_members(room)
+  self:_announceMembers(room, members, clientId) -- the joiner gets the list in the reply
+  return { room = room, members = members }
+end
+
+function Chat:send(clientId, data)
+  local text = field(data, "text", MAX_TEXT)
+  local ws = self.webSocketServer
+  local client = ws:getClient(clientId)
+  local room = roomOf(client)
+  if not room then error({ code = "not_in_room", message = "join a room first" }) end
+  local delivered = ws:sendMessageToRoom(room, {
+    type = "chat",
+    action = "message",
+    data = {
+      room = room, clientId = clientId, nickname = nickname(client), text = text,
+      at = client.lastActivity or os.time() * 1000, -- ms; lastActivity = when this message arrived
+    },
+  })
+  return { delivered = delivered }
+end
+
+function Chat:members(clientId)
+  local room = roomOf(self.webSocketServer:getClient(clientId))
+  if not room then error({ code = "not_in_room", message = "join a room first" }) end
+  return { room = room, members = self:_members(room) }
+end
+
+return Chat
