@@ -1,0 +1,53 @@
+"""The examples stay working: each is served by the real binary and driven by a real client
+(the chat example by its own smoke test, two python3-websockets clients)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import mwtest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_chat_example_smoke(tmp_path):
+    port = mwtest.free_port()
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    srv = mwtest.Server(ROOT / "examples" / "chat", port, ["--host", "127.0.0.1", "--port", str(port)],
+                        mwtest.clean_env(None), workdir)
+    srv.spawn()
+    try:
+        srv.wait_ready()
+        out = subprocess.run([sys.executable, str(ROOT / "examples" / "chat" / "smoke_test.py"), srv.ws_url],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr + srv.log()
+    finally:
+        problems = srv.stop()
+    assert not problems, problems
+    assert not srv.sanitizer_report()
+
+
+def test_hello_world_example_greets_everyone(tmp_path):
+    port = mwtest.free_port()
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    srv = mwtest.Server(ROOT / "examples" / "hello-world", port,
+                        ["--host", "127.0.0.1", "--port", str(port)], mwtest.clean_env(None), workdir)
+    srv.spawn()
+    try:
+        srv.wait_ready()
+        a, b = mwtest.RawWS(port), mwtest.RawWS(port)
+        a.send_json({"type": "hello", "action": "greet", "data": {"name": "Ada", "message": "hi"}, "requestId": 1})
+        seen_a = [a.recv_json(), a.recv_json()]
+        greeting = b.recv_json()
+        assert greeting["type"] == "hello" and greeting["action"] == "greeting"
+        assert greeting["data"]["name"] == "Ada" and greeting["data"]["message"] == "hi"
+        assert {"type": "hello", "action": "greet", "response": {"success": True}, "requestId": 1} in seen_a
+        a.send_json({"type": "hello", "action": "greet", "data": {"name": "Ada"}, "requestId": 2})
+        err = a.recv_json()
+        assert err["type"] == "error" and err["data"]["code"] == "invalid", err
+        a.close()
+        b.close()
+    finally:
+        problems = srv.stop()
+    assert not problems, problems
