@@ -307,3 +307,20 @@ def test_sigterm_with_many_clients_closes_all_and_calls_on_disconnect(server):
     for c in clients[:3]:
         assert f"leave {c.client_id} lobby" in lines, lines
         assert lines.index(f"leave {c.client_id} lobby") < gone[c.client_id], "rooms are left before onDisconnect"
+
+
+def test_draining_worker_answers_ready_503_health_200_and_refuses_upgrades(server):
+    srv = server(app_lua="return { limits = { shutdownTimeout = 6 } }\n")
+    c = srv.client()
+    srv.send_signal(signal.SIGTERM)
+    # the client gets 1001 but does not answer it: the worker keeps draining for a while
+    f = c.recv_frame(timeout=5)
+    assert f.opcode == OP_CLOSE and f.close_code == 1001, f
+    ready = srv.http("/ready")
+    assert ready.status == 503, ready
+    health = srv.http("/health")
+    assert health.status == 200 and health.json()["status"] == "ok", health
+    refused = mwtest.http_request(srv.port, mwtest.upgrade_request(srv.port))
+    assert refused.status == 503, refused
+    # and it still ends: the close handshake times out, the process exits 0
+    assert srv.wait_exit(timeout=10) == 0

@@ -21,10 +21,8 @@ def upgrade_status(srv, extra=()):
 
 
 def is_rate_limited(frame):
-    return (frame.get("type") == "error" and frame.get("action") == "message"
-            and isinstance(frame.get("data"), dict)
-            and frame["data"].get("error") == RATE_LIMITED["error"]
-            and frame["data"].get("code") == RATE_LIMITED["code"])
+    """Exactly the contract's frame (no type/action/requestId of the refused message)."""
+    return frame == {"type": "error", "action": "message", "data": RATE_LIMITED}
 
 
 def echo(i):
