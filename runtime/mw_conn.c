@@ -312,8 +312,6 @@ void mw_conn_flush(mw_conn *c)
 
 /* ---- closing ----------------------------------------------------------------------------- */
 
-#define MW_MAX_ROOMS_REPORTED 1024
-
 static void unregister_client(mw_conn *c)
 {
     mw_worker *w = c->w;
@@ -328,7 +326,7 @@ static void unregister_client(mw_conn *c)
     /* leave every room; Lua hears which (onLeaveRoom) before onDisconnect. The names are
      * copied out first because leaving the last member frees a room. */
     mw_memberships *ms = mw_rooms_of(&w->rooms, c);
-    uint32_t n = ms->n < MW_MAX_ROOMS_REPORTED ? ms->n : MW_MAX_ROOMS_REPORTED;
+    uint32_t n = ms->n;
     char **names = n ? malloc(n * sizeof(char *)) : NULL;
     uint32_t *lens = n ? malloc(n * sizeof(uint32_t)) : NULL;
     uint32_t kept = 0;
@@ -793,7 +791,7 @@ static long find_token(const mw_http_request *r, char *out, size_t cap)
     for (const char *p = q; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
-        if (stop - p >= 6 && memcmp(p, "token=", 6) == 0) {
+        if (stop - p > 6 && memcmp(p, "token=", 6) == 0) { /* an empty one: try the header */
             size_t n = 0;
             for (const char *v = p + 6; v < stop; v++) {
                 char ch = *v;
@@ -837,16 +835,16 @@ static int admit(mw_conn *c, char *reason, size_t reason_size)
     mw_worker *w = c->w;
     char token[MW_JWT_MAX_TOKEN + 1];
     long tlen = find_token(c->http, token, sizeof(token));
-    char *claims = NULL;
+    char *claims = NULL, sub_digits[32] = "";
     const char *token_error = NULL;
     if (tlen < 0)
         token_error = "token too large";
     else if (tlen > 0)
-        mw_jwt_verify(&w->jwt, token, (size_t)tlen, &claims, &token_error);
+        mw_jwt_verify(&w->jwt, token, (size_t)tlen, &claims, sub_digits, &token_error);
     if (tlen != 0)
         memset(token, 0, sizeof(token)); /* it is not needed any more */
     mw_admission adm;
-    mw_lvm_admit(w->lvm, c->http, c->remote, claims, token_error, tlen != 0, &adm);
+    mw_lvm_admit(w->lvm, c->http, c->remote, claims, sub_digits, token_error, tlen != 0, &adm);
     free(claims);
     snprintf(reason, reason_size, "%s", adm.reason);
     if (adm.status == 101) {

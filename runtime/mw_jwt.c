@@ -75,15 +75,20 @@ void mw_jwt_free(mw_jwt_verifier *v)
 }
 
 int mw_jwt_verify(const mw_jwt_verifier *v, const char *token, size_t len, char **claims_json,
-                  const char **reason)
+                  char sub_digits[32], const char **reason)
 {
     *claims_json = NULL;
+    sub_digits[0] = '\0';
     if (!v->enabled) {
         *reason = "a token was sent but no JWT secret or key is configured";
         return -1;
     }
     if (len == 0 || len > MW_JWT_MAX_TOKEN) {
         *reason = len ? "token too large" : "empty token";
+        return -1;
+    }
+    if (memchr(token, '\0', len)) { /* the bytes checked must be the bytes sent */
+        *reason = "malformed token";
         return -1;
     }
     char *copy = malloc(len + 1);
@@ -106,6 +111,10 @@ int mw_jwt_verify(const mw_jwt_verifier *v, const char *token, size_t len, char 
         return -1;
     }
     *claims_json = jwt_get_grants_json(jwt, NULL);
+    errno = 0;
+    long sub = jwt_get_grant_int(jwt, "sub"); /* the top-level claim only */
+    if (errno == 0)
+        snprintf(sub_digits, 32, "%ld", sub);
     jwt_free(jwt);
     if (!*claims_json) {
         *reason = "token has no claims";

@@ -23,7 +23,9 @@ void mw_jwt_free(mw_jwt_verifier *v);
 
 /* Verifies token. Returns 0 with the claims as a malloc'd JSON object in *claims_json, or -1
  * with a static reason (never containing the token). */
+/* When "sub" is a JSON integer, sub_digits (32 bytes) gets its exact decimal digits, else "";
+ * a double cannot carry 64-bit ids, the claims JSON decoded in Lua would round them. */
 int mw_jwt_verify(const mw_jwt_verifier *v, const char *token, size_t len, char **claims_json,
-                  const char **reason);
+                  char sub_digits[32], const char **reason);
 
 #endif

@@ -229,7 +229,23 @@ static void push_request(lua_State *L, const mw_http_request *r, const char *rem
     lua_createtable(L, 0, 5);
     lua_pushlstring(L, path, plen);
     lua_setfield(L, -2, "path");
-    lua_pushlstring(L, query, qlen);
+    /* the query without its token=... parameter: the app gets the claims, never the token */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    const char *end = query + qlen;
+    int first = 1;
+    for (const char *p = query; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if (!(stop - p >= 6 && memcmp(p, "token=", 6) == 0) && stop > p) {
+            if (!first)
+                luaL_addchar(&b, '&');
+            luaL_addlstring(&b, p, (size_t)(stop - p));
+            first = 0;
+        }
+        p = stop + 1;
+    }
+    luaL_pushresult(&b);
     lua_setfield(L, -2, "query");
     lua_pushstring(L, remote);
     lua_setfield(L, -2, "remoteAddress");
@@ -258,7 +274,7 @@ static void push_request(lua_State *L, const mw_http_request *r, const char *rem
 }
 
 void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, const char *claims_json,
-                  const char *token_error, int has_token, mw_admission *out)
+                  const char *sub_digits, const char *token_error, int has_token, mw_admission *out)
 {
     lua_State *L = vm->L;
     memset(out, 0, sizeof(*out));
@@ -275,7 +291,11 @@ void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, cons
     else
         lua_pushnil(L);
     lua_pushboolean(L, has_token);
-    if (lua_pcall(L, 4, 4, 0) != 0) {
+    if (sub_digits && *sub_digits)
+        lua_pushstring(L, sub_digits);
+    else
+        lua_pushnil(L);
+    if (lua_pcall(L, 5, 4, 0) != 0) {
         log_runtime_error(L, "admit");
         return;
     }

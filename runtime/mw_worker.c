@@ -44,7 +44,6 @@ static void stop_if_drained(mw_worker *w)
 {
     if (!w->draining)
         return;
-    drain_step(w);
     if (w->clients.count == 0)
         uv_stop(&w->loop);
 }
@@ -52,6 +51,7 @@ static void stop_if_drained(mw_worker *w)
 static void flush_prepare_cb(uv_prepare_t *h)
 {
     mw_worker *w = h->data;
+    drain_step(w);
     while (w->flush_head) {
         mw_conn *c = w->flush_head;
         w->flush_head = c->flush_next;
@@ -121,11 +121,16 @@ static void housekeeping_cb(uv_timer_t *t)
             mw_conn_close_ws(c, 4401, "Token expired");
             continue;
         }
-        if (check_inactive && (double)(wall - c->last_activity_ms) >= cfg->inactivity_max * 1000) {
+        /* signed: a wall clock stepped back must not make everybody look idle */
+        if (check_inactive && (double)((int64_t)wall - (int64_t)c->last_activity_ms) >= cfg->inactivity_max * 1000) {
             mw_conn_close_ws(c, 4408, "Inactive");
             continue;
         }
-        if (c->awaiting_pong) {
+        if (c->read_paused || c->out_paused) {
+            /* we are not reading from it (back-pressure): its pong may sit unread */
+            c->awaiting_pong = 0;
+            c->last_ping_ms = now;
+        } else if (c->awaiting_pong) {
             if (now - c->ping_sent_ms >= timeout_ms) {
                 if (mw_log_begin(MW_LOG_INFO, "heartbeat: no pong in time, dropping client")) {
                     mw_log_str("clientId", c->id);
@@ -162,18 +167,16 @@ static void shutdown_timeout_cb(uv_timer_t *t)
 
 #define MW_DRAIN_BATCH 500
 
-/* Closes up to MW_DRAIN_BATCH clients with 1001 per loop turn, once none of them has a
- * handler still waiting on I/O (their replies go out first). */
+/* Closes up to MW_DRAIN_BATCH clients with 1001 per loop turn. A client whose handler still
+ * waits on I/O is closed once it has finished and its reply is queued; the others do not wait
+ * for it. Runs before the send queues are flushed, so the close frames go out this turn. */
 static void drain_step(mw_worker *w)
 {
     if (!w->draining)
         return;
-    for (mw_conn *c = w->clients.head; c; c = c->all_next)
-        if (c->busy)
-            return; /* a handler is still running: let it finish and reply */
     int n = 0;
     for (mw_conn *c = w->clients.head; c && n < MW_DRAIN_BATCH; c = c->all_next) {
-        if (c->ws && !mw_ws_closing(c->ws)) {
+        if (c->ws && !c->busy && !mw_ws_closing(c->ws)) {
             mw_conn_close_ws(c, 1001, "Server shutting down");
             n++;
         }

@@ -68,7 +68,8 @@ end
 
 -- Decides on one upgrade. request = {path, query, headers, remoteAddress, origin}.
 -- Returns status (101, 401, 403), reason, user ({userId, payload} or nil), expiry (ms or nil).
-function M.admit(config, request, claims_json, token_error, has_token, now_ms, run_hook)
+-- sub_digits: the exact digits of an integer sub (from libjwt), which a double may round.
+function M.admit(config, request, claims_json, token_error, has_token, now_ms, run_hook, sub_digits)
   if not origin_allowed(config.allowedOrigins, request.origin) then
     return 403, "Origin not allowed"
   end
@@ -90,9 +91,8 @@ function M.admit(config, request, claims_json, token_error, has_token, now_ms, r
     if type(verdict) == "string" then return 401, verdict end
   end
   local sub = claims.sub
-  if type(sub) == "number" and not (sub == floor(sub) and sub > -MAX_EXACT and sub < MAX_EXACT) then
-    -- a numeric sub too large for a double: keep its digits as written, as a string
-    sub = claims_json:match('"sub"%s*:%s*(%-?%d+)%s*[,}]') or sub
+  if type(sub) == "number" and sub_digits and not (sub > -MAX_EXACT and sub < MAX_EXACT) then
+    sub = sub_digits -- a 64-bit id: its exact digits, as a string
   end
   local user = { userId = M.user_id(sub), payload = claims }
   return 101, nil, user, (claims.exp + (auth.leeway or 0)) * 1000

@@ -195,6 +195,9 @@ function M.load(app_dir, overrides)
       fail("auth.secret", "must be at least 32 bytes long for " .. cfg.auth.algorithm ..
         " (a short HMAC secret can be brute-forced); got " .. #cfg.auth.secret)
     end
+    if cfg.limits.rate.burst < 1 then
+      fail("limits.rate.burst", "must be at least 1 (a bucket that never holds a whole token refuses everything)")
+    end
     if cfg.auth.secret and #cfg.auth.secret > 4095 then
       fail("auth.secret", "must be at most 4095 bytes long")
     end

@@ -316,10 +316,10 @@ local function run_now(fn, ...)
 end
 
 -- Decides on an upgrade: returns status, reason, userKey, expiry ms (see moonwire.auth).
-function hooks.admit(request, claims_json, token_error, has_token)
+function hooks.admit(request, claims_json, token_error, has_token, sub_digits)
   local auth = require "moonwire.auth"
   local status, reason, user, expires = auth.admit(state.config, request, claims_json, token_error,
-    has_token, core.now_ms(), run_now)
+    has_token, core.now_ms(), run_now, sub_digits)
   state.admitted_user = user
   return status, reason, user and auth.user_key(user.userId), expires
 end
