@@ -4,16 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash_id(const char *id, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)id[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 int mw_clients_init(mw_clients *cs)
 {
     memset(cs, 0, sizeof(*cs));
@@ -35,7 +25,7 @@ static void grow(mw_clients *cs)
     if (!b)
         return; /* keep the longer chains; still correct */
     for (mw_conn *c = cs->head; c; c = c->all_next) {
-        size_t i = hash_id(c->id, MW_CLIENT_ID_LEN) & (n - 1);
+        size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (n - 1);
         c->hash_next = b[i];
         b[i] = c;
     }
@@ -48,7 +38,7 @@ int mw_clients_add(mw_clients *cs, mw_conn *c)
 {
     if (cs->count + 1 > cs->n_buckets)
         grow(cs);
-    size_t i = hash_id(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
+    size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
     c->hash_next = cs->buckets[i];
     cs->buckets[i] = c;
     c->all_prev = NULL;
@@ -65,7 +55,7 @@ void mw_clients_remove(mw_clients *cs, mw_conn *c)
 {
     if (!c->registered)
         return;
-    size_t i = hash_id(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
+    size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
     for (mw_conn **p = &cs->buckets[i]; *p; p = &(*p)->hash_next) {
         if (*p == c) {
             *p = c->hash_next;
@@ -87,7 +77,7 @@ mw_conn *mw_clients_find(const mw_clients *cs, const char *id, size_t len)
 {
     if (len != MW_CLIENT_ID_LEN)
         return NULL;
-    size_t i = hash_id(id, len) & (cs->n_buckets - 1);
+    size_t i = mw_hash_bytes(id, len) & (cs->n_buckets - 1);
     for (mw_conn *c = cs->buckets[i]; c; c = c->hash_next)
         if (memcmp(c->id, id, len) == 0)
             return c;

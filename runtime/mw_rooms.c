@@ -5,16 +5,7 @@
 #include <string.h>
 
 #include "mw_conn.h"
-
-static uint64_t hash_name(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+#include "mw_util.h"
 
 int mw_rooms_init(mw_rooms *rs, int kind)
 {
@@ -42,7 +33,7 @@ mw_memberships *mw_rooms_of(const mw_rooms *rs, mw_conn *c) { return &c->members
 
 mw_room *mw_rooms_find(const mw_rooms *rs, const char *name, size_t len)
 {
-    size_t i = hash_name(name, len) & (rs->n_buckets - 1);
+    size_t i = mw_hash_bytes(name, len) & (rs->n_buckets - 1);
     for (mw_room *r = rs->buckets[i]; r; r = r->hnext)
         if (r->name_len == len && memcmp(r->name, name, len) == 0)
             return r;
@@ -58,7 +49,7 @@ static void grow(mw_rooms *rs)
     for (size_t i = 0; i < rs->n_buckets; i++) {
         for (mw_room *r = rs->buckets[i], *next; r; r = next) {
             next = r->hnext;
-            size_t j = hash_name(r->name, r->name_len) & (n - 1);
+            size_t j = mw_hash_bytes(r->name, r->name_len) & (n - 1);
             r->hnext = b[j];
             b[j] = r;
         }
@@ -101,7 +92,7 @@ int mw_rooms_join(mw_rooms *rs, mw_conn *c, const char *name, size_t len)
         r->name_len = (uint32_t)len;
         if (rs->count + 1 > rs->n_buckets)
             grow(rs);
-        size_t i = hash_name(name, len) & (rs->n_buckets - 1);
+        size_t i = mw_hash_bytes(name, len) & (rs->n_buckets - 1);
         r->hnext = rs->buckets[i];
         rs->buckets[i] = r;
         rs->count++;
@@ -121,7 +112,7 @@ int mw_rooms_join(mw_rooms *rs, mw_conn *c, const char *name, size_t len)
 
 static void drop_room(mw_rooms *rs, mw_room *r)
 {
-    size_t i = hash_name(r->name, r->name_len) & (rs->n_buckets - 1);
+    size_t i = mw_hash_bytes(r->name, r->name_len) & (rs->n_buckets - 1);
     for (mw_room **p = &rs->buckets[i]; *p; p = &(*p)->hnext) {
         if (*p == r) {
             *p = r->hnext;

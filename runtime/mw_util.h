@@ -11,6 +11,17 @@ uint64_t mw_wall_ms(void);          /* milliseconds since the epoch */
 void mw_iso8601(uint64_t ms, char out[32]);
 /* Fills out with MW_CLIENT_ID_LEN URL-safe characters plus NUL. Returns 0 or -errno. */
 int mw_random_id(char out[MW_CLIENT_ID_LEN + 1]);
+/* FNV-1a, for the runtime's small hash tables (client ids, room names). */
+static inline uint64_t mw_hash_bytes(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 /* Standard base64 of len bytes into out (needs 4*ceil(len/3)+1 bytes); returns the length. */
 size_t mw_base64_encode(const uint8_t *in, size_t len, char *out);
 /* Decoded length of a standard base64 string, or -1 when it is not valid base64. */
