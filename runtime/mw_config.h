@@ -37,6 +37,7 @@ typedef struct mw_config {
     char path[1024];
     int workers;
     char redis_url[1024];    /* empty: none */
+    double redis_timeout;
     char database_url[4096];
     int dev;
     int has_raw;             /* app.lua defines raw = function(...) */

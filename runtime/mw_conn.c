@@ -18,6 +18,7 @@
 #include "mw_jwt.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
+#include "mw_redis.h"
 #include "mw_static.h"
 #include "mw_worker.h"
 
@@ -693,9 +694,10 @@ static void handle_plain_http(mw_conn *c, const char *path, size_t path_len)
                          w->id, w->clients.count);
         respond(c, 200, "application/json", body, (size_t)n, head_only);
     } else if (path_is(path, path_len, "/ready")) {
-        int ready = !w->draining;
+        int redis_down = w->redis && !mw_redis_connected(w->redis);
+        int ready = !w->draining && !redis_down;
         int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"workerId\":\"%s\"}",
-                         ready ? "ready" : "draining", w->id);
+                         ready ? "ready" : w->draining ? "draining" : "redis unavailable", w->id);
         respond(c, ready ? 200 : 503, "application/json", body, (size_t)n, head_only);
     } else if (path_is(path, path_len, "/metrics")) {
         char *text = NULL;

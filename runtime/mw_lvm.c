@@ -20,6 +20,7 @@ struct mw_lvm {
     lua_State *L;
     mw_worker *w;
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
+    int ref_resume, ref_spawn, ref_on_redis_message;
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
@@ -78,8 +79,11 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, char *err, size_
     lua_pushcfunction(L, l_list_dir);
     lua_setfield(L, -2, "list_dir");
     mw_lapi_log_inject(L);
-    if (w)
+    if (w) {
         mw_lapi_server_inject(L, w);
+        mw_lapi_redis_inject(L, w);
+        mw_lapi_timer_inject(L, w);
+    }
     lua_setfield(L, -2, "moonwire.core");
     lua_pop(L, 2);
     return L;
@@ -154,6 +158,9 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     vm->ref_on_disconnect = take_ref(L, hooks, "on_disconnect");
     vm->ref_on_started = take_ref(L, hooks, "on_started");
     vm->ref_admit = take_ref(L, hooks, "admit");
+    vm->ref_resume = take_ref(L, hooks, "resume");
+    vm->ref_spawn = take_ref(L, hooks, "spawn");
+    vm->ref_on_redis_message = take_ref(L, hooks, "on_redis_message");
     lua_settop(L, 0);
     return vm;
 fail:
@@ -308,6 +315,43 @@ void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, cons
         out->user_key = strdup(lua_tostring(L, -2));
     out->expires_ms = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
     lua_pop(L, 4);
+}
+
+void mw_lvm_resume_begin(mw_lvm *vm, int co_ref)
+{
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_resume);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, co_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, co_ref);
+}
+
+void mw_lvm_resume_end(mw_lvm *vm, int nvalues)
+{
+    if (lua_pcall(vm->L, 1 + nvalues, 0, 0) != 0)
+        log_runtime_error(vm->L, "resume");
+}
+
+void mw_lvm_spawn(mw_lvm *vm, const char *what, int fn_ref, int nargs)
+{
+    lua_State *L = vm->L;
+    lua_pushstring(L, what);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
+    lua_insert(L, -(nargs + 2));
+    lua_insert(L, -(nargs + 2)); /* what, fn, args... */
+    call_hook(vm, vm->ref_spawn, "spawn", nargs + 2);
+}
+
+void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channel, size_t channel_len,
+                             const char *payload, size_t payload_len)
+{
+    lua_State *L = vm->L;
+    if (pattern)
+        lua_pushstring(L, pattern);
+    else
+        lua_pushnil(L);
+    lua_pushlstring(L, channel, channel_len);
+    lua_pushlstring(L, payload, payload_len);
+    call_hook(vm, vm->ref_on_redis_message, "on_redis_message", 3);
 }
 
 void mw_lvm_on_started(mw_lvm *vm)

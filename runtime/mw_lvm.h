@@ -44,6 +44,18 @@ void mw_lvm_admit(mw_lvm *vm, const struct mw_http_request *r, const char *remot
                   int has_token, mw_admission *out);
 void mw_lvm_on_started(mw_lvm *vm);
 
+/* Resuming a coroutine that waited on I/O: mw_lvm_resume_begin pushes runtime.resume and the
+ * coroutine (registry reference co_ref, released here); push the values it resumes with, then
+ * call mw_lvm_resume_end with their count. */
+void mw_lvm_resume_begin(mw_lvm *vm, int co_ref);
+void mw_lvm_resume_end(mw_lvm *vm, int nvalues);
+/* Runs fn (a registry reference, kept) in a new coroutine: timers and subscribers. The nargs
+ * values on top of the stack are its arguments. */
+void mw_lvm_spawn(mw_lvm *vm, const char *what, int fn_ref, int nargs);
+/* A message on a channel that app.lua's subscribers listen to. */
+void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channel, size_t channel_len,
+                             const char *payload, size_t payload_len);
+
 /* `moonwire check`: compiles config and every controller/job in a fresh state; prints errors
  * (and, unless quiet, a one-line summary). Returns 0 when everything compiles, else 1. */
 int mw_lvm_check(const mw_config *cfg, int quiet);

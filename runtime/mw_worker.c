@@ -10,8 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mw_lapi.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
+#include "mw_redis.h"
 
 #define MW_LISTEN_BACKLOG 4096
 
@@ -157,6 +159,30 @@ static uint64_t housekeeping_period_ms(const mw_config *cfg)
     return (uint64_t)(p * 1000);
 }
 
+static void redis_message_cb(mw_redis *r, const char *pattern, const char *channel, size_t channel_len,
+                             const char *payload, size_t payload_len, void *owner)
+{
+    mw_worker *w = owner;
+    if (w->lvm)
+        mw_lvm_on_redis_message(w->lvm, pattern, channel, channel_len, payload, payload_len);
+}
+
+/* Opens the command and subscriber connections when --redis is given. */
+static int start_redis(mw_worker *w, char *err, size_t errlen)
+{
+    if (!w->cfg->redis_url[0])
+        return 0;
+    mw_redis_options o = { .url = w->cfg->redis_url, .name = "commands", .timeout = w->cfg->redis_timeout,
+                           .owner = w };
+    w->redis = mw_redis_new(&w->loop, &o, err, errlen);
+    if (!w->redis)
+        return -1;
+    o.name = "subscriber";
+    o.on_message = redis_message_cb;
+    w->redis_sub = mw_redis_new(&w->loop, &o, err, errlen);
+    return w->redis_sub ? 0 : -1;
+}
+
 static void shutdown_timeout_cb(uv_timer_t *t)
 {
     mw_worker *w = t->data;
@@ -234,7 +260,6 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     snprintf(pub, sizeof(pub), "%s/public", cfg->app_dir);
     w->has_public = realpath(pub, w->public_dir) != NULL;
 
-    uv_loop_init(&w->loop);
     if (mw_clients_init(&w->clients) != 0 || mw_rooms_init(&w->rooms, MW_ROOMS_ROOMS) != 0 ||
         mw_rooms_init(&w->users, MW_ROOMS_USERS) != 0) {
         mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
@@ -245,6 +270,11 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
                     sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "%s", err);
         free(w);
+        return 3;
+    }
+    uv_loop_init(&w->loop);
+    if (start_redis(w, err, sizeof(err)) != 0) {
+        mw_logf(MW_LOG_ERROR, "config error: redis.url: %s", err);
         return 3;
     }
     w->lvm = mw_lvm_new(w, cfg, err, sizeof(err));
@@ -307,6 +337,10 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
 out:
     /* close whatever is left, let the close callbacks run, then free */
     w->draining = 1;
+    mw_lapi_timer_close_all(w);
+    mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
+    mw_redis_free(w->redis_sub);
+    w->redis = w->redis_sub = NULL;
     for (mw_conn *c = w->conns; c; c = c->tcp_next)
         mw_conn_close(c); /* closes both handles of each connection */
     uv_walk(&w->loop, close_walk_cb, NULL);

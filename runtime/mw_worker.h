@@ -13,6 +13,8 @@
 #include "mw_metrics.h"
 
 struct mw_lvm;
+struct mw_redis;
+typedef struct mw_ltimer mw_ltimer;
 
 #define MW_READ_BUF_SIZE 65536
 
@@ -37,6 +39,10 @@ typedef struct mw_worker {
     mw_rooms rooms;
     mw_rooms users;           /* user key (the token's sub) -> that user's connections */
     mw_jwt_verifier jwt;
+    struct mw_redis *redis;     /* commands (NULL without --redis) */
+    struct mw_redis *redis_sub; /* app.lua subscribers */
+    mw_ltimer *timers;          /* the timer binding's timers */
+    long long last_timer_id;
     uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */
     uint64_t last_inactivity_check_ms;
     mw_conn *drain_cursor;    /* next client to close with 1001 while draining */

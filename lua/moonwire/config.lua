@@ -195,6 +195,12 @@ function M.load(app_dir, overrides)
       fail("auth.secret", "must be at least 32 bytes long for " .. cfg.auth.algorithm ..
         " (a short HMAC secret can be brute-forced); got " .. #cfg.auth.secret)
     end
+    if cfg.redis.url and not cfg.redis.url:match("^redis://") then
+      fail("redis.url", "must look like redis://host:port/db, got \"" .. cfg.redis.url .. "\"")
+    end
+    if #cfg.subscribers > 0 and not cfg.redis.url then
+      fail("subscribers", "need Redis: start with --redis redis://host:port or set redis.url")
+    end
     if cfg.limits.rate.burst < 1 then
       fail("limits.rate.burst", "must be at least 1 (a bucket that never holds a whole token refuses everything)")
     end

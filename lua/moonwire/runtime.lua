@@ -363,6 +363,45 @@ function hooks.on_disconnect(clientId, code, reason, rooms_left)
   state.clients[clientId] = nil
 end
 
+hooks.resume = M.resume
+
+-- From C (timers): what names it in logs; fn runs in its own coroutine.
+function hooks.spawn(what, fn, ...)
+  spawn(what, fn, ...)
+end
+
+-- app.lua subscribers: {channel = "name" or "pattern*", handler = fn(channel, payload)}
+local function is_pattern(channel)
+  return channel:find("[%*%?%[]") ~= nil
+end
+
+function hooks.on_redis_message(pattern, channel, payload)
+  local list = state.subscribers[pattern or channel]
+  for _, handler in ipairs(list or {}) do
+    spawn("subscriber " .. (pattern or channel), handler, channel, payload)
+  end
+end
+
+local function register_subscribers(list)
+  state.subscribers = {}
+  for i, sub in ipairs(list or {}) do
+    local where = "config error: subscribers[" .. i .. "]"
+    if type(sub) ~= "table" or type(sub.channel) ~= "string" or sub.channel == "" then
+      error(where .. " needs a channel (string)", 0)
+    end
+    if type(sub.handler) ~= "function" then error(where .. " needs a handler (function)", 0) end
+    if not core.redis_configured() then
+      error(where .. ": subscribers need Redis (start with --redis URL)", 0)
+    end
+    local key = sub.channel
+    if not state.subscribers[key] then
+      state.subscribers[key] = {}
+      core.redis_subscribe(key, is_pattern(key))
+    end
+    table.insert(state.subscribers[key], sub.handler)
+  end
+end
+
 function hooks.on_started()
   local fn = state.events.onServerStarted
   if fn then spawn("events.onServerStarted", fn, state.bindings) end
@@ -384,18 +423,23 @@ function M.start(opts)
 
   local Server = require "moonwire.server"
   local Log = require "moonwire.log"
+  local Redis = require "moonwire.redis"
+  local Timer = require "moonwire.timer"
   state.config = config
   local bindings = {
     webSocketServer = Server.new({ config = config, clients = state.clients, fire = fire }),
     log = Log.new(),
     config = config,
     worker = opts.worker,
+    redis = core.redis_configured() and Redis.new() or nil,
+    timer = Timer.new(),
   }
   state.bindings = bindings
   package.loaded["moonwire"] = bindings -- require("moonwire") from anywhere
 
   state.controllers = load_controllers(controller_dirs(opts), bindings)
   state.routes = build_routes(config.routes, state.controllers)
+  register_subscribers(config.subscribers)
   return hooks
 end
 

@@ -1,0 +1,155 @@
+/* mw_lapi_redis: core.redis_call(cmd, ...) and core.redis_subscribe(channel, isPattern) behind
+ * lua/moonwire/redis.lua. A call sends the command and returns; the Lua side then yields, and
+ * the reply callback resumes that coroutine with the reply converted while hiredis still owns
+ * it (status -> string, integer -> number, bulk -> string, nil -> nil, array -> table with
+ * cjson.null for nil elements, error -> nil, message). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mw_lapi.h"
+#include "mw_lvm.h"
+#include "mw_redis.h"
+#include "mw_worker.h"
+
+#define MW_REDIS_MAX_ARGS 1024
+#define MW_REDIS_MAX_DEPTH 16
+
+typedef struct redis_call {
+    mw_worker *w;
+    int co_ref;
+} redis_call;
+
+static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+/* Pushes a non-error reply. [-0, +1] */
+static void push_reply(lua_State *L, const redisReply *r, int depth)
+{
+    switch (r->type) {
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_ERROR: /* only inside arrays (EXEC): as its text */
+        lua_pushlstring(L, r->str, r->len);
+        break;
+    case REDIS_REPLY_INTEGER:
+        lua_pushnumber(L, (lua_Number)r->integer);
+        break;
+    case REDIS_REPLY_ARRAY:
+        lua_createtable(L, (int)r->elements, 0);
+        for (size_t i = 0; i < r->elements; i++) {
+            if (depth >= MW_REDIS_MAX_DEPTH || r->element[i]->type == REDIS_REPLY_NIL)
+                lua_pushlightuserdata(L, NULL); /* cjson.null: keeps the array's length */
+            else
+                push_reply(L, r->element[i], depth + 1);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        break;
+    default:
+        lua_pushnil(L);
+    }
+}
+
+static void reply_cb(mw_redis *r, redisReply *reply, const char *err, void *data)
+{
+    redis_call *call = data;
+    mw_worker *w = call->w;
+    if (!w->lvm) { /* shutting down */
+        free(call);
+        return;
+    }
+    lua_State *L = mw_lvm_state(w->lvm);
+    mw_lvm_resume_begin(w->lvm, call->co_ref);
+    if (err) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        mw_lvm_resume_end(w->lvm, 2);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        lua_pushnil(L);
+        lua_pushlstring(L, reply->str, reply->len);
+        mw_lvm_resume_end(w->lvm, 2);
+    } else {
+        push_reply(L, reply, 0);
+        mw_lvm_resume_end(w->lvm, 1);
+    }
+    free(call);
+}
+
+/* core.redis_call(cmd, ...) -> true (the caller yields for the reply) or nil, err */
+static int l_redis_call(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    int argc = lua_gettop(L);
+    const char *argv[MW_REDIS_MAX_ARGS];
+    size_t lens[MW_REDIS_MAX_ARGS];
+    if (argc < 1)
+        return luaL_error(L, "redis:call needs a command name");
+    if (argc > MW_REDIS_MAX_ARGS)
+        return luaL_error(L, "redis:call takes at most %d arguments", MW_REDIS_MAX_ARGS);
+    for (int i = 1; i <= argc; i++) {
+        int t = lua_type(L, i);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            return luaL_error(L, "redis:call: argument %d must be a string or a number, got %s", i,
+                              lua_typename(L, t));
+        argv[i - 1] = lua_tolstring(L, i, &lens[i - 1]);
+    }
+    if (!w->redis) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "redis is not configured (start with --redis URL)");
+        return 2;
+    }
+    if (lua_pushthread(L)) {
+        lua_pop(L, 1);
+        return luaL_error(L, "redis:call waits for its reply and must run inside a handler, event, "
+                             "timer or subscriber");
+    }
+    redis_call *call = malloc(sizeof(*call));
+    if (!call) {
+        lua_pop(L, 1);
+        return luaL_error(L, "out of memory");
+    }
+    call->w = w;
+    call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (mw_redis_command(w->redis, argc, argv, lens, reply_cb, call) != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, call->co_ref);
+        free(call);
+        lua_pushnil(L);
+        lua_pushliteral(L, "redis is not connected");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.redis_subscribe(channel, isPattern): for app.lua's subscribers, replayed on reconnect */
+static int l_redis_subscribe(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    const char *channel = luaL_checkstring(L, 1);
+    if (!w->redis_sub)
+        return luaL_error(L, "subscribers need Redis (start with --redis URL)");
+    if (mw_redis_subscribe(w->redis_sub, channel, lua_toboolean(L, 2)) != 0)
+        return luaL_error(L, "out of memory subscribing to %s", channel);
+    return 0;
+}
+
+static int l_redis_configured(lua_State *L)
+{
+    lua_pushboolean(L, worker_of(L)->redis != NULL);
+    return 1;
+}
+
+void mw_lapi_redis_inject(lua_State *L, mw_worker *w)
+{
+    static const luaL_Reg fns[] = {
+        { "redis_call", l_redis_call },
+        { "redis_subscribe", l_redis_subscribe },
+        { "redis_configured", l_redis_configured },
+        { NULL, NULL },
+    };
+    for (const luaL_Reg *r = fns; r->name; r++) {
+        lua_pushlightuserdata(L, w);
+        lua_pushcclosure(L, r->func, 1);
+        lua_setfield(L, -2, r->name);
+    }
+}

@@ -1,0 +1,432 @@
+/* mw_redis: replies on one connection come back in the order the commands went out, so the
+ * outstanding commands are a FIFO and a single sweep timer enforces the timeout on its head: a
+ * command over time means the connection is stalled, so every pending command fails with
+ * "timeout" and the connection is rebuilt. Reconnects back off from 100 ms to 5 s. */
+#include "mw_redis.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mw_log.h"
+
+#define MW_REDIS_SWEEP_MS 100
+#define MW_REDIS_BACKOFF_MIN_MS 100
+#define MW_REDIS_BACKOFF_MAX_MS 5000
+
+static const char err_timeout[] = "redis command timed out";
+static const char err_closed[] = "redis connection closed";
+
+typedef struct pending {
+    struct pending *next;
+    mw_redis_reply_cb cb; /* NULL for the runtime's own (AUTH, SELECT) */
+    void *data;
+    uint64_t deadline;
+    int done;             /* the caller already got its answer (timeout) */
+} pending;
+
+typedef struct subscription {
+    char *channel;
+    int pattern;
+} subscription;
+
+struct mw_redis {
+    uv_loop_t *loop;
+    redisAsyncContext *ac;
+    int connected;     /* handshake done: commands may be sent */
+    int closing;
+    char host[256];
+    int port;
+    int db;
+    char password[256];
+    char name[32];
+    uint64_t timeout_ms;
+    uint64_t connect_started;
+    int backoff_ms;
+    int was_up;        /* for logging state changes once */
+    uv_timer_t sweep, retry;
+    int handles_open;
+    pending *head, *tail;
+    subscription *subs;
+    int n_subs, cap_subs;
+    mw_redis_message_cb on_message;
+    mw_redis_state_cb on_state;
+    void *owner;
+};
+
+static void connect_now(mw_redis *r);
+
+/* ---- URL ---------------------------------------------------------------------------------- */
+
+static int parse_url(mw_redis *r, const char *url, char *err, size_t errlen)
+{
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0) {
+        snprintf(err, errlen, "redis URL must start with redis:// (got \"%s\")", url);
+        return -1;
+    }
+    p += 8;
+    const char *at = strchr(p, '@');
+    if (at) { /* [user]:password@ */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        snprintf(r->password, sizeof(r->password), "%.*s", (int)(at - pw), pw);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *end = slash ? slash : p + strlen(p);
+    const char *colon = memchr(p, ':', (size_t)(end - p));
+    const char *host_end = colon ? colon : end;
+    if (host_end == p) {
+        snprintf(r->host, sizeof(r->host), "127.0.0.1");
+    } else {
+        snprintf(r->host, sizeof(r->host), "%.*s", (int)(host_end - p), p);
+    }
+    r->port = 6379;
+    if (colon) {
+        char *stop;
+        long port = strtol(colon + 1, &stop, 10);
+        if (stop != end || port <= 0 || port > 65535) {
+            snprintf(err, errlen, "redis URL has an invalid port (got \"%s\")", url);
+            return -1;
+        }
+        r->port = (int)port;
+    }
+    r->db = 0;
+    if (slash && slash[1]) {
+        char *stop;
+        long db = strtol(slash + 1, &stop, 10);
+        if (*stop || db < 0) {
+            snprintf(err, errlen, "redis URL has an invalid database number (got \"%s\")", url);
+            return -1;
+        }
+        r->db = (int)db;
+    }
+    return 0;
+}
+
+/* ---- pending commands --------------------------------------------------------------------- */
+
+static pending *pending_push(mw_redis *r, mw_redis_reply_cb cb, void *data)
+{
+    pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->cb = cb;
+    p->data = data;
+    p->deadline = uv_now(r->loop) + r->timeout_ms;
+    if (r->tail)
+        r->tail->next = p;
+    else
+        r->head = p;
+    r->tail = p;
+    return p;
+}
+
+static pending *pending_pop(mw_redis *r)
+{
+    pending *p = r->head;
+    if (p) {
+        r->head = p->next;
+        if (!r->head)
+            r->tail = NULL;
+    }
+    return p;
+}
+
+/* The answer to the oldest command (hiredis calls back in order; reply NULL when the
+ * connection went away). */
+static void command_cb(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    mw_redis *r = privdata;
+    pending *p = pending_pop(r);
+    if (!p)
+        return;
+    redisReply *reply = reply_;
+    if (!p->done && p->cb)
+        p->cb(r, reply, reply ? NULL : err_closed, p->data);
+    else if (!p->cb && reply && reply->type == REDIS_REPLY_ERROR)
+        mw_logf(MW_LOG_ERROR, "redis (%s): %s", r->name, reply->str);
+    free(p);
+}
+
+static int send_argv(mw_redis *r, int argc, const char **argv, const size_t *lens, mw_redis_reply_cb cb,
+                     void *data)
+{
+    pending *p = pending_push(r, cb, data);
+    if (!p)
+        return -1;
+    if (redisAsyncCommandArgv(r->ac, command_cb, r, argc, argv, lens) != REDIS_OK) {
+        /* not queued: take it back (it is the tail) */
+        pending **q = &r->head;
+        while (*q && *q != p)
+            q = &(*q)->next;
+        *q = NULL;
+        r->tail = NULL;
+        for (pending *t = r->head; t; t = t->next)
+            r->tail = t;
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
+int mw_redis_command(mw_redis *r, int argc, const char **argv, const size_t *lens, mw_redis_reply_cb cb,
+                     void *data)
+{
+    if (!r->connected || !r->ac || r->closing)
+        return -1;
+    return send_argv(r, argc, argv, lens, cb, data);
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------ */
+
+static void subscription_cb(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    mw_redis *r = privdata;
+    redisReply *reply = reply_;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || !r->on_message)
+        return;
+    redisReply **e = reply->element;
+    if (e[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(e[0]->str, "message") == 0 && e[1]->type == REDIS_REPLY_STRING &&
+        e[2]->type == REDIS_REPLY_STRING) {
+        r->on_message(r, NULL, e[1]->str, e[1]->len, e[2]->str, e[2]->len, r->owner);
+    } else if (strcmp(e[0]->str, "pmessage") == 0 && reply->elements >= 4 &&
+               e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING) {
+        r->on_message(r, e[1]->str, e[2]->str, e[2]->len, e[3]->str, e[3]->len, r->owner);
+    }
+}
+
+static void send_subscription(mw_redis *r, const subscription *s)
+{
+    const char *argv[2] = { s->pattern ? "PSUBSCRIBE" : "SUBSCRIBE", s->channel };
+    size_t lens[2] = { strlen(argv[0]), strlen(s->channel) };
+    redisAsyncCommandArgv(r->ac, subscription_cb, r, 2, argv, lens);
+}
+
+int mw_redis_subscribe(mw_redis *r, const char *channel, int pattern)
+{
+    if (r->n_subs == r->cap_subs) {
+        int ncap = r->cap_subs ? r->cap_subs * 2 : 8;
+        subscription *n = realloc(r->subs, (size_t)ncap * sizeof(subscription));
+        if (!n)
+            return -1;
+        r->subs = n;
+        r->cap_subs = ncap;
+    }
+    subscription *s = &r->subs[r->n_subs];
+    s->channel = strdup(channel);
+    if (!s->channel)
+        return -1;
+    s->pattern = pattern;
+    r->n_subs++;
+    if (r->connected)
+        send_subscription(r, s);
+    return 0;
+}
+
+/* ---- connection --------------------------------------------------------------------------- */
+
+static void set_state(mw_redis *r, int up)
+{
+    if (up == r->connected)
+        return;
+    r->connected = up;
+    if (up != r->was_up) {
+        r->was_up = up;
+        if (up)
+            mw_logf(MW_LOG_INFO, "redis connected (%s) at %s:%d db %d", r->name, r->host, r->port, r->db);
+        else
+            mw_logf(MW_LOG_WARN, "redis connection lost (%s) at %s:%d: reconnecting", r->name, r->host, r->port);
+    }
+    if (r->on_state)
+        r->on_state(r, up, r->owner);
+}
+
+static void fail_pending(mw_redis *r, const char *err)
+{
+    for (pending *p = r->head; p; p = p->next) {
+        if (!p->done && p->cb) {
+            p->done = 1;
+            p->cb(r, NULL, err, p->data);
+        }
+    }
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+    connect_now(t->data);
+}
+
+static void schedule_retry(mw_redis *r)
+{
+    if (r->closing)
+        return;
+    uv_timer_start(&r->retry, retry_cb, (uint64_t)r->backoff_ms, 0);
+    r->backoff_ms = r->backoff_ms * 2 > MW_REDIS_BACKOFF_MAX_MS ? MW_REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+static void handshake_done(mw_redis *r, redisReply *reply, const char *err, void *data)
+{
+    if (err || (reply && reply->type == REDIS_REPLY_ERROR)) {
+        mw_logf(MW_LOG_ERROR, "redis (%s): setting up the connection failed: %s", r->name,
+                err ? err : reply->str);
+        if (r->ac)
+            redisAsyncDisconnect(r->ac);
+        return;
+    }
+    r->backoff_ms = MW_REDIS_BACKOFF_MIN_MS;
+    for (int i = 0; i < r->n_subs; i++)
+        send_subscription(r, &r->subs[i]);
+    set_state(r, 1);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    mw_redis *r = ac->data;
+    if (status != REDIS_OK) {
+        r->ac = NULL; /* hiredis frees a context that failed to connect */
+        if (!r->was_up && r->backoff_ms == MW_REDIS_BACKOFF_MIN_MS)
+            mw_logf(MW_LOG_WARN, "redis (%s): cannot connect to %s:%d: %s; retrying", r->name, r->host,
+                    r->port, ac->errstr);
+        schedule_retry(r);
+        return;
+    }
+    /* AUTH and SELECT go first; the connection counts as up when the last one answers */
+    if (r->password[0]) {
+        const char *argv[2] = { "AUTH", r->password };
+        size_t lens[2] = { 4, strlen(r->password) };
+        send_argv(r, 2, argv, lens, r->db ? NULL : handshake_done, NULL);
+    }
+    if (r->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", r->db);
+        const char *argv[2] = { "SELECT", db };
+        size_t lens[2] = { 6, strlen(db) };
+        send_argv(r, 2, argv, lens, handshake_done, NULL);
+    }
+    if (!r->password[0] && !r->db) {
+        const char *argv[1] = { "PING" };
+        size_t lens[1] = { 4 };
+        send_argv(r, 1, argv, lens, handshake_done, NULL);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    mw_redis *r = ac->data;
+    r->ac = NULL; /* hiredis frees it after this returns */
+    fail_pending(r, err_closed);
+    set_state(r, 0);
+    schedule_retry(r);
+}
+
+static void connect_now(mw_redis *r)
+{
+    if (r->closing || r->ac)
+        return;
+    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    if (!ac || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(r);
+        return;
+    }
+    ac->data = r;
+    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        schedule_retry(r);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    r->ac = ac;
+    r->connect_started = uv_now(r->loop);
+}
+
+/* Enforces the command timeout on the oldest command, and the connect timeout. */
+static void sweep_cb(uv_timer_t *t)
+{
+    mw_redis *r = t->data;
+    uint64_t now = uv_now(r->loop);
+    if (!r->ac)
+        return;
+    pending *p = r->head;
+    int stalled = p && now > p->deadline;
+    int slow_connect = !r->connected && !p && now - r->connect_started > r->timeout_ms;
+    if (stalled || slow_connect) {
+        mw_logf(MW_LOG_WARN, "redis (%s): no answer within %.1f s; reconnecting", r->name,
+                (double)r->timeout_ms / 1000);
+        fail_pending(r, err_timeout);
+        redisAsyncContext *ac = r->ac;
+        if (r->connected || p)
+            redisAsyncDisconnect(ac); /* on_disconnect schedules the retry */
+        else {
+            r->ac = NULL;
+            redisAsyncFree(ac);
+            schedule_retry(r);
+        }
+    }
+}
+
+mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err, size_t errlen)
+{
+    mw_redis *r = calloc(1, sizeof(*r));
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (parse_url(r, opts->url, err, errlen) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->loop = loop;
+    snprintf(r->name, sizeof(r->name), "%s", opts->name ? opts->name : "redis");
+    r->timeout_ms = (uint64_t)((opts->timeout > 0 ? opts->timeout : 5) * 1000);
+    r->backoff_ms = MW_REDIS_BACKOFF_MIN_MS;
+    r->on_message = opts->on_message;
+    r->on_state = opts->on_state;
+    r->owner = opts->owner;
+    uv_timer_init(loop, &r->sweep);
+    uv_timer_init(loop, &r->retry);
+    r->sweep.data = r->retry.data = r;
+    r->handles_open = 2;
+    uv_timer_start(&r->sweep, sweep_cb, MW_REDIS_SWEEP_MS, MW_REDIS_SWEEP_MS);
+    uv_unref((uv_handle_t *)&r->sweep);
+    uv_unref((uv_handle_t *)&r->retry);
+    connect_now(r);
+    return r;
+}
+
+int mw_redis_connected(const mw_redis *r) { return r && r->connected; }
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    mw_redis *r = h->data;
+    if (--r->handles_open > 0)
+        return;
+    for (int i = 0; i < r->n_subs; i++)
+        free(r->subs[i].channel);
+    free(r->subs);
+    free(r);
+}
+
+void mw_redis_free(mw_redis *r)
+{
+    if (!r)
+        return;
+    r->closing = 1;
+    if (r->ac) {
+        redisAsyncContext *ac = r->ac;
+        redisAsyncFree(ac); /* calls back every pending command, then on_disconnect */
+        r->ac = NULL;
+    }
+    fail_pending(r, err_closed);
+    while (r->head)
+        free(pending_pop(r));
+    uv_close((uv_handle_t *)&r->sweep, timer_closed_cb);
+    uv_close((uv_handle_t *)&r->retry, timer_closed_cb);
+}
