@@ -173,6 +173,7 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     lua_pop(L, 1);
     str(L, "redis.url", cfg->redis_url, sizeof(cfg->redis_url));
     cfg->redis_timeout = num(L, "redis.timeout", 5);
+    str(L, "redis.prefix", cfg->redis_prefix, sizeof(cfg->redis_prefix));
     str(L, "database.url", cfg->database_url, sizeof(cfg->database_url));
     cfg->dev = boolean(L, "dev");
     get_path(L, "raw");

@@ -38,6 +38,7 @@ typedef struct mw_config {
     int workers;
     char redis_url[1024];    /* empty: none */
     double redis_timeout;
+    char redis_prefix[128];
     char database_url[4096];
     int dev;
     int has_raw;             /* app.lua defines raw = function(...) */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mw_bus.h"
 #include "mw_handshake.h"
 #include "mw_jwt.h"
 #include "mw_log.h"
@@ -339,11 +340,8 @@ static void unregister_client(mw_conn *c)
             lens[kept++] = r->name_len;
         }
     }
-    while (ms->n > 0)
-        mw_rooms_leave_slot(&w->rooms, c, ms->n - 1);
-    mw_memberships *us = mw_rooms_of(&w->users, c);
-    while (us->n > 0)
-        mw_rooms_leave_slot(&w->users, c, us->n - 1);
+    mw_rooms_leave_all(&w->rooms, c, w);
+    mw_rooms_leave_all(&w->users, c, w);
     mw_metrics_set(w->m, MW_M_ROOMS, w->rooms.count);
     if (mw_log_begin(MW_LOG_INFO, "client disconnected")) {
         mw_log_str("clientId", c->id);
@@ -731,10 +729,13 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
     size_t n = mw_handshake_response(c->http, buf, sizeof(buf));
     mw_ws_limits limits = { w->cfg->limits.max_message_size, w->cfg->limits.max_fragments,
                             w->cfg->has_raw };
-    if (n == 0 || mw_random_id(c->id) != 0 || !(c->ws = mw_ws_new(&limits, &ws_handler, c))) {
+    char random_part[MW_RANDOM_ID_LEN + 1];
+    if (n == 0 || mw_random_id(random_part) != 0 || !(c->ws = mw_ws_new(&limits, &ws_handler, c))) {
         respond_error(c, 500, "Could not start the WebSocket session", NULL);
         return;
     }
+    memcpy(c->id, w->tag, MW_WORKER_TAG_LEN);
+    memcpy(c->id + MW_WORKER_TAG_LEN, random_part, MW_RANDOM_ID_LEN + 1);
     uv_timer_stop(&c->timer);
     mw_http_request_free(c->http);
     free(c->http);
@@ -749,8 +750,13 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
         return;
     }
     mw_clients_add(&w->clients, c);
-    if (c->user_key && mw_rooms_join(&w->users, c, c->user_key, strlen(c->user_key)) < 0)
-        mw_logf(MW_LOG_WARN, "out of memory indexing a user's connection");
+    if (c->user_key) {
+        size_t klen = strlen(c->user_key);
+        if (mw_rooms_join(&w->users, c, c->user_key, klen) < 0)
+            mw_logf(MW_LOG_WARN, "out of memory indexing a user's connection");
+        else if (mw_rooms_find(&w->users, c->user_key, klen)->n == 1)
+            mw_bus_watch(w, MW_BUS_USER, c->user_key, klen, 1);
+    }
     mw_metrics_add(w->m, MW_M_CONNECTIONS, 1);
     mw_metrics_add(w->m, MW_M_CONNECTS, 1);
     if (mw_log_begin(MW_LOG_INFO, "client connected")) {

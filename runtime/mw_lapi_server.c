@@ -5,6 +5,7 @@
 #include <lua.h>
 #include <string.h>
 
+#include "mw_bus.h"
 #include "mw_lapi.h"
 #include "mw_lvm.h"
 #include "mw_worker.h"
@@ -26,7 +27,14 @@ static int l_send(lua_State *L)
     const char *payload = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
     if (!c) {
-        lua_pushboolean(L, 0);
+        /* not here: if the id names another worker, the bus takes it there */
+        mw_worker *w = worker_of(L);
+        size_t idlen;
+        const char *id = lua_tolstring(L, 1, &idlen);
+        int remote = w->redis && !binary && idlen == MW_CLIENT_ID_LEN && memcmp(id, w->tag, MW_WORKER_TAG_LEN) != 0;
+        if (remote)
+            mw_bus_publish(w, MW_BUS_CLIENT, id, idlen, NULL, 0, payload, len);
+        lua_pushboolean(L, remote);
         return 1;
     }
     mw_frame *f = mw_frame_ws(binary ? 2 : 1, payload, len);
@@ -45,8 +53,12 @@ static int l_broadcast(lua_State *L)
     size_t len;
     const char *payload = luaL_checklstring(L, 1, &len);
     const mw_conn *exclude = NULL;
-    if (!lua_isnoneornil(L, 2))
+    const char *exclude_id = NULL;
+    if (!lua_isnoneornil(L, 2)) {
         exclude = find_client(L, 2);
+        exclude_id = lua_tostring(L, 2);
+    }
+    mw_bus_publish(w, MW_BUS_ALL, NULL, 0, exclude_id, 0, payload, len);
     if (w->clients.count == 0) {
         lua_pushinteger(L, 0);
         return 1;
@@ -104,6 +116,8 @@ static int l_room_join(lua_State *L)
     int rv = mw_rooms_join(&w->rooms, c, name, len);
     if (rv < 0)
         return luaL_error(L, "out of memory joining a room");
+    if (rv == 1 && mw_rooms_find(&w->rooms, name, len)->n == 1)
+        mw_bus_watch(w, MW_BUS_ROOM, name, len, 1); /* the first local member */
     update_rooms_gauge(w);
     lua_pushboolean(L, rv == 1);
     return 1;
@@ -117,6 +131,8 @@ static int l_room_leave(lua_State *L)
     size_t len;
     const char *name = luaL_checklstring(L, 2, &len);
     int left = c ? mw_rooms_leave(&w->rooms, c, name, len) : 0;
+    if (left && !mw_rooms_find(&w->rooms, name, len))
+        mw_bus_watch(w, MW_BUS_ROOM, name, len, 0); /* the last local member left */
     update_rooms_gauge(w);
     lua_pushboolean(L, left);
     return 1;
@@ -132,9 +148,7 @@ static int l_room_leave_all(lua_State *L)
         return 1;
     }
     push_rooms_of(L, w, c);
-    mw_memberships *ms = mw_rooms_of(&w->rooms, c);
-    while (ms->n > 0)
-        mw_rooms_leave_slot(&w->rooms, c, ms->n - 1);
+    mw_rooms_leave_all(&w->rooms, c, w);
     update_rooms_gauge(w);
     return 1;
 }
@@ -175,6 +189,10 @@ static int send_to_group(lua_State *L, mw_rooms *rs, int name_arg, int payload_a
     size_t nlen, len;
     const char *name = luaL_checklstring(L, name_arg, &nlen);
     const char *payload = luaL_checklstring(L, payload_arg, &len);
+    mw_worker *w = worker_of(L);
+    int kind = rs == &w->rooms ? MW_BUS_ROOM : MW_BUS_USER;
+    mw_bus_publish(w, kind, name, nlen, kind == MW_BUS_ROOM && !lua_isnoneornil(L, 3) ? lua_tostring(L, 3) : NULL,
+                   0, payload, len);
     if (!mw_rooms_find(rs, name, nlen)) {
         lua_pushinteger(L, 0);
         return 1;
@@ -259,7 +277,13 @@ static int l_disconnect(lua_State *L)
     if (code != 1000 && (code < 3000 || code > 4999))
         return luaL_error(L, "disconnectClient: close code must be 1000 or 3000-4999, got %d", (int)code);
     if (!c) {
-        lua_pushboolean(L, 0);
+        mw_worker *w = worker_of(L);
+        size_t idlen;
+        const char *id = lua_tolstring(L, 1, &idlen);
+        int remote = w->redis && idlen == MW_CLIENT_ID_LEN && memcmp(id, w->tag, MW_WORKER_TAG_LEN) != 0;
+        if (remote)
+            mw_bus_publish(w, MW_BUS_DISCONNECT, id, idlen, NULL, (int)code, reason, strlen(reason));
+        lua_pushboolean(L, remote);
         return 1;
     }
     mw_conn_close_ws(c, (uint16_t)code, reason);

@@ -228,6 +228,33 @@ int mw_redis_subscribe(mw_redis *r, const char *channel, int pattern)
     return 0;
 }
 
+void mw_redis_unsubscribe(mw_redis *r, const char *channel)
+{
+    for (int i = 0; i < r->n_subs; i++) {
+        if (!r->subs[i].pattern && strcmp(r->subs[i].channel, channel) == 0) {
+            if (r->connected && r->ac) {
+                const char *argv[2] = { "UNSUBSCRIBE", channel };
+                size_t lens[2] = { 11, strlen(channel) };
+                redisAsyncCommandArgv(r->ac, subscription_cb, r, 2, argv, lens);
+            }
+            free(r->subs[i].channel);
+            r->subs[i] = r->subs[--r->n_subs];
+            return;
+        }
+    }
+}
+
+static void ignore_reply(mw_redis *r, redisReply *reply, const char *err, void *data)
+{
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        mw_logf(MW_LOG_WARN, "redis (%s): %s", r->name, reply->str);
+}
+
+int mw_redis_fire(mw_redis *r, int argc, const char **argv, const size_t *lens)
+{
+    return mw_redis_command(r, argc, argv, lens, ignore_reply, NULL);
+}
+
 /* ---- connection --------------------------------------------------------------------------- */
 
 static void set_state(mw_redis *r, int up)

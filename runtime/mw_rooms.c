@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mw_bus.h"
 #include "mw_conn.h"
 #include "mw_util.h"
 
@@ -173,4 +174,16 @@ size_t mw_rooms_send(mw_rooms *rs, const char *name, size_t len, mw_frame *f, co
         if (r->members[i].conn != exclude && mw_conn_send(r->members[i].conn, f) == 0)
             n++;
     return n;
+}
+
+void mw_rooms_leave_all(mw_rooms *rs, mw_conn *c, struct mw_worker *w)
+{
+    mw_memberships *ms = mw_rooms_of(rs, c);
+    while (ms->n > 0) {
+        mw_room *r = ms->items[ms->n - 1].room;
+        int last = r->n == 1;
+        if (last && w) /* before the room (and its name) is freed */
+            mw_bus_watch(w, rs->kind == MW_ROOMS_USERS ? MW_BUS_USER : MW_BUS_ROOM, r->name, r->name_len, 0);
+        mw_rooms_leave_slot(rs, c, ms->n - 1);
+    }
 }

@@ -59,5 +59,9 @@ size_t mw_rooms_send(mw_rooms *rs, const char *name, size_t len, mw_frame *f, co
 mw_memberships *mw_rooms_of(const mw_rooms *rs, struct mw_conn *c);
 /* Removes the connection from the membership at `slot` (the last one is cheapest). */
 void mw_rooms_leave_slot(mw_rooms *rs, struct mw_conn *c, uint32_t slot);
+struct mw_worker;
+/* Removes the connection from every room of this instance; rooms left empty stop being
+ * watched on the worker's bus. */
+void mw_rooms_leave_all(mw_rooms *rs, struct mw_conn *c, struct mw_worker *w);
 
 #endif

@@ -25,7 +25,7 @@ void mw_iso8601(uint64_t ms, char out[32])
     snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
 }
 
-int mw_random_id(char out[MW_CLIENT_ID_LEN + 1])
+int mw_random_id(char out[MW_RANDOM_ID_LEN + 1])
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -5,12 +5,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MW_CLIENT_ID_LEN 22 /* base64url of 16 random bytes: 128 bits, URL-safe */
+#define MW_RANDOM_ID_LEN 22 /* base64url of 16 random bytes: 128 bits, URL-safe */
+#define MW_WORKER_TAG_LEN 8 /* a worker's short random id, unique across the cluster */
+/* A clientId is its worker's tag followed by 128 random bits: any worker can route a message
+ * to the client's worker without asking anyone where it is. */
+#define MW_CLIENT_ID_LEN (MW_WORKER_TAG_LEN + MW_RANDOM_ID_LEN)
 
 uint64_t mw_wall_ms(void);          /* milliseconds since the epoch */
 void mw_iso8601(uint64_t ms, char out[32]);
-/* Fills out with MW_CLIENT_ID_LEN URL-safe characters plus NUL. Returns 0 or -errno. */
-int mw_random_id(char out[MW_CLIENT_ID_LEN + 1]);
+/* Fills out with MW_RANDOM_ID_LEN URL-safe characters plus NUL. Returns 0 or -errno. */
+int mw_random_id(char out[MW_RANDOM_ID_LEN + 1]);
 /* FNV-1a, for the runtime's small hash tables (client ids, room names). */
 static inline uint64_t mw_hash_bytes(const char *s, size_t len)
 {

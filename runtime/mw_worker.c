@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mw_bus.h"
 #include "mw_lapi.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
@@ -163,6 +164,8 @@ static void redis_message_cb(mw_redis *r, const char *pattern, const char *chann
                              const char *payload, size_t payload_len, void *owner)
 {
     mw_worker *w = owner;
+    if (!pattern && mw_bus_on_message(w, channel, channel_len, payload, payload_len))
+        return;
     if (w->lvm)
         mw_lvm_on_redis_message(w->lvm, pattern, channel, channel_len, payload, payload_len);
 }
@@ -180,7 +183,10 @@ static int start_redis(mw_worker *w, char *err, size_t errlen)
     o.name = "subscriber";
     o.on_message = redis_message_cb;
     w->redis_sub = mw_redis_new(&w->loop, &o, err, errlen);
-    return w->redis_sub ? 0 : -1;
+    if (!w->redis_sub)
+        return -1;
+    mw_bus_start(w);
+    return 0;
 }
 
 static void shutdown_timeout_cb(uv_timer_t *t)
@@ -255,7 +261,14 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     w->m = &metrics->slots[index];
     mw_metrics_reset_slot(metrics, index, (int)getpid());
     gethostname(host, sizeof(host) - 1);
-    snprintf(w->id, sizeof(w->id), "%s:%d", host, (int)getpid());
+    char random_tag[MW_RANDOM_ID_LEN + 1];
+    if (mw_random_id(random_tag) != 0) {
+        mw_logf(MW_LOG_ERROR, "cannot read random bytes for the worker id");
+        return 1;
+    }
+    memcpy(w->tag, random_tag, MW_WORKER_TAG_LEN);
+    w->tag[MW_WORKER_TAG_LEN] = '\0';
+    snprintf(w->id, sizeof(w->id), "%s:%d:%s", host, (int)getpid(), w->tag);
     char pub[PATH_MAX + 16];
     snprintf(pub, sizeof(pub), "%s/public", cfg->app_dir);
     w->has_public = realpath(pub, w->public_dir) != NULL;

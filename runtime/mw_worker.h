@@ -24,6 +24,7 @@ typedef struct mw_worker {
     int index;
     int count;
     char id[96];
+    char tag[MW_WORKER_TAG_LEN + 1]; /* prefix of this worker's clientIds, its bus address */
     mw_metrics *metrics;
     mw_metrics_slot *m;
     uv_tcp_t listener;

@@ -74,7 +74,7 @@ int main(void)
     mw_frame_unref(f);
 
     /* client ids: 22 URL-safe characters, distinct */
-    char a[MW_CLIENT_ID_LEN + 1], b[MW_CLIENT_ID_LEN + 1];
+    char a[MW_RANDOM_ID_LEN + 1], b[MW_RANDOM_ID_LEN + 1];
     CHECK_EQ_INT(mw_random_id(a), 0);
     CHECK_EQ_INT(mw_random_id(b), 0);
     CHECK_EQ_INT(strlen(a), 22);
