@@ -133,6 +133,31 @@ static int l_redis_subscribe(lua_State *L)
     return 0;
 }
 
+/* core.redis_fire(cmd, ...) -> true when queued: for writes nobody waits for (cluster state
+ * from hooks that cannot yield). Queued commands run in order before any later command. */
+static int l_redis_fire(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    int argc = lua_gettop(L);
+    const char *argv[MW_REDIS_MAX_ARGS];
+    size_t lens[MW_REDIS_MAX_ARGS];
+    if (argc < 1 || argc > MW_REDIS_MAX_ARGS)
+        return luaL_error(L, "redis_fire: 1 to %d arguments", MW_REDIS_MAX_ARGS);
+    for (int i = 1; i <= argc; i++) {
+        if (lua_type(L, i) != LUA_TSTRING && lua_type(L, i) != LUA_TNUMBER)
+            return luaL_error(L, "redis_fire: argument %d must be a string or a number", i);
+        argv[i - 1] = lua_tolstring(L, i, &lens[i - 1]);
+    }
+    lua_pushboolean(L, w->redis && mw_redis_fire(w->redis, argc, argv, lens) == 0);
+    return 1;
+}
+
+static int l_redis_connected(lua_State *L)
+{
+    lua_pushboolean(L, mw_redis_connected(worker_of(L)->redis));
+    return 1;
+}
+
 static int l_redis_configured(lua_State *L)
 {
     lua_pushboolean(L, worker_of(L)->redis != NULL);
@@ -145,6 +170,8 @@ void mw_lapi_redis_inject(lua_State *L, mw_worker *w)
         { "redis_call", l_redis_call },
         { "redis_subscribe", l_redis_subscribe },
         { "redis_configured", l_redis_configured },
+        { "redis_fire", l_redis_fire },
+        { "redis_connected", l_redis_connected },
         { NULL, NULL },
     };
     for (const luaL_Reg *r = fns; r->name; r++) {

@@ -20,7 +20,7 @@ struct mw_lvm {
     lua_State *L;
     mw_worker *w;
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
-    int ref_resume, ref_spawn, ref_on_redis_message;
+    int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state;
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
@@ -110,6 +110,8 @@ static void push_options(lua_State *L, const mw_config *cfg, mw_worker *w, int c
         lua_setfield(L, -2, "index");
         lua_pushinteger(L, w->count);
         lua_setfield(L, -2, "count");
+        lua_pushstring(L, w->tag);
+        lua_setfield(L, -2, "tag");
         lua_setfield(L, -2, "worker");
     }
 }
@@ -161,6 +163,7 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     vm->ref_resume = take_ref(L, hooks, "resume");
     vm->ref_spawn = take_ref(L, hooks, "spawn");
     vm->ref_on_redis_message = take_ref(L, hooks, "on_redis_message");
+    vm->ref_on_redis_state = take_ref(L, hooks, "on_redis_state");
     lua_settop(L, 0);
     return vm;
 fail:
@@ -352,6 +355,12 @@ void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channe
     lua_pushlstring(L, channel, channel_len);
     lua_pushlstring(L, payload, payload_len);
     call_hook(vm, vm->ref_on_redis_message, "on_redis_message", 3);
+}
+
+void mw_lvm_on_redis_state(mw_lvm *vm, int up)
+{
+    lua_pushboolean(vm->L, up);
+    call_hook(vm, vm->ref_on_redis_state, "on_redis_state", 1);
 }
 
 void mw_lvm_on_started(mw_lvm *vm)

@@ -56,6 +56,9 @@ void mw_lvm_spawn(mw_lvm *vm, const char *what, int fn_ref, int nargs);
 void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channel, size_t channel_len,
                              const char *payload, size_t payload_len);
 
+/* The command connection to Redis came up (1) or went down (0). */
+void mw_lvm_on_redis_state(mw_lvm *vm, int up);
+
 /* `moonwire check`: compiles config and every controller/job in a fresh state; prints errors
  * (and, unless quiet, a one-line summary). Returns 0 when everything compiles, else 1. */
 int mw_lvm_check(const mw_config *cfg, int quiet);

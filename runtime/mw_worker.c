@@ -170,17 +170,25 @@ static void redis_message_cb(mw_redis *r, const char *pattern, const char *chann
         mw_lvm_on_redis_message(w->lvm, pattern, channel, channel_len, payload, payload_len);
 }
 
+static void redis_state_cb(mw_redis *r, int up, void *owner)
+{
+    mw_worker *w = owner;
+    if (w->lvm)
+        mw_lvm_on_redis_state(w->lvm, up);
+}
+
 /* Opens the command and subscriber connections when --redis is given. */
 static int start_redis(mw_worker *w, char *err, size_t errlen)
 {
     if (!w->cfg->redis_url[0])
         return 0;
     mw_redis_options o = { .url = w->cfg->redis_url, .name = "commands", .timeout = w->cfg->redis_timeout,
-                           .owner = w };
+                           .on_state = redis_state_cb, .owner = w };
     w->redis = mw_redis_new(&w->loop, &o, err, errlen);
     if (!w->redis)
         return -1;
     o.name = "subscriber";
+    o.on_state = NULL;
     o.on_message = redis_message_cb;
     w->redis_sub = mw_redis_new(&w->loop, &o, err, errlen);
     if (!w->redis_sub)

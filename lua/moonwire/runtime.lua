@@ -351,6 +351,7 @@ function hooks.on_connect(clientId)
   state.admitted_user = nil
   state.clients[clientId] = { user = user, metadata = {} }
   if user then core.send(clientId, authenticated_frame(user.userId)) end
+  state.bindings.webSocketServer:_publishClient(clientId)
   if state.events.onConnect then
     fire("onConnect", clientId, state.bindings.webSocketServer:getClient(clientId))
   end
@@ -358,6 +359,9 @@ end
 
 -- rooms_left: the rooms the C side removed the client from as it closed.
 function hooks.on_disconnect(clientId, code, reason, rooms_left)
+  local cluster = require "moonwire.cluster"
+  for _, room in ipairs(rooms_left or {}) do cluster.room_left(clientId, room, #core.room_members(room) == 0) end
+  cluster.remove_client(clientId)
   for _, room in ipairs(rooms_left or {}) do fire("onLeaveRoom", clientId, room) end
   fire("onDisconnect", clientId, code, reason)
   state.clients[clientId] = nil
@@ -402,6 +406,20 @@ local function register_subscribers(list)
   end
 end
 
+-- The command connection came back: write the local state again, then beat.
+function hooks.on_redis_state(up)
+  local cluster = require "moonwire.cluster"
+  if not up or not cluster.enabled() then return end
+  local ws = state.bindings.webSocketServer
+  local infos = {}
+  for id in pairs(state.clients) do
+    local c = ws:_localClient(id)
+    if c then c.lastActivity = nil; infos[#infos + 1] = c end
+  end
+  cluster.resync(infos)
+  cluster.heartbeat(core.room_names())
+end
+
 function hooks.on_started()
   local fn = state.events.onServerStarted
   if fn then spawn("events.onServerStarted", fn, state.bindings) end
@@ -427,7 +445,8 @@ function M.start(opts)
   local Timer = require "moonwire.timer"
   state.config = config
   local bindings = {
-    webSocketServer = Server.new({ config = config, clients = state.clients, fire = fire }),
+    webSocketServer = Server.new({ config = config, clients = state.clients, fire = fire,
+                                   tag = opts.worker.tag }),
     log = Log.new(),
     config = config,
     worker = opts.worker,
@@ -435,11 +454,17 @@ function M.start(opts)
     timer = Timer.new(),
   }
   state.bindings = bindings
+  bindings.webSocketServer._ctx.redis = bindings.redis
   package.loaded["moonwire"] = bindings -- require("moonwire") from anywhere
 
   state.controllers = load_controllers(controller_dirs(opts), bindings)
   state.routes = build_routes(config.routes, state.controllers)
   register_subscribers(config.subscribers)
+  local cluster = require "moonwire.cluster"
+  cluster.init(config, opts.worker.tag)
+  if cluster.enabled() then
+    bindings.timer:every(config.cluster.heartbeat, function() cluster.heartbeat(core.room_names()) end)
+  end
   return hooks
 end
 

@@ -3,6 +3,9 @@
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 local auth = require "moonwire.auth"
+local cluster = require "moonwire.cluster"
+
+local running = coroutine.running
 
 local Server = {}
 Server.__index = Server
@@ -56,8 +59,8 @@ function Server:sendMessageToAll(msg, opts)
 end
 
 --- A fresh table describing the client, or nil: changing it changes nothing on the server.
-function Server:getClient(clientId)
-  check_id(clientId, "getClient")
+-- The local client's description (nil when it is not connected to this worker).
+function Server:_localClient(clientId)
   local c = core.client_info(clientId)
   if c then
     local state = self._ctx.clients[clientId]
@@ -67,6 +70,27 @@ function Server:getClient(clientId)
   return c
 end
 
+-- Writes the local client's record to the cluster state (rooms, metadata changed).
+function Server:_publishClient(clientId)
+  if not cluster.enabled() then return end
+  local c = self:_localClient(clientId)
+  if c then c.lastActivity = nil; cluster.put_client(c) end
+end
+
+-- Whether this call may ask Redis (cluster-wide reads wait for the reply).
+local function cluster_read(self)
+  return cluster.enabled() and self._ctx.redis and running() ~= nil
+end
+
+--- A fresh table describing the client wherever it is connected in the cluster, or nil.
+--- During a Redis outage a client on another worker gives nil, err.
+function Server:getClient(clientId)
+  check_id(clientId, "getClient")
+  local c = self:_localClient(clientId)
+  if c or not cluster_read(self) or clientId:sub(1, #self._ctx.tag) == self._ctx.tag then return c end
+  return cluster.client(self._ctx.redis, clientId)
+end
+
 --- Sets metadata[key] = value for the client (nil removes it). Returns false for an unknown client.
 function Server:updateClient(clientId, key, value)
   check_id(clientId, "updateClient")
@@ -74,6 +98,7 @@ function Server:updateClient(clientId, key, value)
   local state = self._ctx.clients[clientId]
   if not state then return false end
   state.metadata[key] = deep_copy(value)
+  self:_publishClient(clientId)
   return true
 end
 
@@ -89,7 +114,10 @@ function Server:joinRoom(clientId, room)
   for _, r in ipairs(rooms) do if r == room then member = true end end
   if not member and not cfg.clientCanJoinMultipleRooms then
     for _, r in ipairs(rooms) do
-      if core.room_leave(clientId, r) then self._ctx.fire("onLeaveRoom", clientId, r) end
+      if core.room_leave(clientId, r) then
+        cluster.room_left(clientId, r, #core.room_members(r) == 0)
+        self._ctx.fire("onLeaveRoom", clientId, r)
+      end
     end
     rooms = {}
   end
@@ -98,7 +126,11 @@ function Server:joinRoom(clientId, room)
   end
   local joined = core.room_join(clientId, room)
   if joined == nil then return false, "Unknown client" end
-  if joined then self._ctx.fire("onJoinRoom", clientId, room) end
+  if joined then
+    cluster.room_joined(clientId, room)
+    self:_publishClient(clientId)
+    self._ctx.fire("onJoinRoom", clientId, room)
+  end
   return true
 end
 
@@ -107,6 +139,8 @@ function Server:leaveRoom(clientId, room)
   check_id(clientId, "leaveRoom")
   if type(room) ~= "string" then return false end
   if core.room_leave(clientId, room) then
+    cluster.room_left(clientId, room, #core.room_members(room) == 0)
+    self:_publishClient(clientId)
     self._ctx.fire("onLeaveRoom", clientId, room)
     return true
   end
@@ -117,16 +151,22 @@ end
 function Server:leaveAllRooms(clientId)
   check_id(clientId, "leaveAllRooms")
   local left = core.room_leave_all(clientId) or {}
+  for _, r in ipairs(left) do cluster.room_left(clientId, r, #core.room_members(r) == 0) end
+  if #left > 0 then self:_publishClient(clientId) end
   for _, r in ipairs(left) do self._ctx.fire("onLeaveRoom", clientId, r) end
   return #left
 end
 
+--- The clientIds in a room across the cluster (nil, err during a Redis outage).
 function Server:getRoomClients(room)
   if type(room) ~= "string" then error("getRoomClients: room must be a string, got " .. type(room), 2) end
+  if cluster_read(self) then return cluster.room_clients(self._ctx.redis, room) end
   return core.room_members(room)
 end
 
+--- The rooms with members across the cluster (nil, err during a Redis outage).
 function Server:getRooms()
+  if cluster_read(self) then return cluster.rooms(self._ctx.redis) end
   return core.room_names()
 end
 
@@ -151,7 +191,9 @@ function Server:stats()
   return core.stats()
 end
 
+--- Connected clients across the cluster (nil, err during a Redis outage).
 function Server:clientCount()
+  if cluster_read(self) then return cluster.count(self._ctx.redis) end
   return core.client_count()
 end
 

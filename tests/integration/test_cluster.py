@@ -154,3 +154,66 @@ def test_two_hosts_share_one_redis(server, redis_url):
     one = server(app_lua=APP, template="cluster", args=("--redis", redis_url))
     two = server(app_lua=APP, template="cluster", args=("--redis", redis_url))
     mwtest.arun(exercise([one.ws_url, two.ws_url]), timeout=60)
+
+
+async def cluster_reads(urls, kill=None):
+    clients = await spread(urls, 8, users=[f"u{i}" for i in range(8)])
+    a = clients[0]
+    b = next(c for c in clients if c.worker != a.worker)
+    for c in clients[:4] + [b]:
+        assert await c.request("join", room="shared") is True
+    assert await b.request("nick", nick="bee") is True
+    expected = {c.client_id for c in clients[:4] + [b]}
+    # every worker sees the whole room, the whole count and a client of another worker
+    for asker in (a, b):
+        got_members = await asker.request("members", room="shared")
+        assert set(got_members["members"]) == expected, got_members
+        assert (await asker.request("count"))["count"] == 8
+        assert "shared" in (await asker.request("rooms"))["rooms"]
+    info = await a.request("info", target=b.client_id)
+    assert info["found"] is True and info["workerId"] == b.worker, info
+    assert info["nick"] == "bee" and info["rooms"] == ["shared"] and info["userId"] == f"u{clients.index(b)}"
+    if kill:
+        victims = {c.client_id for c in clients if c.worker == b.worker}
+        kill(b.worker)
+        survivor = a
+        deadline = asyncio.get_event_loop().time() + 5
+        while True:
+            members = set((await survivor.request("members", room="shared"))["members"])
+            if not (members & victims):
+                break
+            assert asyncio.get_event_loop().time() < deadline, "a dead worker's clients stayed in the room"
+            await asyncio.sleep(0.2)
+        assert members == expected - victims
+        assert (await survivor.request("count"))["count"] == 8 - len(victims)
+        assert (await survivor.request("info", target=b.client_id))["found"] is False
+    for c in clients:
+        try:
+            await c.ws.close()
+        except Exception:
+            pass
+
+
+FAST = f"return {{ auth = {{ secret = {SECRET!r} }}, cluster = {{ heartbeat = 0.5 }} }}\n"
+
+
+def test_cluster_reads_across_workers(server, redis_url):
+    srv = server(app_lua=FAST, template="cluster", args=("--workers", "2", "--redis", redis_url))
+    mwtest.arun(cluster_reads([srv.ws_url]), timeout=60)
+
+
+def test_a_killed_hosts_clients_leave_lookups_within_two_heartbeats(server, redis_url):
+    one = server(app_lua=FAST, template="cluster", args=("--redis", redis_url))
+    two = server(app_lua=FAST, template="cluster", args=("--redis", redis_url))
+    pids = {}
+
+    def kill(worker_id):
+        # the worker id is host:pid:tag; SIGKILL the whole host (supervisor first, then its worker)
+        pid = int(worker_id.split(":")[1])
+        for srv in (one, two):
+            if pid in srv.worker_pids():
+                srv.proc.kill()
+                import os, signal as sig
+                os.kill(pid, sig.SIGKILL)
+                pids["killed"] = srv
+    mwtest.arun(cluster_reads([one.ws_url, two.ws_url], kill=kill), timeout=60)

@@ -9,4 +9,13 @@ function C:room(id, d) return ws(self):sendMessageToRoom(d.room, { type = "c", a
 function C:user(id, d) return ws(self):sendMessageToUser(d.user, { type = "c", action = "user", data = d.n }) end
 function C:to(id, d) return ws(self):sendMessageToClient(d.target, { type = "c", action = "direct", data = d.n }) end
 function C:kick(id, d) return ws(self):disconnectClient(d.target, 4000, "kicked") end
+function C:members(id, d) local m, err = ws(self):getRoomClients(d.room); return { members = m, err = err } end
+function C:rooms(id) local r, err = ws(self):getRooms(); return { rooms = r, err = err } end
+function C:count(id) local n, err = ws(self):clientCount(); return { count = n, err = err } end
+function C:info(id, d)
+  local c, err = ws(self):getClient(d.target)
+  return { found = c ~= nil, err = err, workerId = c and c.workerId, rooms = c and c.rooms,
+           nick = c and c.metadata and c.metadata.nick, userId = c and c.user and c.user.userId }
+end
+function C:nick(id, d) return ws(self):updateClient(id, "nick", d.nick) end
 return C

@@ -1,0 +1,143 @@
+-- moonwire.cluster: the cluster-wide state in Redis, so any worker on any host can answer
+-- getClient, getRoomClients, getRooms and clientCount. Each worker owns its keys:
+--   {p}w:{tag}              alive marker, expires after 2 heartbeats
+--   {p}w:{tag}:clients      hash clientId -> JSON {clientId, user, rooms, metadata, connectedAt, workerId}
+--   {p}w:{tag}:rooms        set of the rooms it has members in
+--   {p}r:{room}:{tag}       set of its members of that room
+--   {p}workers              set of worker tags (pruned of dead ones by every heartbeat)
+-- The heartbeat refreshes every TTL in one pipeline, so a killed worker's clients vanish from
+-- every lookup within two heartbeats; reads are one Lua script each (one round trip) that
+-- skips workers whose alive marker is gone. No worker keeps a copy of every client.
+local core = require "moonwire.core"
+local json = require "moonwire.json"
+
+local M = {}
+
+local P, TAG, TTL_MS
+local enabled = false
+
+local function fire(...) return core.redis_fire(...) end
+
+local function k_alive() return P .. "w:" .. TAG end
+local function k_clients() return P .. "w:" .. TAG .. ":clients" end
+local function k_rooms() return P .. "w:" .. TAG .. ":rooms" end
+local function k_room(room) return P .. "r:" .. room .. ":" .. TAG end
+
+local SCRIPT_ROOM_CLIENTS = [[
+local out = {}
+for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
+  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 1 then
+    for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'r:' .. ARGV[2] .. ':' .. tag)) do out[#out + 1] = id end
+  end
+end
+return out]]
+
+local SCRIPT_ROOMS = [[
+local seen, out = {}, {}
+for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
+  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 1 then
+    for _, r in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'w:' .. tag .. ':rooms')) do
+      if not seen[r] then seen[r] = true; out[#out + 1] = r end
+    end
+  end
+end
+return out]]
+
+local SCRIPT_COUNT = [[
+local n = 0
+for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
+  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 1 then
+    n = n + redis.call('HLEN', ARGV[1] .. 'w:' .. tag .. ':clients')
+  end
+end
+return n]]
+
+local SCRIPT_CLIENT = [[
+if redis.call('EXISTS', ARGV[1] .. 'w:' .. ARGV[2]) == 0 then return false end
+return redis.call('HGET', ARGV[1] .. 'w:' .. ARGV[2] .. ':clients', ARGV[3])]]
+
+local SCRIPT_PRUNE = [[
+for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
+  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 0 then redis.call('SREM', ARGV[1] .. 'workers', tag) end
+end
+return 1]]
+
+function M.init(config, tag)
+  if not core.redis_configured() then return end
+  enabled = true
+  P = config.redis.prefix
+  TAG = tag
+  TTL_MS = math.max(math.floor(config.cluster.heartbeat * 2000), 200)
+end
+
+function M.enabled() return enabled end
+
+-- ---- writes (queued in order on this worker's connection) ---------------------------------
+
+function M.put_client(info)
+  if not enabled then return end
+  fire("HSET", k_clients(), info.clientId, json.encode(info))
+  fire("PEXPIRE", k_clients(), TTL_MS)
+end
+
+function M.remove_client(id, rooms_left_empty)
+  if not enabled then return end
+  fire("HDEL", k_clients(), id)
+end
+
+function M.room_joined(id, room)
+  if not enabled then return end
+  fire("SADD", k_room(room), id)
+  fire("PEXPIRE", k_room(room), TTL_MS)
+  fire("SADD", k_rooms(), room)
+  fire("PEXPIRE", k_rooms(), TTL_MS)
+end
+
+-- last: no local member is left in the room
+function M.room_left(id, room, last)
+  if not enabled then return end
+  fire("SREM", k_room(room), id)
+  if last then fire("SREM", k_rooms(), room) end
+end
+
+-- Refreshes every TTL of this worker (rooms: the ones it has members in).
+function M.heartbeat(local_rooms)
+  if not enabled or not core.redis_connected() then return end
+  fire("SET", k_alive(), "1", "PX", TTL_MS)
+  fire("SADD", P .. "workers", TAG)
+  fire("PEXPIRE", k_clients(), TTL_MS)
+  fire("PEXPIRE", k_rooms(), TTL_MS)
+  for _, room in ipairs(local_rooms) do fire("PEXPIRE", k_room(room), TTL_MS) end
+  fire("EVAL", SCRIPT_PRUNE, 0, P)
+end
+
+-- After (re)connecting: write the whole local state again (Redis may have lost it).
+function M.resync(clients, rooms_of)
+  if not enabled then return end
+  fire("DEL", k_clients(), k_rooms())
+  for _, info in ipairs(clients) do
+    M.put_client(info)
+    for _, room in ipairs(info.rooms or {}) do M.room_joined(info.clientId, room) end
+  end
+end
+
+-- ---- reads (yield the calling coroutine; nil, err when Redis is unavailable) ---------------
+
+local function eval(redis, script, ...)
+  return redis:call("EVAL", script, 0, P, ...)
+end
+
+function M.room_clients(redis, room) return eval(redis, SCRIPT_ROOM_CLIENTS, room) end
+function M.rooms(redis) return eval(redis, SCRIPT_ROOMS) end
+function M.count(redis) return eval(redis, SCRIPT_COUNT) end
+
+function M.client(redis, id)
+  local raw, err = eval(redis, SCRIPT_CLIENT, id:sub(1, #TAG), id)
+  if raw == nil then return nil, err end
+  if type(raw) ~= "string" then return nil end -- unknown, or its worker is gone
+  local ok, info = pcall(json.decode, raw)
+  if not ok then return nil, "bad client record in Redis" end
+  return info
+end
+
+return M
