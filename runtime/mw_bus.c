@@ -59,7 +59,7 @@ void mw_bus_publish(mw_worker *w, int kind, const char *name, size_t name_len, c
     if (!w->redis)
         return;
     size_t clen = channel_for(w, kind, name, name_len, ch, sizeof(ch));
-    int target = kind == MW_BUS_CLIENT || kind == MW_BUS_DISCONNECT;
+    int target = kind == MW_BUS_CLIENT || kind == MW_BUS_DISCONNECT || kind == MW_BUS_PROBE;
     int hlen = snprintf(head, sizeof(head), "%s\n%c\n%.*s\n%s\n%d\n", w->tag, kind,
                         target ? (int)name_len : 0, target ? name : "", exclude ? exclude : "", code);
     if (!clen || hlen <= 0 || (size_t)hlen >= sizeof(head))
@@ -102,8 +102,11 @@ int mw_bus_on_message(mw_worker *w, const char *channel, size_t channel_len, con
         mw_logf(MW_LOG_WARN, "bus: ignoring a malformed message on %.*s", (int)channel_len, channel);
         return 1;
     }
-    if (olen == MW_WORKER_TAG_LEN && memcmp(origin, w->tag, olen) == 0)
+    if (olen == MW_WORKER_TAG_LEN && memcmp(origin, w->tag, olen) == 0) {
+        if (kind[0] == MW_BUS_PROBE && (uint64_t)atoll(code_s) == w->probe_seq)
+            w->probe_pending = 0; /* the subscriber connection delivers */
         return 1; /* ours: our own clients were served directly */
+    }
     const char *payload = p;
     size_t payload_len = (size_t)(end - p);
     const char *rest = channel + plen;
@@ -149,4 +152,25 @@ int mw_bus_on_message(mw_worker *w, const char *channel, size_t channel_len, con
     }
     mw_frame_unref(f);
     return 1;
+}
+
+void mw_bus_probe_tick(mw_worker *w)
+{
+    if (!w->redis || !w->redis_sub || !mw_redis_connected(w->redis))
+        return;
+    uint64_t now = uv_now(&w->loop);
+    if (w->probe_pending) {
+        if (now - w->probe_sent_ms > (uint64_t)(w->cfg->redis_timeout * 1000)) {
+            mw_logf(MW_LOG_WARN, "bus: the Redis subscriber connection delivers nothing (probe lost); reconnecting it");
+            w->probe_pending = 0;
+            mw_redis_reconnect(w->redis_sub);
+        }
+        return;
+    }
+    if (!mw_redis_connected(w->redis_sub))
+        return;
+    w->probe_seq++;
+    w->probe_sent_ms = now;
+    w->probe_pending = 1;
+    mw_bus_publish(w, MW_BUS_PROBE, w->tag, MW_WORKER_TAG_LEN, NULL, (int)(w->probe_seq & 0x7fffffff), "", 0);
 }

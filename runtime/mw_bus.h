@@ -15,6 +15,7 @@ enum {
     MW_BUS_USER = 'U',       /* to a user's connections */
     MW_BUS_CLIENT = 'C',     /* to one client, on the worker its id names */
     MW_BUS_DISCONNECT = 'D', /* close one client with code and reason */
+    MW_BUS_PROBE = 'P',      /* to ourselves: proves the subscriber connection still delivers */
 };
 
 /* Subscribes to the worker's own channels (no-op without Redis). */
@@ -25,6 +26,9 @@ void mw_bus_publish(struct mw_worker *w, int kind, const char *name, size_t name
                     int code, const char *payload, size_t payload_len);
 /* Start or stop listening to a room's or user's channel (first local member joined, last left). */
 void mw_bus_watch(struct mw_worker *w, int kind, const char *name, size_t len, int on);
+/* Every heartbeat: publishes a probe to the worker's own channel; a probe not seen back within
+ * redis.timeout means the subscriber connection is stalled, and it is rebuilt. */
+void mw_bus_probe_tick(struct mw_worker *w);
 /* A message on a bus channel; returns 0 when the channel is not the bus's. */
 int mw_bus_on_message(struct mw_worker *w, const char *channel, size_t channel_len, const char *msg,
                       size_t msg_len);

@@ -4,7 +4,6 @@
  * "timeout" and the connection is rebuilt. Reconnects back off from 100 ms to 5 s. */
 #include "mw_redis.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +55,71 @@ struct mw_redis {
 };
 
 static void connect_now(mw_redis *r);
+void mw_redis_reconnect(mw_redis *r);
+
+/* ---- hiredis on libuv ------------------------------------------------------------------------
+ * Our own adapter instead of hiredis 0.14's adapters/libuv.h: that one ignores a poll error
+ * (a reset connection, a refused connect), so hiredis would never notice the failure. Here an
+ * error is handed to hiredis as readiness, its read or write fails, and it disconnects. */
+
+typedef struct uv_events {
+    redisAsyncContext *context;
+    uv_poll_t handle;
+    int events;
+} uv_events;
+
+static void uv_events_poll_cb(uv_poll_t *handle, int status, int events)
+{
+    uv_events *p = handle->data;
+    if (status < 0)
+        events = UV_READABLE | UV_WRITABLE;
+    if (p->context && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->context); /* completes a connect, or reports its failure */
+    if (p->context && (events & UV_READABLE))
+        redisAsyncHandleRead(p->context);
+}
+
+static void uv_events_update(uv_events *p)
+{
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, uv_events_poll_cb);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void uv_events_add_read(void *d) { uv_events *p = d; p->events |= UV_READABLE; uv_events_update(p); }
+static void uv_events_del_read(void *d) { uv_events *p = d; p->events &= ~UV_READABLE; uv_events_update(p); }
+static void uv_events_add_write(void *d) { uv_events *p = d; p->events |= UV_WRITABLE; uv_events_update(p); }
+static void uv_events_del_write(void *d) { uv_events *p = d; p->events &= ~UV_WRITABLE; uv_events_update(p); }
+
+static void uv_events_closed_cb(uv_handle_t *h) { free(h->data); }
+
+static void uv_events_cleanup(void *d)
+{
+    uv_events *p = d;
+    p->context = NULL; /* hiredis is freeing it */
+    uv_close((uv_handle_t *)&p->handle, uv_events_closed_cb);
+}
+
+static int uv_events_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    uv_events *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -1;
+    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+        free(p);
+        return -1;
+    }
+    p->handle.data = p;
+    p->context = ac;
+    ac->ev.addRead = uv_events_add_read;
+    ac->ev.delRead = uv_events_del_read;
+    ac->ev.addWrite = uv_events_add_write;
+    ac->ev.delWrite = uv_events_del_write;
+    ac->ev.cleanup = uv_events_cleanup;
+    ac->ev.data = p;
+    return 0;
+}
 
 /* ---- URL ---------------------------------------------------------------------------------- */
 
@@ -262,7 +326,7 @@ static void set_state(mw_redis *r, int up)
     if (up == r->connected)
         return;
     r->connected = up;
-    if (up != r->was_up) {
+    if (up != r->was_up && !r->closing) {
         r->was_up = up;
         if (up)
             mw_logf(MW_LOG_INFO, "redis connected (%s) at %s:%d db %d", r->name, r->host, r->port, r->db);
@@ -299,7 +363,7 @@ static void schedule_retry(mw_redis *r)
 static void handshake_done(mw_redis *r, redisReply *reply, const char *err, void *data)
 {
     if (err || (reply && reply->type == REDIS_REPLY_ERROR)) {
-        mw_logf(MW_LOG_ERROR, "redis (%s): setting up the connection failed: %s", r->name,
+        mw_logf(MW_LOG_WARN, "redis (%s): setting up the connection failed: %s", r->name,
                 err ? err : reply->str);
         if (r->ac)
             redisAsyncDisconnect(r->ac);
@@ -363,7 +427,7 @@ static void connect_now(mw_redis *r)
         return;
     }
     ac->data = r;
-    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+    if (uv_events_attach(ac, r->loop) != 0) {
         redisAsyncFree(ac);
         schedule_retry(r);
         return;
@@ -388,15 +452,23 @@ static void sweep_cb(uv_timer_t *t)
         mw_logf(MW_LOG_WARN, "redis (%s): no answer within %.1f s; reconnecting", r->name,
                 (double)r->timeout_ms / 1000);
         fail_pending(r, err_timeout);
-        redisAsyncContext *ac = r->ac;
-        if (r->connected || p)
-            redisAsyncDisconnect(ac); /* on_disconnect schedules the retry */
-        else {
-            r->ac = NULL;
-            redisAsyncFree(ac);
-            schedule_retry(r);
-        }
+        mw_redis_reconnect(r); /* a stalled peer never answers a graceful disconnect */
     }
+}
+
+void mw_redis_reconnect(mw_redis *r)
+{
+    if (!r->ac || r->closing)
+        return;
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    int was_connected = r->connected;
+    redisAsyncFree(ac); /* pending callbacks fire; on_disconnect too when it was connected */
+    fail_pending(r, err_closed);
+    if (was_connected)
+        set_state(r, 0);
+    if (!uv_is_active((uv_handle_t *)&r->retry))
+        schedule_retry(r);
 }
 
 mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err, size_t errlen)

@@ -41,6 +41,8 @@ int mw_redis_command(mw_redis *r, int argc, const char **argv, const size_t *len
                      void *data);
 /* Subscribes (pattern: PSUBSCRIBE); kept and replayed after every reconnect. */
 int mw_redis_subscribe(mw_redis *r, const char *channel, int pattern);
+/* Drops the connection and connects again (a stalled connection), replaying subscriptions. */
+void mw_redis_reconnect(mw_redis *r);
 /* Drops an exact subscription made with mw_redis_subscribe. */
 void mw_redis_unsubscribe(mw_redis *r, const char *channel);
 /* Sends a command whose reply nobody waits for (PUBLISH on the bus). Returns 0 or -1. */

@@ -197,6 +197,11 @@ static int start_redis(mw_worker *w, char *err, size_t errlen)
     return 0;
 }
 
+static void bus_probe_cb(uv_timer_t *t)
+{
+    mw_bus_probe_tick(t->data);
+}
+
 static void shutdown_timeout_cb(uv_timer_t *t)
 {
     mw_worker *w = t->data;
@@ -332,6 +337,12 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     w->housekeeping.data = w;
     uint64_t period = housekeeping_period_ms(cfg);
     uv_timer_start(&w->housekeeping, housekeeping_cb, period, period);
+    uv_timer_init(&w->loop, &w->bus_probe);
+    w->bus_probe.data = w;
+    if (w->redis) {
+        uint64_t every = (uint64_t)(cfg->cluster_heartbeat * 1000);
+        uv_timer_start(&w->bus_probe, bus_probe_cb, every, every);
+    }
     w->last_inactivity_check_ms = uv_now(&w->loop);
     uv_unref((uv_handle_t *)&w->shutdown_timer);
     uv_signal_init(&w->loop, &w->sig_term);

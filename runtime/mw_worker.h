@@ -43,6 +43,9 @@ typedef struct mw_worker {
     struct mw_redis *redis;     /* commands (NULL without --redis) */
     struct mw_redis *redis_sub; /* app.lua subscribers */
     mw_ltimer *timers;          /* the timer binding's timers */
+    uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
+    uint64_t probe_seq, probe_sent_ms;
+    int probe_pending;
     long long last_timer_id;
     uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */
     uint64_t last_inactivity_check_ms;

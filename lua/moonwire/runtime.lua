@@ -452,6 +452,10 @@ function M.start(opts)
     worker = opts.worker,
     redis = core.redis_configured() and Redis.new() or nil,
     timer = Timer.new(),
+    clock = setmetatable({}, { __index = {
+      --- Milliseconds since the epoch (os.time() has only seconds).
+      now = function() return core.now_ms() end,
+    } }),
   }
   state.bindings = bindings
   bindings.webSocketServer._ctx.redis = bindings.redis

@@ -69,7 +69,15 @@ typedef struct {
   char path[1024];
   struct sockaddr_in dst;
   int loopback;
-  int connections;
+} lg_target;
+
+typedef struct {
+  lg_target target;  /* --url: every connection, or the receivers when split */
+  lg_target sender;  /* --sender-url: the sender connections when split */
+  int split;         /* --sender-url given: senders are extra connections, not receivers */
+  int by_worker;     /* --by-worker: split delivery latency by the receiver's server worker */
+  int requested;     /* -c as given (receivers when split) */
+  int connections;   /* connections opened: requested, plus the senders when split */
   double duration;
   double warmup;
   double drain;
@@ -90,9 +98,17 @@ typedef struct {
   uint64_t base_ns; /* every "t" on the wire is relative to this; shared by forked workers */
 } lg_config;
 
+/* One latency distribution (used for the --by-worker split). */
+typedef struct {
+  uint64_t hist[LG_HIST_BUCKETS];
+  uint64_t count, sum_ns, max_ns;
+} lg_lat;
+
 typedef struct {
   uint64_t hist[LG_HIST_BUCKETS];
   uint64_t lat_count, lat_sum_ns, lat_max_ns;
+  lg_lat wlat[2];          /* --by-worker: receiver on the sender's worker [0], on another [1] */
+  uint64_t wunknown;       /* --by-worker: deliveries whose receiver or sender worker is unknown */
   uint64_t sent;        /* echo: requests sent in the window; broadcast: broadcasts sent in it */
   uint64_t received;    /* echo: replies received in the window; broadcast: ticks sent in it */
   uint64_t errors[LG_ERR_COUNT];
@@ -140,6 +156,7 @@ typedef struct {
   lg_inflight *ring; /* echo: depth slots, indexed by requestId % depth */
   uint64_t bc_sent;  /* broadcast sender: messages sent so far */
   uint64_t ticks;    /* broadcast receiver: window ticks received */
+  char worker[96];   /* server worker id from {"action":"hello"} (--by-worker app); "" unknown */
 } lg_conn;
 
 enum lg_phase { LG_PH_CONNECT, LG_PH_READY, LG_PH_RUN, LG_PH_DRAIN, LG_PH_CLOSE, LG_PH_DONE };
@@ -239,25 +256,41 @@ static void lg_stats_latency(lg_stats *s, uint64_t ns) {
 }
 
 /* The q-quantile in ms: midpoint of the bucket holding it, never above the exact maximum. */
-static double lg_stats_quantile_ms(const lg_stats *s, double q) {
-  if (s->lat_count == 0)
+static double lg_hist_quantile_ms(const uint64_t *hist, uint64_t count, uint64_t max_ns, double q) {
+  if (count == 0)
     return 0;
-  uint64_t rank = (uint64_t)ceil(q * (double)s->lat_count);
+  uint64_t rank = (uint64_t)ceil(q * (double)count);
   if (rank < 1)
     rank = 1;
   uint64_t seen = 0;
   for (unsigned b = 0; b < LG_HIST_BUCKETS; b++) {
-    seen += s->hist[b];
+    seen += hist[b];
     if (seen >= rank) {
       uint64_t lo = lg_hist_low(b);
       uint64_t hi = b + 1 < LG_HIST_BUCKETS ? lg_hist_low(b + 1) - 1 : lo;
       uint64_t mid = lo + (hi - lo) / 2;
-      if (mid > s->lat_max_ns)
-        mid = s->lat_max_ns;
+      if (mid > max_ns)
+        mid = max_ns;
       return (double)mid / 1e6;
     }
   }
-  return (double)s->lat_max_ns / 1e6;
+  return (double)max_ns / 1e6;
+}
+
+static double lg_stats_quantile_ms(const lg_stats *s, double q) {
+  return lg_hist_quantile_ms(s->hist, s->lat_count, s->lat_max_ns, q);
+}
+
+static double lg_lat_quantile_ms(const lg_lat *l, double q) {
+  return lg_hist_quantile_ms(l->hist, l->count, l->max_ns, q);
+}
+
+static void lg_lat_add(lg_lat *l, uint64_t ns) {
+  l->hist[lg_hist_bucket(ns)]++;
+  l->count++;
+  l->sum_ns += ns;
+  if (ns > l->max_ns)
+    l->max_ns = ns;
 }
 
 static void lg_stats_merge(lg_stats *into, const lg_stats *from) {
@@ -267,6 +300,17 @@ static void lg_stats_merge(lg_stats *into, const lg_stats *from) {
   into->lat_sum_ns += from->lat_sum_ns;
   if (from->lat_max_ns > into->lat_max_ns)
     into->lat_max_ns = from->lat_max_ns;
+  for (int k = 0; k < 2; k++) {
+    lg_lat *a = &into->wlat[k];
+    const lg_lat *b = &from->wlat[k];
+    for (unsigned i = 0; i < LG_HIST_BUCKETS; i++)
+      a->hist[i] += b->hist[i];
+    a->count += b->count;
+    a->sum_ns += b->sum_ns;
+    if (b->max_ns > a->max_ns)
+      a->max_ns = b->max_ns;
+  }
+  into->wunknown += from->wunknown;
   into->sent += from->sent;
   into->received += from->received;
   for (int i = 0; i < LG_ERR_COUNT; i++)
@@ -649,6 +693,8 @@ static void lg_on_echo(lg_conn *c, const char *s, size_t n, uint64_t now) {
 static void lg_on_tick(lg_conn *c, const char *s, size_t n, uint64_t now) {
   lg_worker *w = c->w;
   double t;
+  if (w->cfg->split && c->sender)
+    return; /* --sender-url: senders are not receivers; their own ticks are not measured */
   if (lg_json_number(s, n, "t", &t) != 0 || t < 0) {
     lg_stats_error(&w->stats, LG_ERR_REPLY, "tick without data.t");
     return;
@@ -658,7 +704,26 @@ static void lg_on_tick(lg_conn *c, const char *s, size_t n, uint64_t now) {
     return;
   w->stats.received++;
   c->ticks++;
-  lg_stats_latency(&w->stats, now > sent ? now - sent : 0);
+  uint64_t lat = now > sent ? now - sent : 0;
+  lg_stats_latency(&w->stats, lat);
+  if (w->cfg->by_worker) {
+    char from[96];
+    const char *data = lg_json_find(s, n, "data");
+    if (c->worker[0] != '\0' && data != NULL &&
+        lg_json_string(data, n - (size_t)(data - s), "w", from, sizeof from) > 0)
+      lg_lat_add(&w->stats.wlat[strcmp(from, c->worker) == 0 ? 0 : 1], lat);
+    else
+      w->stats.wunknown++;
+  }
+}
+
+/* {"type":"bench","action":"hello","data":{"worker":ID}}: the worker this connection is on
+ * (sent by the --by-worker app, tests/bench/worker_app, from events.onConnect). */
+static void lg_on_hello(lg_conn *c, const char *s, size_t n) {
+  const char *data = lg_json_find(s, n, "data");
+  if (data == NULL ||
+      lg_json_string(data, n - (size_t)(data - s), "worker", c->worker, sizeof c->worker) <= 0)
+    c->worker[0] = '\0';
 }
 
 static void lg_on_text(lg_conn *c, const char *s, size_t n) {
@@ -675,6 +740,8 @@ static void lg_on_text(lg_conn *c, const char *s, size_t n) {
       lg_on_echo(c, s, n, now);
     else if (strcmp(action, "tick") == 0 && w->cfg->scenario == LG_BROADCAST)
       lg_on_tick(c, s, n, now);
+    else if (strcmp(action, "hello") == 0)
+      lg_on_hello(c, s, n);
     else if (strcmp(action, "broadcast") != 0) /* the sender's own ack is ignored */
       lg_stats_error(&w->stats, LG_ERR_REPLY, "unexpected bench action");
   } else if (strcmp(type, "error") == 0) {
@@ -838,6 +905,12 @@ static void lg_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     lg_conn_feed(c, buf->base, (size_t)nread);
 }
 
+/* Senders go to --sender-url when it was given; everything else to --url. */
+static const lg_target *lg_conn_target(const lg_conn *c) {
+  const lg_config *cfg = c->w->cfg;
+  return cfg->split && c->index < cfg->senders ? &cfg->sender : &cfg->target;
+}
+
 static void lg_connect_cb(uv_connect_t *req, int status) {
   lg_conn *c = req->data;
   if (c->state != LG_CONNECTING)
@@ -846,7 +919,6 @@ static void lg_connect_cb(uv_connect_t *req, int status) {
     lg_conn_fail(c, LG_ERR_CONNECT, uv_strerror(status));
     return;
   }
-  lg_worker *w = c->w;
   c->state = LG_HANDSHAKE;
   uv_tcp_nodelay(&c->tcp, 1);
   int rc = uv_read_start((uv_stream_t *)&c->tcp, lg_alloc_cb, lg_read_cb);
@@ -862,7 +934,7 @@ static void lg_connect_cb(uv_connect_t *req, int status) {
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
                      "User-Agent: mw_loadgen\r\n\r\n",
-                     w->cfg->path, w->cfg->host_header, c->key);
+                     lg_conn_target(c)->path, lg_conn_target(c)->host_header, c->key);
   if (len <= 0 || (size_t)len >= sizeof req_text ||
       lg_buf_append(&c->out, req_text, (size_t)len) != 0) {
     lg_conn_fail(c, LG_ERR_HANDSHAKE, "request too long");
@@ -875,6 +947,7 @@ static void lg_connect_cb(uv_connect_t *req, int status) {
 static void lg_conn_start(lg_conn *c) {
   lg_worker *w = c->w;
   const lg_config *cfg = w->cfg;
+  const lg_target *tgt = lg_conn_target(c);
   c->state = LG_CONNECTING;
   w->pending++;
   int rc = uv_tcp_init_ex(&w->loop, &c->tcp, AF_INET);
@@ -886,7 +959,7 @@ static void lg_conn_start(lg_conn *c) {
     return;
   }
   c->tcp.data = c;
-  if (cfg->loopback && cfg->sources > 0) {
+  if (tgt->loopback && cfg->sources > 0) {
     uv_os_fd_t fd;
     int one = 1;
     /* Let connect() pick the port per 4-tuple, so each source address has its own range. */
@@ -902,7 +975,7 @@ static void lg_conn_start(lg_conn *c) {
     }
   }
   c->connect_req.data = c;
-  rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&cfg->dst, lg_connect_cb);
+  rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&tgt->dst, lg_connect_cb);
   if (rc < 0)
     lg_conn_fail(c, LG_ERR_CONNECT, uv_strerror(rc));
 }
@@ -978,6 +1051,12 @@ static void lg_worker_end_timer_cb(uv_timer_t *t) {
   w->sending = 0;
   uv_timer_stop(&w->send_timer);
   w->stats.open_at_end = (uint64_t)w->open;
+  if (w->cfg->split) { /* count receivers only */
+    for (int i = 0; i < w->count; i++) {
+      if (w->conns[i].sender && w->conns[i].state == LG_OPEN)
+        w->stats.open_at_end--;
+    }
+  }
   if (w->index == 0)
     lg_server_memory(w->cfg, &w->stats.rss_kib, &w->stats.hwm_kib, &w->stats.rss_procs);
   if (w->cfg->scenario == LG_ECHO) {
@@ -1106,7 +1185,8 @@ static void lg_worker_enter_close(lg_worker *w) {
     uv_poll_stop(&w->ctrl_poll);
   if (w->cfg->scenario == LG_BROADCAST) {
     for (int i = 0; i < w->count; i++) {
-      if (w->conns[i].state == LG_OPEN && w->conns[i].ticks == 0)
+      if (w->conns[i].state == LG_OPEN && w->conns[i].ticks == 0 &&
+          !(w->cfg->split && w->conns[i].sender))
         w->stats.starved++;
     }
   }
@@ -1361,11 +1441,15 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
   const char *scen = cfg->scenario == LG_ECHO ? "echo" : "broadcast";
 
   printf("mw_loadgen %s%s%s  %s  %s\n", cfg->label[0] ? "[" : "", cfg->label,
-         cfg->label[0] ? "]" : "", scen, cfg->url);
-  printf("  connections   %" PRIu64 " open / %d requested (connected in %.2f s, %d process%s, %d source address%s)\n",
-         conns, cfg->connections, (double)s->connect_ns / 1e9, cfg->procs,
-         cfg->procs == 1 ? "" : "es", cfg->loopback ? cfg->sources : 0,
-         cfg->loopback && cfg->sources == 1 ? "" : "es");
+         cfg->label[0] ? "]" : "", scen, cfg->target.url);
+  if (cfg->split)
+    printf("  senders       %d connection%s to %s (not counted as receivers)\n", cfg->senders,
+           cfg->senders == 1 ? "" : "s", cfg->sender.url);
+  int any_loopback = cfg->target.loopback || (cfg->split && cfg->sender.loopback);
+  printf("  connections   %" PRIu64 " %sopen / %d requested (connected in %.2f s, %d process%s, %d source address%s)\n",
+         conns, cfg->split ? "receivers " : "", cfg->requested, (double)s->connect_ns / 1e9,
+         cfg->procs, cfg->procs == 1 ? "" : "es", any_loopback ? cfg->sources : 0,
+         any_loopback && cfg->sources == 1 ? "" : "es");
   printf("  duration      %.2f s after %.2f s warm-up, payload %d B", cfg->duration, cfg->warmup,
          cfg->payload);
   if (cfg->scenario == LG_ECHO)
@@ -1384,6 +1468,18 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
   printf("  latency ms    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f  (%" PRIu64
          " samples)\n",
          p50, p90, p99, p999, max, mean, s->lat_count);
+  if (cfg->by_worker) {
+    for (int k = 0; k < 2; k++) {
+      const lg_lat *l = &s->wlat[k];
+      printf("  %s p50 %.3f  p99 %.3f  max %.3f  mean %.3f  (%" PRIu64 " samples)\n",
+             k == 0 ? "same worker   " : "other worker  ", lg_lat_quantile_ms(l, 0.50),
+             lg_lat_quantile_ms(l, 0.99), (double)l->max_ns / 1e6,
+             l->count ? (double)l->sum_ns / (double)l->count / 1e6 : 0, l->count);
+    }
+    if (s->wunknown)
+      printf("  by worker     %" PRIu64 " deliveries with an unknown worker (no hello, or no data.w)\n",
+             s->wunknown);
+  }
   printf("  errors        %" PRIu64, errors);
   for (int i = 0; i < LG_ERR_COUNT; i++) {
     if (s->errors[i])
@@ -1406,14 +1502,30 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
   printf("{\"label\":");
   lg_json_escape(stdout, cfg->label);
   printf(",\"scenario\":\"%s\",\"url\":", scen);
-  lg_json_escape(stdout, cfg->url);
+  lg_json_escape(stdout, cfg->target.url);
+  if (cfg->split) {
+    printf(",\"sender_url\":");
+    lg_json_escape(stdout, cfg->sender.url);
+  }
+  if (cfg->by_worker) {
+    static const char *const names[2] = {"same", "other"};
+    for (int k = 0; k < 2; k++) {
+      const lg_lat *l = &s->wlat[k];
+      printf(",\"%s_worker_samples\":%" PRIu64 ",\"%s_worker_p50_ms\":%.6f,\"%s_worker_p99_ms\":%.6f"
+             ",\"%s_worker_max_ms\":%.6f,\"%s_worker_mean_ms\":%.6f",
+             names[k], l->count, names[k], lg_lat_quantile_ms(l, 0.50), names[k],
+             lg_lat_quantile_ms(l, 0.99), names[k], (double)l->max_ns / 1e6, names[k],
+             l->count ? (double)l->sum_ns / (double)l->count / 1e6 : 0);
+    }
+    printf(",\"unknown_worker\":%" PRIu64, s->wunknown);
+  }
   printf(",\"connections_requested\":%d,\"connections\":%" PRIu64 ",\"connect_s\":%.3f"
          ",\"duration_s\":%.3f,\"warmup_s\":%.3f,\"payload\":%d,\"depth\":%d,\"rate\":%.3f"
          ",\"senders\":%d,\"processes\":%d,\"sent\":%" PRIu64 ",\"messages\":%" PRIu64
          ",\"msgs_per_s\":%.1f,\"delivered_ratio\":%.5f,\"starved\":%" PRIu64 ",\"skipped\":%" PRIu64
-         ",\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,\"p999_ms\":%.4f,\"max_ms\":%.4f"
-         ",\"mean_ms\":%.4f,\"samples\":%" PRIu64 ",\"errors\":%" PRIu64,
-         cfg->connections, conns, (double)s->connect_ns / 1e9, cfg->duration, cfg->warmup,
+         ",\"p50_ms\":%.6f,\"p90_ms\":%.6f,\"p99_ms\":%.6f,\"p999_ms\":%.6f,\"max_ms\":%.6f"
+         ",\"mean_ms\":%.6f,\"samples\":%" PRIu64 ",\"errors\":%" PRIu64,
+         cfg->requested, conns, (double)s->connect_ns / 1e9, cfg->duration, cfg->warmup,
          cfg->payload, cfg->depth, cfg->rate, cfg->senders, cfg->procs, s->sent, s->received, rate,
          completeness, s->starved, s->skipped, p50, p90, p99, p999, max, mean, s->lat_count, errors);
   for (int i = 0; i < LG_ERR_COUNT; i++)
@@ -1446,6 +1558,14 @@ static void lg_usage(FILE *f) {
     "  --depth N            echo: requests in flight per connection (default 1)\n"
     "  --rate R             broadcast: messages per second over all senders (default 50)\n"
     "  --senders N          broadcast: sender connections, the first N (default 1)\n"
+    "  --sender-url URL     broadcast: the senders connect to URL, as N extra connections that\n"
+    "                       are not receivers (their own ticks are not measured); -c receivers\n"
+    "                       connect to --url. Cross-host delivery: --url on host B, this on A\n"
+    "  --by-worker          broadcast: also split delivery latency into receivers on the\n"
+    "                       sender's server worker and on another worker; needs an app whose\n"
+    "                       onConnect sends {\"type\":\"bench\",\"action\":\"hello\",\"data\":\n"
+    "                       {\"worker\":ID}} and whose ticks carry data.w = the sender's worker\n"
+    "                       (tests/bench/worker_app)\n"
     "  --sources K          spread connections over 127.0.0.1..127.0.0.K (loopback only;\n"
     "                       default 1 per 25000 connections)\n"
     "  --procs N            worker processes (default: as many as the open-file limit needs)\n"
@@ -1459,6 +1579,7 @@ static void lg_usage(FILE *f) {
     "  -h, --help           this text\n"
     "\n"
     "Latency: echo is request -> reply round trip; broadcast is send -> delivery (same clock).\n"
+    "Broadcast delivered % = deliveries / (broadcasts sent x receivers open at the end).\n"
     "msg/s counts replies (echo) or deliveries to all receivers (broadcast) in the window.\n",
     f);
 }
@@ -1472,18 +1593,18 @@ static double lg_parse_num(const char *flag, const char *v, double lo, double hi
   return d;
 }
 
-static void lg_parse_url(lg_config *cfg, const char *url) {
+static void lg_parse_url(lg_target *cfg, const char *url, const char *flag) {
   size_t url_len = strlen(url);
   if (url_len >= sizeof cfg->url)
-    lg_die("--url too long");
+    lg_die("%s too long", flag);
   memcpy(cfg->url, url, url_len + 1);
   if (strncmp(url, "ws://", 5) != 0)
-    lg_die("--url must start with ws:// (TLS is the proxy's job)");
+    lg_die("%s must start with ws:// (TLS is the proxy's job)", flag);
   const char *h = url + 5;
   const char *slash = strchr(h, '/');
   size_t hostport_len = slash ? (size_t)(slash - h) : strlen(h);
   if (hostport_len == 0 || hostport_len >= 256)
-    lg_die("--url has no host");
+    lg_die("%s has no host", flag);
   char hostport[256], host[256], port[16] = "80";
   memcpy(hostport, h, hostport_len);
   hostport[hostport_len] = '\0';
@@ -1510,7 +1631,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
   enum {
     OPT_URL = 256, OPT_WARMUP, OPT_SCENARIO, OPT_PAYLOAD, OPT_DEPTH, OPT_RATE, OPT_SENDERS,
     OPT_SOURCES, OPT_PROCS, OPT_CONCURRENCY, OPT_CONNECT_TIMEOUT, OPT_DRAIN, OPT_TIMEOUT,
-    OPT_SERVER_PID, OPT_LABEL, OPT_JSON
+    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER
   };
   static const struct option longopts[] = {
     {"url", required_argument, NULL, OPT_URL},
@@ -1531,10 +1652,13 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     {"server-pid", required_argument, NULL, OPT_SERVER_PID},
     {"label", required_argument, NULL, OPT_LABEL},
     {"json", no_argument, NULL, OPT_JSON},
+    {"sender-url", required_argument, NULL, OPT_SENDER_URL},
+    {"by-worker", no_argument, NULL, OPT_BY_WORKER},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
   };
   const char *url = "ws://127.0.0.1:8080/ws";
+  const char *sender_url = NULL;
   *cfg = (lg_config){
     .connections = 1000, .duration = 10, .warmup = 2, .drain = 1, .connect_timeout = 60,
     .timeout = 5, .scenario = LG_ECHO, .payload = 32, .depth = 1, .rate = 50, .senders = 1,
@@ -1576,18 +1700,30 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
       break;
     case OPT_LABEL: snprintf(cfg->label, sizeof cfg->label, "%s", optarg); break;
     case OPT_JSON: cfg->json = 1; break;
+    case OPT_SENDER_URL: sender_url = optarg; break;
+    case OPT_BY_WORKER: cfg->by_worker = 1; break;
     case 'h': lg_usage(stdout); exit(0);
     default: lg_usage(stderr); exit(2);
     }
   }
   if (optind < argc)
     lg_die("unexpected argument '%s' (see --help)", argv[optind]);
-  lg_parse_url(cfg, url);
+  lg_parse_url(&cfg->target, url, "--url");
+  cfg->requested = cfg->connections;
+  if (sender_url != NULL) {
+    if (cfg->scenario != LG_BROADCAST)
+      lg_die("--sender-url needs --scenario broadcast");
+    lg_parse_url(&cfg->sender, sender_url, "--sender-url");
+    cfg->split = 1;
+    cfg->connections += cfg->senders; /* connections 0..senders-1 are the senders */
+  }
+  if (cfg->by_worker && cfg->scenario != LG_BROADCAST)
+    lg_die("--by-worker needs --scenario broadcast");
   if (cfg->scenario == LG_BROADCAST && cfg->senders > cfg->connections)
     lg_die("--senders (%d) exceeds the connection count (%d)", cfg->senders, cfg->connections);
   if (cfg->sources == 0)
     cfg->sources = (cfg->connections + 24999) / 25000;
-  if (!cfg->loopback && cfg->sources > 1)
+  if (!cfg->target.loopback && !(cfg->split && cfg->sender.loopback) && cfg->sources > 1)
     fprintf(stderr, "mw_loadgen: --sources applies to loopback targets only; ignored\n");
 }
 
@@ -1621,7 +1757,7 @@ int main(int argc, char **argv) {
   if (cfg.scenario == LG_BROADCAST && cfg.senders > cfg.connections / cfg.procs)
     lg_die("--senders must fit in the first worker process (%d connections)",
            cfg.connections / cfg.procs);
-  if (cfg.loopback && cfg.connections / cfg.sources > 28000)
+  if (cfg.target.loopback && cfg.connections / cfg.sources > 28000)
     fprintf(stderr, "mw_loadgen: warning: %d connections per source address may exhaust "
                     "ephemeral ports; raise --sources\n", cfg.connections / cfg.sources);
   signal(SIGPIPE, SIG_IGN);

@@ -51,3 +51,25 @@ def test_hello_world_example_greets_everyone(tmp_path):
     finally:
         problems = srv.stop()
     assert not problems, problems
+
+
+from test_cluster import redis_url  # noqa: E402,F401  (the fixture)
+
+
+def test_ticker_example_two_workers_one_publisher(tmp_path, redis_url):
+    port = mwtest.free_port()
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    srv = mwtest.Server(ROOT / "examples" / "ticker", port,
+                        ["--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--redis", redis_url],
+                        mwtest.clean_env(None), workdir)
+    srv.spawn()
+    try:
+        srv.wait_ready()
+        out = subprocess.run([sys.executable, str(ROOT / "examples" / "ticker" / "smoke_test.py"),
+                              "--workers", "2", "--seconds", "3", srv.ws_url],
+                             capture_output=True, text=True, timeout=90)
+        assert out.returncode == 0, out.stdout + out.stderr + srv.log()
+    finally:
+        problems = srv.stop()
+    assert not problems, problems
