@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/sds.h>
+
 #include "mw_log.h"
 
 #define MW_REDIS_SWEEP_MS 100
@@ -312,6 +314,12 @@ static void ignore_reply(mw_redis *r, redisReply *reply, const char *err, void *
 {
     if (reply && reply->type == REDIS_REPLY_ERROR)
         mw_logf(MW_LOG_WARN, "redis (%s): %s", r->name, reply->str);
+}
+
+void mw_redis_flush(mw_redis *r)
+{
+    if (r && r->ac && r->connected && !r->closing && sdslen(r->ac->c.obuf) > 0)
+        redisAsyncHandleWrite(r->ac);
 }
 
 int mw_redis_fire(mw_redis *r, int argc, const char **argv, const size_t *lens)

@@ -45,6 +45,9 @@ int mw_redis_subscribe(mw_redis *r, const char *channel, int pattern);
 void mw_redis_reconnect(mw_redis *r);
 /* Drops an exact subscription made with mw_redis_subscribe. */
 void mw_redis_unsubscribe(mw_redis *r, const char *channel);
+/* Writes what hiredis has buffered now instead of at the next poll (call it outside any
+ * hiredis callback): the bus publishes before the worker spends time on local clients. */
+void mw_redis_flush(mw_redis *r);
 /* Sends a command whose reply nobody waits for (PUBLISH on the bus). Returns 0 or -1. */
 int mw_redis_fire(mw_redis *r, int argc, const char **argv, const size_t *lens);
 

@@ -54,6 +54,7 @@ static void stop_if_drained(mw_worker *w)
 static void flush_prepare_cb(uv_prepare_t *h)
 {
     mw_worker *w = h->data;
+    mw_redis_flush(w->redis); /* the bus first: other workers start delivering in parallel */
     drain_step(w);
     while (w->flush_head) {
         mw_conn *c = w->flush_head;
