@@ -11,6 +11,7 @@
 
 #include "mw_conn.h"
 #include "mw_log.h"
+#include "mw_lvm.h"
 #include "mw_redis.h"
 #include "mw_worker.h"
 
@@ -59,7 +60,7 @@ void mw_bus_publish(mw_worker *w, int kind, const char *name, size_t name_len, c
     if (!w->redis)
         return;
     size_t clen = channel_for(w, kind, name, name_len, ch, sizeof(ch));
-    int target = kind == MW_BUS_CLIENT || kind == MW_BUS_DISCONNECT || kind == MW_BUS_PROBE;
+    int target = kind == MW_BUS_CLIENT || kind == MW_BUS_DISCONNECT || kind == MW_BUS_PROBE || kind == MW_BUS_OP;
     int hlen = snprintf(head, sizeof(head), "%s\n%c\n%.*s\n%s\n%d\n", w->tag, kind,
                         target ? (int)name_len : 0, target ? name : "", exclude ? exclude : "", code);
     if (!clen || hlen <= 0 || (size_t)hlen >= sizeof(head))
@@ -112,6 +113,12 @@ int mw_bus_on_message(mw_worker *w, const char *channel, size_t channel_len, con
     const char *rest = channel + plen;
     size_t rest_len = channel_len - plen;
     const mw_conn *skip = elen ? mw_clients_find(&w->clients, exclude, elen) : NULL;
+    if (kind[0] == MW_BUS_OP) {
+        mw_conn *c = mw_clients_find(&w->clients, target, tlen);
+        if (c && w->lvm)
+            mw_lvm_on_bus_op(w->lvm, c->id, payload, payload_len);
+        return 1;
+    }
     mw_frame *f = NULL;
     if (kind[0] != MW_BUS_DISCONNECT) {
         f = mw_frame_ws(1, payload, payload_len);

@@ -16,6 +16,7 @@ enum {
     MW_BUS_CLIENT = 'C',     /* to one client, on the worker its id names */
     MW_BUS_DISCONNECT = 'D', /* close one client with code and reason */
     MW_BUS_PROBE = 'P',      /* to ourselves: proves the subscriber connection still delivers */
+    MW_BUS_OP = 'O',         /* a webSocketServer call for a client of that worker (JSON) */
 };
 
 /* Subscribes to the worker's own channels (no-op without Redis). */

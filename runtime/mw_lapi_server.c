@@ -219,6 +219,20 @@ static int l_user_send(lua_State *L)
     return send_to_group(L, &worker_of(L)->users, 1, 2, NULL);
 }
 
+/* core.bus_op(clientId, json) -> true when sent to the client's worker (another one) */
+static int l_bus_op(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    size_t idlen, len;
+    const char *id = luaL_checklstring(L, 1, &idlen);
+    const char *json = luaL_checklstring(L, 2, &len);
+    int remote = w->redis && idlen == MW_CLIENT_ID_LEN && memcmp(id, w->tag, MW_WORKER_TAG_LEN) != 0;
+    if (remote)
+        mw_bus_publish(w, MW_BUS_OP, id, idlen, NULL, 0, json, len);
+    lua_pushboolean(L, remote);
+    return 1;
+}
+
 /* core.stats() -> {connections, rooms, workerId, messagesIn, messagesOut} for this worker */
 static int l_stats(lua_State *L)
 {
@@ -325,6 +339,7 @@ void mw_lapi_server_inject(lua_State *L, mw_worker *w)
         { "room_send", l_room_send },
         { "user_send", l_user_send },
         { "stats", l_stats },
+        { "bus_op", l_bus_op },
         { NULL, NULL },
     };
     for (const luaL_Reg *r = fns; r->name; r++) {

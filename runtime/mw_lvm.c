@@ -20,7 +20,7 @@ struct mw_lvm {
     lua_State *L;
     mw_worker *w;
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
-    int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state;
+    int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op;
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
@@ -164,6 +164,7 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     vm->ref_spawn = take_ref(L, hooks, "spawn");
     vm->ref_on_redis_message = take_ref(L, hooks, "on_redis_message");
     vm->ref_on_redis_state = take_ref(L, hooks, "on_redis_state");
+    vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     lua_settop(L, 0);
     return vm;
 fail:
@@ -355,6 +356,13 @@ void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channe
     lua_pushlstring(L, channel, channel_len);
     lua_pushlstring(L, payload, payload_len);
     call_hook(vm, vm->ref_on_redis_message, "on_redis_message", 3);
+}
+
+void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_t len)
+{
+    lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
+    lua_pushlstring(vm->L, json, len);
+    call_hook(vm, vm->ref_on_bus_op, "on_bus_op", 2);
 }
 
 void mw_lvm_on_redis_state(mw_lvm *vm, int up)

@@ -56,6 +56,8 @@ void mw_lvm_spawn(mw_lvm *vm, const char *what, int fn_ref, int nargs);
 void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channel, size_t channel_len,
                              const char *payload, size_t payload_len);
 
+/* Another worker asks for a webSocketServer call on one of our clients (JSON [op, args...]). */
+void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_t len);
 /* The command connection to Redis came up (1) or went down (0). */
 void mw_lvm_on_redis_state(mw_lvm *vm, int up);
 

@@ -406,6 +406,19 @@ local function register_subscribers(list)
   end
 end
 
+-- Another worker asks for a webSocketServer call on one of our clients.
+function hooks.on_bus_op(clientId, payload)
+  local ok, call = pcall(decode, payload)
+  if not ok or type(call) ~= "table" or type(call[1]) ~= "string" then
+    core.log("warn", "bus: ignoring a malformed operation")
+    return
+  end
+  local a, b = call[2], call[3]
+  if a == null then a = nil end
+  if b == null then b = nil end
+  spawn("bus " .. call[1], function() state.bindings.webSocketServer:_busOp(clientId, call[1], a, b) end)
+end
+
 -- The command connection came back: write the local state again, then beat.
 function hooks.on_redis_state(up)
   local cluster = require "moonwire.cluster"

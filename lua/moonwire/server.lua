@@ -91,12 +91,27 @@ function Server:getClient(clientId)
   return cluster.client(self._ctx.redis, clientId)
 end
 
+-- A call for a client of another worker: that worker performs it (its events fire there).
+-- Returns true when it was sent, false when the client cannot be on another worker.
+local function remote(self, clientId, op, ...)
+  if self._ctx.clients[clientId] or not cluster.enabled() then return false end
+  return core.bus_op(clientId, json.encode({ op, ... }))
+end
+
+-- From the bus: run op for our local client clientId.
+function Server:_busOp(clientId, op, a, b)
+  if op == "joinRoom" then self:joinRoom(clientId, a)
+  elseif op == "leaveRoom" then self:leaveRoom(clientId, a)
+  elseif op == "leaveAllRooms" then self:leaveAllRooms(clientId)
+  elseif op == "updateClient" then self:updateClient(clientId, a, b) end
+end
+
 --- Sets metadata[key] = value for the client (nil removes it). Returns false for an unknown client.
 function Server:updateClient(clientId, key, value)
   check_id(clientId, "updateClient")
   if type(key) ~= "string" then error("updateClient: key must be a string, got " .. type(key), 2) end
   local state = self._ctx.clients[clientId]
-  if not state then return false end
+  if not state then return remote(self, clientId, "updateClient", key, value) end
   state.metadata[key] = deep_copy(value)
   self:_publishClient(clientId)
   return true
@@ -108,7 +123,10 @@ function Server:joinRoom(clientId, room)
   if type(room) ~= "string" or room == "" then return false, "Room name is required" end
   if #room > MAX_ROOM_NAME then return false, "Room name is too long (max " .. MAX_ROOM_NAME .. " bytes)" end
   local rooms = core.client_rooms(clientId)
-  if not rooms then return false, "Unknown client" end
+  if not rooms then
+    if remote(self, clientId, "joinRoom", room) then return true end
+    return false, "Unknown client"
+  end
   local cfg = self._ctx.config.rooms
   local member = false
   for _, r in ipairs(rooms) do if r == room then member = true end end
@@ -138,6 +156,7 @@ end
 function Server:leaveRoom(clientId, room)
   check_id(clientId, "leaveRoom")
   if type(room) ~= "string" then return false end
+  if not self._ctx.clients[clientId] then return remote(self, clientId, "leaveRoom", room) end
   if core.room_leave(clientId, room) then
     cluster.room_left(clientId, room, #core.room_members(room) == 0)
     self:_publishClient(clientId)
@@ -150,6 +169,9 @@ end
 --- Removes the client from every room; returns how many it left.
 function Server:leaveAllRooms(clientId)
   check_id(clientId, "leaveAllRooms")
+  if not self._ctx.clients[clientId] then
+    return remote(self, clientId, "leaveAllRooms") and 0 or 0
+  end
   local left = core.room_leave_all(clientId) or {}
   for _, r in ipairs(left) do cluster.room_left(clientId, r, #core.room_members(r) == 0) end
   if #left > 0 then self:_publishClient(clientId) end

@@ -217,3 +217,35 @@ def test_a_killed_hosts_clients_leave_lookups_within_two_heartbeats(server, redi
                 os.kill(pid, sig.SIGKILL)
                 pids["killed"] = srv
     mwtest.arun(cluster_reads([one.ws_url, two.ws_url], kill=kill), timeout=60)
+
+
+async def remote_calls(urls):
+    clients = await spread(urls, 6)
+    a = clients[0]
+    b = next(c for c in clients if c.worker != a.worker)
+    # a asks for b (on another worker) to join a room and to carry metadata
+    assert await a.request("joinOther", target=b.client_id, room="far") is True
+    assert await a.request("tagOther", target=b.client_id, value="blue") is True
+    deadline = asyncio.get_event_loop().time() + 3
+    while True:
+        members = (await a.request("members", room="far"))["members"]
+        info = await a.request("info", target=b.client_id)
+        if members == [b.client_id] and info.get("rooms") == ["far"]:
+            break
+        assert asyncio.get_event_loop().time() < deadline, (members, info)
+        await asyncio.sleep(0.05)
+    # b now gets the room's traffic, sent from a's worker
+    await a.request("room", room="far", n=7)
+    assert got(await b.drain(0.5), "room") == [7]
+    assert await a.request("leaveOther", target=b.client_id, room="far") is True
+    deadline = asyncio.get_event_loop().time() + 3
+    while (await a.request("members", room="far"))["members"] not in ([], {}):
+        assert asyncio.get_event_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    for c in clients:
+        await c.ws.close()
+
+
+def test_room_and_metadata_calls_for_a_client_of_another_worker(server, redis_url):
+    srv = server(app_lua=FAST, template="cluster", args=("--workers", "2", "--redis", redis_url))
+    mwtest.arun(remote_calls([srv.ws_url]), timeout=60)

@@ -18,4 +18,7 @@ function C:info(id, d)
            nick = c and c.metadata and c.metadata.nick, userId = c and c.user and c.user.userId }
 end
 function C:nick(id, d) return ws(self):updateClient(id, "nick", d.nick) end
+function C:joinOther(id, d) return ws(self):joinRoom(d.target, d.room) end
+function C:leaveOther(id, d) return ws(self):leaveRoom(d.target, d.room) end
+function C:tagOther(id, d) return ws(self):updateClient(d.target, "tag", d.value) end
 return C
