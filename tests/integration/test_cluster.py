@@ -177,7 +177,7 @@ async def cluster_reads(urls, kill=None):
         victims = {c.client_id for c in clients if c.worker == b.worker}
         kill(b.worker)
         survivor = a
-        deadline = asyncio.get_event_loop().time() + 5
+        deadline = asyncio.get_event_loop().time() + 6  # two heartbeats of 1 s, with margin
         while True:
             members = set((await survivor.request("members", room="shared"))["members"])
             if not (members & victims):
@@ -194,7 +194,7 @@ async def cluster_reads(urls, kill=None):
             pass
 
 
-FAST = f"return {{ auth = {{ secret = {SECRET!r} }}, cluster = {{ heartbeat = 0.5 }} }}\n"
+FAST = f"return {{ auth = {{ secret = {SECRET!r} }}, cluster = {{ heartbeat = 1 }} }}\n"
 
 
 def test_cluster_reads_across_workers(server, redis_url):
