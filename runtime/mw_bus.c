@@ -59,6 +59,11 @@ void mw_bus_publish(mw_worker *w, int kind, const char *name, size_t name_len, c
     char ch[MW_BUS_CHANNEL_MAX], head[160];
     if (!w->redis)
         return;
+    /* excludeClientId comes from the app: anything that is not a clientId excludes nobody */
+    if (exclude && (strlen(exclude) != MW_CLIENT_ID_LEN ||
+                    strspn(exclude, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+                        MW_CLIENT_ID_LEN))
+        exclude = NULL;
     size_t clen = channel_for(w, kind, name, name_len, ch, sizeof(ch));
     int target = kind == MW_BUS_CLIENT || kind == MW_BUS_DISCONNECT || kind == MW_BUS_PROBE || kind == MW_BUS_OP;
     int hlen = snprintf(head, sizeof(head), "%s\n%c\n%.*s\n%s\n%d\n", w->tag, kind,
@@ -89,10 +94,26 @@ static int next_field(const char **p, const char *end, const char **field, size_
     return 0;
 }
 
+/* Whether channel is one of the bus's: {p}all, {p}w:..., {p}room:..., {p}user:... (an app may
+ * subscribe to other channels under the prefix). */
+static int is_bus_channel(const mw_worker *w, const char *channel, size_t len)
+{
+    static const char *const kinds[] = { "all", "w:", "room:", "user:" };
+    size_t plen = strlen(w->cfg->redis_prefix);
+    if (len < plen || memcmp(channel, w->cfg->redis_prefix, plen) != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t k = strlen(kinds[i]);
+        if (len - plen >= k && memcmp(channel + plen, kinds[i], k) == 0 && (i > 0 || len - plen == k))
+            return 1;
+    }
+    return 0;
+}
+
 int mw_bus_on_message(mw_worker *w, const char *channel, size_t channel_len, const char *msg, size_t msg_len)
 {
     size_t plen = strlen(w->cfg->redis_prefix);
-    if (!w->redis || channel_len < plen || memcmp(channel, w->cfg->redis_prefix, plen) != 0)
+    if (!w->redis || !is_bus_channel(w, channel, channel_len))
         return 0;
     const char *p = msg, *end = msg + msg_len;
     const char *origin, *kind, *target, *exclude, *code_s;

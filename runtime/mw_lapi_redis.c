@@ -19,6 +19,7 @@
 typedef struct redis_call {
     mw_worker *w;
     int co_ref;
+    lua_Number token; /* the Lua side's call number: the reply goes only to that call */
 } redis_call;
 
 static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -60,26 +61,28 @@ static void reply_cb(mw_redis *r, redisReply *reply, const char *err, void *data
     }
     lua_State *L = mw_lvm_state(w->lvm);
     mw_lvm_resume_begin(w->lvm, call->co_ref);
+    lua_pushnumber(L, call->token);
     if (err) {
         lua_pushnil(L);
         lua_pushstring(L, err);
-        mw_lvm_resume_end(w->lvm, 2);
+        mw_lvm_resume_end(w->lvm, 3);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         lua_pushnil(L);
         lua_pushlstring(L, reply->str, reply->len);
-        mw_lvm_resume_end(w->lvm, 2);
+        mw_lvm_resume_end(w->lvm, 3);
     } else {
         push_reply(L, reply, 0);
-        mw_lvm_resume_end(w->lvm, 1);
+        mw_lvm_resume_end(w->lvm, 2);
     }
     free(call);
 }
 
-/* core.redis_call(cmd, ...) -> true (the caller yields for the reply) or nil, err */
+/* core.redis_call(token, cmd, ...) -> true (the caller yields for the reply) or nil, err */
 static int l_redis_call(lua_State *L)
 {
     mw_worker *w = worker_of(L);
-    int argc = lua_gettop(L);
+    lua_Number token = luaL_checknumber(L, 1);
+    int argc = lua_gettop(L) - 1;
     const char *argv[MW_REDIS_MAX_ARGS];
     size_t lens[MW_REDIS_MAX_ARGS];
     if (argc < 1)
@@ -87,11 +90,11 @@ static int l_redis_call(lua_State *L)
     if (argc > MW_REDIS_MAX_ARGS)
         return luaL_error(L, "redis:call takes at most %d arguments", MW_REDIS_MAX_ARGS);
     for (int i = 1; i <= argc; i++) {
-        int t = lua_type(L, i);
+        int t = lua_type(L, i + 1);
         if (t != LUA_TSTRING && t != LUA_TNUMBER)
             return luaL_error(L, "redis:call: argument %d must be a string or a number, got %s", i,
                               lua_typename(L, t));
-        argv[i - 1] = lua_tolstring(L, i, &lens[i - 1]);
+        argv[i - 1] = lua_tolstring(L, i + 1, &lens[i - 1]);
     }
     if (!w->redis) {
         lua_pushnil(L);
@@ -109,6 +112,7 @@ static int l_redis_call(lua_State *L)
         return luaL_error(L, "out of memory");
     }
     call->w = w;
+    call->token = token;
     call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (mw_redis_command(w->redis, argc, argv, lens, reply_cb, call) != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, call->co_ref);

@@ -19,7 +19,8 @@ static mw_conn *find_client(lua_State *L, int arg)
     return mw_clients_find(&worker_of(L)->clients, id, len);
 }
 
-/* core.send(clientId, payload [, binary]) -> true when queued for a connected client */
+/* core.send(clientId, payload [, binary [, localOnly]]) -> true when queued for a connected
+ * client (or handed to the bus for a client of another worker, unless localOnly) */
 static int l_send(lua_State *L)
 {
     mw_conn *c = find_client(L, 1);
@@ -31,7 +32,8 @@ static int l_send(lua_State *L)
         mw_worker *w = worker_of(L);
         size_t idlen;
         const char *id = lua_tolstring(L, 1, &idlen);
-        int remote = w->redis && !binary && idlen == MW_CLIENT_ID_LEN && memcmp(id, w->tag, MW_WORKER_TAG_LEN) != 0;
+        int remote = w->redis && !binary && !lua_toboolean(L, 4) && idlen == MW_CLIENT_ID_LEN &&
+                     memcmp(id, w->tag, MW_WORKER_TAG_LEN) != 0;
         if (remote)
             mw_bus_publish(w, MW_BUS_CLIENT, id, idlen, NULL, 0, payload, len);
         lua_pushboolean(L, remote);
@@ -46,7 +48,7 @@ static int l_send(lua_State *L)
     return 1;
 }
 
-/* core.broadcast(payload [, excludeClientId]) -> number of local recipients */
+/* core.broadcast(payload [, excludeClientId [, localOnly]]) -> number of local recipients */
 static int l_broadcast(lua_State *L)
 {
     mw_worker *w = worker_of(L);
@@ -58,7 +60,8 @@ static int l_broadcast(lua_State *L)
         exclude = find_client(L, 2);
         exclude_id = lua_tostring(L, 2);
     }
-    mw_bus_publish(w, MW_BUS_ALL, NULL, 0, exclude_id, 0, payload, len);
+    if (!lua_toboolean(L, 3))
+        mw_bus_publish(w, MW_BUS_ALL, NULL, 0, exclude_id, 0, payload, len);
     if (w->clients.count == 0) {
         lua_pushinteger(L, 0);
         return 1;
@@ -109,6 +112,8 @@ static int l_room_join(lua_State *L)
     const char *name = luaL_checklstring(L, 2, &len);
     if (len == 0 || len > MW_ROOM_NAME_MAX)
         return luaL_error(L, "room names are 1 to %d bytes long", MW_ROOM_NAME_MAX);
+    if (memchr(name, '\0', len))
+        return luaL_error(L, "room names must not contain NUL bytes");
     if (!c) {
         lua_pushnil(L);
         return 1;
@@ -184,15 +189,20 @@ static int l_room_names(lua_State *L)
 }
 
 /* Frames payload once and hands it to mw_rooms_send on rs. */
-static int send_to_group(lua_State *L, mw_rooms *rs, int name_arg, int payload_arg, const mw_conn *exclude)
+static int send_to_group(lua_State *L, mw_rooms *rs, int name_arg, int payload_arg, const mw_conn *exclude,
+                         int local_only_arg)
 {
     size_t nlen, len;
     const char *name = luaL_checklstring(L, name_arg, &nlen);
     const char *payload = luaL_checklstring(L, payload_arg, &len);
     mw_worker *w = worker_of(L);
     int kind = rs == &w->rooms ? MW_BUS_ROOM : MW_BUS_USER;
-    mw_bus_publish(w, kind, name, nlen, kind == MW_BUS_ROOM && !lua_isnoneornil(L, 3) ? lua_tostring(L, 3) : NULL,
-                   0, payload, len);
+    if (memchr(name, '\0', nlen))
+        return luaL_error(L, "room and user names must not contain NUL bytes");
+    if (!lua_toboolean(L, local_only_arg))
+        mw_bus_publish(w, kind, name, nlen,
+                       kind == MW_BUS_ROOM && lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : NULL, 0,
+                       payload, len);
     if (!mw_rooms_find(rs, name, nlen)) {
         lua_pushinteger(L, 0);
         return 1;
@@ -210,13 +220,13 @@ static int send_to_group(lua_State *L, mw_rooms *rs, int name_arg, int payload_a
 static int l_room_send(lua_State *L)
 {
     const mw_conn *exclude = lua_isnoneornil(L, 3) ? NULL : find_client(L, 3);
-    return send_to_group(L, &worker_of(L)->rooms, 1, 2, exclude);
+    return send_to_group(L, &worker_of(L)->rooms, 1, 2, exclude, 4);
 }
 
 /* core.user_send(userKey, payload) -> number of recipients */
 static int l_user_send(lua_State *L)
 {
-    return send_to_group(L, &worker_of(L)->users, 1, 2, NULL);
+    return send_to_group(L, &worker_of(L)->users, 1, 2, NULL, 3);
 }
 
 /* core.bus_op(clientId, json) -> true when sent to the client's worker (another one) */

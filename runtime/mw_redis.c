@@ -40,6 +40,7 @@ struct mw_redis {
     char host[256];
     int port;
     int db;
+    char user[128];
     char password[256];
     char name[32];
     uint64_t timeout_ms;
@@ -57,7 +58,7 @@ struct mw_redis {
 };
 
 static void connect_now(mw_redis *r);
-void mw_redis_reconnect(mw_redis *r);
+static void reconnect_with(mw_redis *r, const char *err);
 
 /* ---- hiredis on libuv ------------------------------------------------------------------------
  * Our own adapter instead of hiredis 0.14's adapters/libuv.h: that one ignores a poll error
@@ -133,10 +134,16 @@ static int parse_url(mw_redis *r, const char *url, char *err, size_t errlen)
         return -1;
     }
     p += 8;
-    const char *at = strchr(p, '@');
-    if (at) { /* [user]:password@ */
+    const char *slash0 = strchr(p, '/');
+    const char *at = NULL; /* the last '@' before the path: a password may contain '@' */
+    for (const char *q = p; *q && (!slash0 || q < slash0); q++)
+        if (*q == '@')
+            at = q;
+    if (at) { /* [user]:password@ (user: Redis 6 ACLs) */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
+        if (colon)
+            snprintf(r->user, sizeof(r->user), "%.*s", (int)(colon - p), p);
         snprintf(r->password, sizeof(r->password), "%.*s", (int)(at - pw), pw);
         p = at + 1;
     }
@@ -181,6 +188,7 @@ static pending *pending_push(mw_redis *r, mw_redis_reply_cb cb, void *data)
         return NULL;
     p->cb = cb;
     p->data = data;
+    uv_update_time(r->loop); /* a long handler may have run since the loop last looked */
     p->deadline = uv_now(r->loop) + r->timeout_ms;
     if (r->tail)
         r->tail->next = p;
@@ -396,9 +404,15 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     /* AUTH and SELECT go first; the connection counts as up when the last one answers */
     if (r->password[0]) {
-        const char *argv[2] = { "AUTH", r->password };
-        size_t lens[2] = { 4, strlen(r->password) };
-        send_argv(r, 2, argv, lens, r->db ? NULL : handshake_done, NULL);
+        const char *argv[3] = { "AUTH", r->user, r->password };
+        size_t lens[3] = { 4, strlen(r->user), strlen(r->password) };
+        if (r->user[0])
+            send_argv(r, 3, argv, lens, r->db ? NULL : handshake_done, NULL);
+        else {
+            argv[1] = r->password;
+            lens[1] = lens[2];
+            send_argv(r, 2, argv, lens, r->db ? NULL : handshake_done, NULL);
+        }
     }
     if (r->db) {
         char db[16];
@@ -459,25 +473,26 @@ static void sweep_cb(uv_timer_t *t)
     if (stalled || slow_connect) {
         mw_logf(MW_LOG_WARN, "redis (%s): no answer within %.1f s; reconnecting", r->name,
                 (double)r->timeout_ms / 1000);
-        fail_pending(r, err_timeout);
-        mw_redis_reconnect(r); /* a stalled peer never answers a graceful disconnect */
+        reconnect_with(r, err_timeout); /* a stalled peer never answers a graceful disconnect */
     }
 }
 
-void mw_redis_reconnect(mw_redis *r)
+/* Drops the connection: callers answered with err first, while no new command is accepted
+ * (a caller that retries from its callback gets "not connected", not the dying connection). */
+static void reconnect_with(mw_redis *r, const char *err)
 {
     if (!r->ac || r->closing)
         return;
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
-    int was_connected = r->connected;
-    redisAsyncFree(ac); /* pending callbacks fire; on_disconnect too when it was connected */
-    fail_pending(r, err_closed);
-    if (was_connected)
-        set_state(r, 0);
+    set_state(r, 0);
+    fail_pending(r, err);
+    redisAsyncFree(ac); /* the remaining hiredis callbacks only free their entries */
     if (!uv_is_active((uv_handle_t *)&r->retry))
         schedule_retry(r);
 }
+
+void mw_redis_reconnect(mw_redis *r) { reconnect_with(r, err_closed); }
 
 mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err, size_t errlen)
 {

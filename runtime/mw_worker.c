@@ -174,6 +174,7 @@ static void redis_message_cb(mw_redis *r, const char *pattern, const char *chann
 static void redis_state_cb(mw_redis *r, int up, void *owner)
 {
     mw_worker *w = owner;
+    w->probe_pending = 0; /* a probe sent on a connection that failed proves nothing */
     if (w->lvm)
         mw_lvm_on_redis_state(w->lvm, up);
 }

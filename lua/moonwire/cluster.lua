@@ -56,6 +56,16 @@ local SCRIPT_CLIENT = [[
 if redis.call('EXISTS', ARGV[1] .. 'w:' .. ARGV[2]) == 0 then return false end
 return redis.call('HGET', ARGV[1] .. 'w:' .. ARGV[2] .. ':clients', ARGV[3])]]
 
+-- Forgets everything this worker wrote (before a resync): its client hash, its room list and
+-- each of its room member sets.
+local SCRIPT_FORGET = [[
+local p, tag = ARGV[1], ARGV[2]
+for _, room in ipairs(redis.call('SMEMBERS', p .. 'w:' .. tag .. ':rooms')) do
+  redis.call('DEL', p .. 'r:' .. room .. ':' .. tag)
+end
+redis.call('DEL', p .. 'w:' .. tag .. ':clients', p .. 'w:' .. tag .. ':rooms')
+return 1]]
+
 local SCRIPT_PRUNE = [[
 for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
   if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 0 then redis.call('SREM', ARGV[1] .. 'workers', tag) end
@@ -112,11 +122,12 @@ function M.heartbeat(local_rooms)
 end
 
 -- After (re)connecting: write the whole local state again (Redis may have lost it).
-function M.resync(clients, rooms_of)
+function M.resync(clients)
   if not enabled then return end
-  fire("DEL", k_clients(), k_rooms())
+  fire("EVAL", SCRIPT_FORGET, 0, P, TAG)
   for _, info in ipairs(clients) do
-    M.put_client(info)
+    local ok, err = pcall(M.put_client, info)
+    if not ok then core.log("warn", "cluster: a client record could not be written", { clientId = info.clientId, error = tostring(err) }) end
     for _, room in ipairs(info.rooms or {}) do M.room_joined(info.clientId, room) end
   end
 end

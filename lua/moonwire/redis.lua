@@ -6,7 +6,13 @@ local core = require "moonwire.core"
 local Redis = {}
 Redis.__index = Redis
 
-local co_yield = coroutine.yield
+local co_yield, isyieldable, running = coroutine.yield, coroutine.isyieldable, coroutine.running
+
+-- coroutine -> the call it waits for; runtime.resume delivers a reply only to the coroutine
+-- still waiting for that very call (never to one that has moved on)
+local waiting = setmetatable({}, { __mode = "k" })
+local next_call = 0
+Redis._waiting = waiting
 
 -- Commands that block the connection or turn it into a subscriber: use app.lua subscribers.
 local refused = {
@@ -14,6 +20,7 @@ local refused = {
   BZPOPMAX = true, BZMPOP = true, SUBSCRIBE = true, PSUBSCRIBE = true, SSUBSCRIBE = true,
   UNSUBSCRIBE = true, PUNSUBSCRIBE = true, SUNSUBSCRIBE = true, MONITOR = true, SYNC = true,
   PSYNC = true, WAIT = true, QUIT = true, RESET = true, SELECT = true,
+  MULTI = true, EXEC = true, DISCARD = true, WATCH = true, UNWATCH = true, -- use EVAL for atomicity
 }
 
 function Redis.new()
@@ -29,6 +36,13 @@ function Redis:call(cmd, ...)
   if refused[name] then
     error("redis:call: " .. name .. " blocks or subscribes the shared connection; use subscribers in app.lua", 2)
   end
+  if name == "CLIENT" and type((...)) == "string" and (...):upper() == "REPLY" then
+    error("redis:call: CLIENT REPLY would break the shared connection's reply order", 2)
+  end
+  if not isyieldable() then
+    error("redis:call waits for its reply and cannot run here (outside a handler, or inside a C " ..
+          "function such as string.gsub, table.sort or a metamethod)", 2)
+  end
   if name == "XREAD" or name == "XREADGROUP" then
     for i = 1, select("#", ...) do
       local a = select(i, ...)
@@ -37,8 +51,12 @@ function Redis:call(cmd, ...)
       end
     end
   end
-  local sent, err = core.redis_call(cmd, ...)
+  next_call = next_call + 1
+  local call = next_call
+  local sent, err = core.redis_call(call, cmd, ...)
   if not sent then return nil, err end
+  local co = running()
+  waiting[co] = call
   return co_yield()
 end
 

@@ -172,8 +172,12 @@ end
 
 -- ---- running code in coroutines -----------------------------------------------------------
 
+-- Coroutines of subscriber handlers: their webSocketServer sends reach local clients only
+-- (every worker received the Redis message, so each client gets it once).
+local local_only = setmetatable({}, { __mode = "k" })
+
 -- Runs fn(...) in a new coroutine for an event/timer; errors are logged, never raised.
-local function spawn(what, fn, ...)
+local function spawn_co(what, fn, mark_local, ...)
   local co = co_create(function(...)
     local ok, err = xpcall(fn, capture, ...)
     if not ok then
@@ -181,9 +185,12 @@ local function spawn(what, fn, ...)
       else core.log("error", "handler error", { route = what, error = tostring(err.message), code = tostring(err.code) }) end
     end
   end)
+  if mark_local then local_only[co] = true end
   local ok, err = co_resume(co, ...)
   if not ok then core.log("error", "runtime error", { ["in"] = what, error = tostring(err) }) end
 end
+
+local function spawn(what, fn, ...) return spawn_co(what, fn, false, ...) end
 M.spawn = spawn
 
 -- The body of one message's coroutine. Returns DONE or FAILED.
@@ -282,8 +289,13 @@ local function run_pooled(fn, a, b, c)
   return nil, co
 end
 
--- Resumes a message coroutine that waited on I/O; used by the yielding bindings.
-function M.resume(co, ...)
+-- Resumes a message coroutine that waited on I/O; used by the yielding bindings. call is the
+-- number of the call the reply answers: a coroutine that is not waiting for it (it failed to
+-- yield, or moved on) is left alone.
+function M.resume(co, call, ...)
+  local waiting = require("moonwire.redis")._waiting
+  if waiting[co] ~= call then return end
+  waiting[co] = nil
   local ok, mark, status = co_resume(co, ...)
   if ok and mark ~= FINISHED then return end -- waits again
   local clientId = state.pending[co]
@@ -382,7 +394,7 @@ end
 function hooks.on_redis_message(pattern, channel, payload)
   local list = state.subscribers[pattern or channel]
   for _, handler in ipairs(list or {}) do
-    spawn("subscriber " .. (pattern or channel), handler, channel, payload)
+    spawn_co("subscriber " .. (pattern or channel), handler, true, channel, payload)
   end
 end
 
@@ -459,7 +471,8 @@ function M.start(opts)
   state.config = config
   local bindings = {
     webSocketServer = Server.new({ config = config, clients = state.clients, fire = fire,
-                                   tag = opts.worker.tag }),
+                                   tag = opts.worker.tag,
+                                   local_only = function() return local_only[coroutine.running()] == true end }),
     log = Log.new(),
     config = config,
     worker = opts.worker,

@@ -46,7 +46,7 @@ Server.deep_copy = deep_copy
 --- Sends msg to one client. Returns true when it was queued for a connected client.
 function Server:sendMessageToClient(clientId, msg)
   check_id(clientId, "sendMessageToClient")
-  return core.send(clientId, payload(msg, "sendMessageToClient"))
+  return core.send(clientId, payload(msg, "sendMessageToClient"), false, self._ctx.local_only())
 end
 
 --- Sends msg to every connected client, except opts.excludeClientId. Returns the count.
@@ -55,7 +55,7 @@ function Server:sendMessageToAll(msg, opts)
   if exclude ~= nil and type(exclude) ~= "string" then
     error("sendMessageToAll: excludeClientId must be a string, got " .. type(exclude), 2)
   end
-  return core.broadcast(payload(msg, "sendMessageToAll"), exclude)
+  return core.broadcast(payload(msg, "sendMessageToAll"), exclude, self._ctx.local_only())
 end
 
 --- A fresh table describing the client, or nil: changing it changes nothing on the server.
@@ -110,6 +110,8 @@ end
 function Server:updateClient(clientId, key, value)
   check_id(clientId, "updateClient")
   if type(key) ~= "string" then error("updateClient: key must be a string, got " .. type(key), 2) end
+  local ok, why = pcall(json.encode, value)
+  if not ok then error("updateClient: the value cannot be stored as JSON: " .. tostring(why), 2) end
   local state = self._ctx.clients[clientId]
   if not state then return remote(self, clientId, "updateClient", key, value) end
   state.metadata[key] = deep_copy(value)
@@ -122,6 +124,7 @@ function Server:joinRoom(clientId, room)
   check_id(clientId, "joinRoom")
   if type(room) ~= "string" or room == "" then return false, "Room name is required" end
   if #room > MAX_ROOM_NAME then return false, "Room name is too long (max " .. MAX_ROOM_NAME .. " bytes)" end
+  if room:find("\0", 1, true) then return false, "Room name must not contain NUL" end
   local rooms = core.client_rooms(clientId)
   if not rooms then
     if remote(self, clientId, "joinRoom", room) then return true end
@@ -199,14 +202,14 @@ function Server:sendMessageToRoom(room, msg, opts)
   if exclude ~= nil and type(exclude) ~= "string" then
     error("sendMessageToRoom: excludeClientId must be a string, got " .. type(exclude), 2)
   end
-  return core.room_send(room, payload(msg, "sendMessageToRoom"), exclude)
+  return core.room_send(room, payload(msg, "sendMessageToRoom"), exclude, self._ctx.local_only())
 end
 
 --- Sends msg to every connection of a user (userId as in client.user.userId); returns the count.
 function Server:sendMessageToUser(userId, msg)
   local key = auth.user_key(userId)
   if not key then error("sendMessageToUser: userId must be a number or a string, got " .. type(userId), 2) end
-  return core.user_send(key, payload(msg, "sendMessageToUser"))
+  return core.user_send(key, payload(msg, "sendMessageToUser"), self._ctx.local_only())
 end
 
 function Server:stats()
@@ -228,7 +231,7 @@ end
 function Server:sendRaw(clientId, data, isBinary)
   check_id(clientId, "sendRaw")
   if type(data) ~= "string" then error("sendRaw: payload must be a string, got " .. type(data), 2) end
-  return core.send(clientId, data, isBinary and true or false)
+  return core.send(clientId, data, isBinary and true or false, self._ctx.local_only())
 end
 
 return Server
