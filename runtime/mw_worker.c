@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mw_bus.h"
+#include "mw_db_sqlite.h"
 #include "mw_lapi.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
@@ -301,6 +302,12 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         return 3;
     }
     uv_loop_init(&w->loop);
+    if (strncmp(cfg->database_url, "sqlite:", 7) == 0) {
+        w->db = mw_db_open(&w->loop, cfg->database_url + 7); /* opened by its first statement */
+    } else {
+        snprintf(w->db_error, sizeof(w->db_error),
+                 "database %.40s... is not supported yet: use sqlite:PATH or sqlite::memory:", cfg->database_url);
+    }
     if (start_redis(w, err, sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "config error: redis.url: %s", err);
         return 3;
@@ -372,6 +379,8 @@ out:
     /* close whatever is left, let the close callbacks run, then free */
     w->draining = 1;
     mw_lapi_timer_close_all(w);
+    mw_db_close(w->db); /* statements already running finish in the loop below */
+    w->db = NULL;
     mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
     mw_redis_free(w->redis_sub);
     w->redis = w->redis_sub = NULL;

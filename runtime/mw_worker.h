@@ -43,6 +43,8 @@ typedef struct mw_worker {
     struct mw_redis *redis;     /* commands (NULL without --redis) */
     struct mw_redis *redis_sub; /* app.lua subscribers */
     mw_ltimer *timers;          /* the timer binding's timers */
+    struct mw_db *db;           /* the embedded SQLite database (NULL: none or unsupported) */
+    char db_error[256];         /* why there is none */
     uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
     uint64_t probe_seq, probe_sent_ms;
     int probe_pending;

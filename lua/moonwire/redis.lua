@@ -6,13 +6,7 @@ local core = require "moonwire.core"
 local Redis = {}
 Redis.__index = Redis
 
-local co_yield, isyieldable, running = coroutine.yield, coroutine.isyieldable, coroutine.running
-
--- coroutine -> the call it waits for; runtime.resume delivers a reply only to the coroutine
--- still waiting for that very call (never to one that has moved on)
-local waiting = setmetatable({}, { __mode = "k" })
-local next_call = 0
-Redis._waiting = waiting
+local await = require "moonwire.await"
 
 -- Commands that block the connection or turn it into a subscriber: use app.lua subscribers.
 local refused = {
@@ -39,10 +33,7 @@ function Redis:call(cmd, ...)
   if name == "CLIENT" and type((...)) == "string" and (...):upper() == "REPLY" then
     error("redis:call: CLIENT REPLY would break the shared connection's reply order", 2)
   end
-  if not isyieldable() then
-    error("redis:call waits for its reply and cannot run here (outside a handler, or inside a C " ..
-          "function such as string.gsub, table.sort or a metamethod)", 2)
-  end
+  await.check("redis:call")
   if name == "XREAD" or name == "XREADGROUP" then
     for i = 1, select("#", ...) do
       local a = select(i, ...)
@@ -51,13 +42,10 @@ function Redis:call(cmd, ...)
       end
     end
   end
-  next_call = next_call + 1
-  local call = next_call
+  local call = await.next_token()
   local sent, err = core.redis_call(call, cmd, ...)
   if not sent then return nil, err end
-  local co = running()
-  waiting[co] = call
-  return co_yield()
+  return await.wait(call)
 end
 
 --- PUBLISH channel message; returns the number of receivers, or nil, err.

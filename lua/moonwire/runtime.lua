@@ -293,7 +293,7 @@ end
 -- number of the call the reply answers: a coroutine that is not waiting for it (it failed to
 -- yield, or moved on) is left alone.
 function M.resume(co, call, ...)
-  local waiting = require("moonwire.redis")._waiting
+  local waiting = require("moonwire.await").waiting
   if waiting[co] ~= call then return end
   waiting[co] = nil
   local ok, mark, status = co_resume(co, ...)
@@ -468,6 +468,7 @@ function M.start(opts)
   local Log = require "moonwire.log"
   local Redis = require "moonwire.redis"
   local Timer = require "moonwire.timer"
+  local Database = require "moonwire.database"
   state.config = config
   local bindings = {
     webSocketServer = Server.new({ config = config, clients = state.clients, fire = fire,
@@ -478,6 +479,7 @@ function M.start(opts)
     worker = opts.worker,
     redis = core.redis_configured() and Redis.new() or nil,
     timer = Timer.new(),
+    database = Database.new(),
     clock = setmetatable({}, { __index = {
       --- Milliseconds since the epoch (os.time() has only seconds).
       now = function() return core.now_ms() end,
