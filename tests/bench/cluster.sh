@@ -72,7 +72,10 @@ BUILD_DIR=${BENCH_BUILD_DIR:-build}
 OUT=${BENCH_OUT:-}
 BUILD=1
 
-need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "cluster.sh: $1 needs a value" >&2; exit 2; }; }
+BENCH_SCRIPT=cluster.sh
+# shellcheck source=tests/bench/common.sh
+source "$ROOT/tests/bench/common.sh"
+
 while [[ $# -gt 0 ]]; do
   case $1 in
     -c|--connections) need_arg "$@"; CONNECTIONS=$2; shift 2 ;;
@@ -122,31 +125,6 @@ RESULTS=$OUT/results.jsonl
 # ---- processes we start, stopped on every exit path (moonwire first, Redis last) ---------
 STARTED=()      # moonwire supervisors and load generators
 REDIS_PID=""
-stop_pid() { # SIGTERM, up to 10 s grace, then SIGKILL; also waits for the children it had
-  local pid=$1 i kids p
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kids=$(pgrep -P "$pid" || true) # moonwire workers: reparented if the supervisor exits first
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "cluster.sh: pid $pid ignored SIGTERM for 10 s; killing it and its children" >&2
-    kill -KILL "$pid" $kids 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  for p in $kids; do
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$p" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$p" 2>/dev/null; then
-      echo "cluster.sh: child $p of $pid still running 5 s after its parent exited; killing it" >&2
-      kill -KILL "$p" 2>/dev/null || true
-    fi
-  done
-}
 cleanup() {
   local pid
   for pid in "${STARTED[@]+"${STARTED[@]}"}"; do stop_pid "$pid"; done
@@ -183,7 +161,6 @@ fi
   { echo "cluster.sh: $LOADGEN has no --sender-url; rebuild it (drop --no-build)" >&2; exit 1; }
 
 # ---- ports ------------------------------------------------------------------------------
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 TAKEN=" "
 free_port() { # below the ephemeral range, so the load generator's own ports never collide
   local p i

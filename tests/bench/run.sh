@@ -58,7 +58,10 @@ BUILD_DIR=${BENCH_BUILD_DIR:-build}
 OUT=${BENCH_OUT:-}
 BUILD=1
 
-need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
+BENCH_SCRIPT=run.sh
+# shellcheck source=tests/bench/common.sh
+source "$ROOT/tests/bench/common.sh"
+
 while [[ $# -gt 0 ]]; do
   case $1 in
     -c|--connections) need_arg "$@"; CONNECTIONS=$2; shift 2 ;;
@@ -104,22 +107,6 @@ RESULTS=$OUT/results.jsonl
 
 # ---- processes we start, stopped on every exit path -------------------------------------
 STARTED=()
-stop_pid() { # SIGTERM, up to 10 s grace, then SIGKILL the process and its children by pid
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "run.sh: pid $pid ignored SIGTERM for 10 s; killing it and its children" >&2
-    local kids
-    kids=$(pgrep -P "$pid" || true)
-    kill -KILL "$pid" $kids 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local pid
   for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
@@ -195,7 +182,6 @@ if [[ $PIN == 1 ]]; then
   fi
 fi
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 SERVER_PID=""
 # start_server NAME PORT LOG: starts it in the background, waits for /health 200 (20 s).
