@@ -11,6 +11,7 @@ void mw_lapi_log_inject(struct lua_State *L);                         /* [-0, +0
 void mw_lapi_redis_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */
 void mw_lapi_timer_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */
 void mw_lapi_db_inject(struct lua_State *L, struct mw_worker *w);     /* [-0, +0] */
+void mw_lapi_queue_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */
 /* Stops every timer of the worker (at exit). */
 void mw_lapi_timer_close_all(struct mw_worker *w);
 

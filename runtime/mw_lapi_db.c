@@ -11,6 +11,7 @@
 #include "mw_db_sqlite.h"
 #include "mw_lapi.h"
 #include "mw_lvm.h"
+#include "mw_metrics.h"
 #include "mw_worker.h"
 
 #define MW_DB_MAX_PARAMS 999
@@ -19,6 +20,7 @@ typedef struct db_call {
     mw_worker *w;
     int co_ref;
     lua_Number token;
+    uint64_t started_ns; /* for the latency histogram */
 } db_call;
 
 static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -27,6 +29,10 @@ static void done_cb(mw_db_result *res, void *data)
 {
     db_call *call = data;
     mw_worker *w = call->w;
+    mw_metrics_add(w->m, MW_M_DB_QUERIES, 1);
+    if (res->error)
+        mw_metrics_add(w->m, MW_M_DB_ERRORS, 1);
+    mw_metrics_observe(&w->m->db_query, uv_hrtime() - call->started_ns);
     if (!w->lvm) {
         free(call);
         return;
@@ -137,6 +143,7 @@ static int l_db_run(lua_State *L)
     call->w = w;
     call->token = token;
     call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    call->started_ns = uv_hrtime();
     int rv = mw_db_run(w->db, sql, sql_len, p, nparams, done_cb, call);
     if (p != params)
         free(p);

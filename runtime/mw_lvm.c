@@ -84,6 +84,7 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, char *err, size_
         mw_lapi_redis_inject(L, w);
         mw_lapi_timer_inject(L, w);
         mw_lapi_db_inject(L, w);
+        mw_lapi_queue_inject(L, w);
     }
     lua_setfield(L, -2, "moonwire.core");
     lua_pop(L, 2);

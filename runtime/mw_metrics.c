@@ -3,6 +3,7 @@
 #include "mw_metrics.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,12 @@ static const struct {
     { "moonwire_slow_consumers_total", "counter", "Clients cut off because their send queue passed its cap." },
     { "moonwire_rooms", "gauge", "Rooms with at least one member on this worker." },
     { "moonwire_auth_failures_total", "counter", "Upgrades refused with 401." },
+    { "moonwire_db_queries_total", "counter", "Database statements run (query and exec)." },
+    { "moonwire_db_query_errors_total", "counter", "Database statements that returned an error." },
+    { "moonwire_jobs_added_total", "counter", "Jobs accepted by queue:add." },
+    { "moonwire_jobs_completed_total", "counter", "Jobs whose processor returned." },
+    { "moonwire_jobs_failed_total", "counter", "Jobs that failed their last attempt." },
+    { "moonwire_jobs_retried_total", "counter", "Failed job attempts scheduled to run again." },
 };
 
 static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {
@@ -76,15 +83,30 @@ void mw_metrics_reset_slot(mw_metrics *m, int index, int pid)
     s->alive = 1;
 }
 
-void mw_metrics_observe_handler(mw_metrics_slot *s, uint64_t duration_ns)
+void mw_metrics_observe(mw_histogram *h, uint64_t duration_ns)
 {
     double secs = (double)duration_ns / 1e9;
     int i = 0;
     while (i < MW_METRICS_BUCKETS - 1 && secs > bucket_bounds[i])
         i++;
-    __atomic_fetch_add(&s->handler_buckets[i], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&s->handler_count, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&s->handler_sum_ns, duration_ns, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->buckets[i], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->count, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->sum_ns, duration_ns, __ATOMIC_RELAXED);
+}
+
+void mw_metrics_queue_depth(mw_metrics_slot *s, const char *queue, uint64_t depth)
+{
+    int used = __atomic_load_n(&s->queue_used, __ATOMIC_SEQ_CST);
+    int i = 0;
+    while (i < used && strcmp(s->queue_names[i], queue) != 0)
+        i++;
+    if (i == used) {
+        if (used == MW_METRICS_QUEUES || strlen(queue) >= MW_METRICS_QUEUE_NAME)
+            return;
+        strcpy(s->queue_names[i], queue); /* only this worker writes its slot */
+        __atomic_store_n(&s->queue_used, used + 1, __ATOMIC_SEQ_CST);
+    }
+    __atomic_store_n(&s->queue_depth[i], depth, __ATOMIC_RELAXED);
 }
 
 typedef struct {
@@ -117,6 +139,26 @@ static void sb_printf(strbuf *sb, const char *fmt, ...)
 
 static uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
+static void render_histogram(strbuf *sb, const mw_metrics *m, const char *h, const char *help, size_t offset)
+{
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s histogram\n", h, help, h);
+    for (int w = 0; w < m->workers; w++) {
+        const mw_histogram *hist = (const mw_histogram *)((const char *)&m->slots[w] + offset);
+        uint64_t cumulative = 0;
+        for (int b = 0; b < MW_METRICS_BUCKETS; b++) {
+            cumulative += load(&hist->buckets[b]);
+            if (b < MW_METRICS_BUCKETS - 1)
+                sb_printf(sb, "%s_bucket{worker=\"%d\",le=\"%g\"} %llu\n", h, w, bucket_bounds[b],
+                          (unsigned long long)cumulative);
+            else
+                sb_printf(sb, "%s_bucket{worker=\"%d\",le=\"+Inf\"} %llu\n", h, w,
+                          (unsigned long long)cumulative);
+        }
+        sb_printf(sb, "%s_sum{worker=\"%d\"} %.9f\n", h, w, (double)load(&hist->sum_ns) / 1e9);
+        sb_printf(sb, "%s_count{worker=\"%d\"} %llu\n", h, w, (unsigned long long)load(&hist->count));
+    }
+}
+
 size_t mw_metrics_render(const mw_metrics *m, char **out)
 {
     strbuf sb = { malloc(8192), 0, 8192 };
@@ -145,22 +187,19 @@ size_t mw_metrics_render(const mw_metrics *m, char **out)
                 sb_printf(&sb, "%s{worker=\"%d\",code=\"other\"} %llu\n", d, w, (unsigned long long)v);
         }
     }
-    const char *h = "moonwire_handler_duration_seconds";
-    sb_printf(&sb, "# HELP %s Time spent running controller handlers.\n# TYPE %s histogram\n", h, h);
+    render_histogram(&sb, m, "moonwire_handler_duration_seconds", "Time spent running controller handlers.",
+                     offsetof(mw_metrics_slot, handler));
+    render_histogram(&sb, m, "moonwire_db_query_duration_seconds",
+                     "Database statement latency, from queueing to result.", offsetof(mw_metrics_slot, db_query));
+    const char *q = "moonwire_queue_depth";
+    sb_printf(&sb, "# HELP %s Jobs waiting, delayed or running in a queue, as each worker last saw it.\n"
+                   "# TYPE %s gauge\n", q, q);
     for (int w = 0; w < m->workers; w++) {
         const mw_metrics_slot *s = &m->slots[w];
-        uint64_t cumulative = 0;
-        for (int b = 0; b < MW_METRICS_BUCKETS; b++) {
-            cumulative += load(&s->handler_buckets[b]);
-            if (b < MW_METRICS_BUCKETS - 1)
-                sb_printf(&sb, "%s_bucket{worker=\"%d\",le=\"%g\"} %llu\n", h, w, bucket_bounds[b],
-                          (unsigned long long)cumulative);
-            else
-                sb_printf(&sb, "%s_bucket{worker=\"%d\",le=\"+Inf\"} %llu\n", h, w,
-                          (unsigned long long)cumulative);
-        }
-        sb_printf(&sb, "%s_sum{worker=\"%d\"} %.9f\n", h, w, (double)load(&s->handler_sum_ns) / 1e9);
-        sb_printf(&sb, "%s_count{worker=\"%d\"} %llu\n", h, w, (unsigned long long)load(&s->handler_count));
+        int used = __atomic_load_n(&s->queue_used, __ATOMIC_SEQ_CST);
+        for (int i = 0; i < used; i++)
+            sb_printf(&sb, "%s{worker=\"%d\",queue=\"%s\"} %llu\n", q, w, s->queue_names[i],
+                      (unsigned long long)load(&s->queue_depth[i]));
     }
     *out = sb.buf;
     return sb.len;

@@ -9,6 +9,14 @@
 #define MW_METRICS_BUCKETS 12
 #define MW_METRICS_MAX_WORKERS 256
 #define MW_METRICS_CLOSE_CODES 16 /* disconnects are counted per close code, the last is "other" */
+#define MW_METRICS_QUEUES 16       /* queue depth is kept for this many queue names per worker */
+#define MW_METRICS_QUEUE_NAME 64
+
+typedef struct mw_histogram {
+    uint64_t buckets[MW_METRICS_BUCKETS]; /* non-cumulative counts per bucket */
+    uint64_t count;
+    uint64_t sum_ns;
+} mw_histogram;
 
 typedef enum {
     MW_M_CONNECTIONS = 0,      /* gauge */
@@ -25,6 +33,12 @@ typedef enum {
     MW_M_SLOW_CONSUMERS,
     MW_M_ROOMS,               /* gauge */
     MW_M_AUTH_FAILURES,
+    MW_M_DB_QUERIES,
+    MW_M_DB_ERRORS,
+    MW_M_JOBS_ADDED,
+    MW_M_JOBS_COMPLETED,
+    MW_M_JOBS_FAILED,
+    MW_M_JOBS_RETRIED,
     MW_M_COUNT
 } mw_metric;
 
@@ -32,10 +46,14 @@ typedef struct mw_metrics_slot {
     int32_t pid;
     int32_t alive;
     uint64_t values[MW_M_COUNT];
-    uint64_t handler_buckets[MW_METRICS_BUCKETS]; /* non-cumulative counts per bucket */
-    uint64_t handler_count;
-    uint64_t handler_sum_ns;
+    mw_histogram handler;  /* controller handler run time */
+    mw_histogram db_query; /* database statement latency */
     uint64_t disconnects_by_code[MW_METRICS_CLOSE_CODES];
+    /* queue depth (waiting + delayed + running jobs) as this worker last saw it, per queue; a name
+     * is written once before its depth is first published (seq_cst store of queue_used). */
+    int32_t queue_used;
+    char queue_names[MW_METRICS_QUEUES][MW_METRICS_QUEUE_NAME];
+    uint64_t queue_depth[MW_METRICS_QUEUES];
 } mw_metrics_slot;
 
 typedef struct mw_metrics {
@@ -51,7 +69,13 @@ static inline void mw_metrics_add(mw_metrics_slot *s, mw_metric which, int64_t d
 {
     __atomic_fetch_add(&s->values[which], (uint64_t)delta, __ATOMIC_RELAXED);
 }
-void mw_metrics_observe_handler(mw_metrics_slot *s, uint64_t duration_ns);
+void mw_metrics_observe(mw_histogram *h, uint64_t duration_ns);
+static inline void mw_metrics_observe_handler(mw_metrics_slot *s, uint64_t duration_ns)
+{
+    mw_metrics_observe(&s->handler, duration_ns);
+}
+/* Sets the depth of a queue; queues past MW_METRICS_QUEUES names are not reported. */
+void mw_metrics_queue_depth(mw_metrics_slot *s, const char *queue, uint64_t depth);
 void mw_metrics_count_disconnect(mw_metrics_slot *s, int code);
 static inline void mw_metrics_set(mw_metrics_slot *s, mw_metric which, uint64_t value)
 {

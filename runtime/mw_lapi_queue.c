@@ -1,0 +1,52 @@
+/* mw_lapi_queue: the few C functions the queue (lua/moonwire/queue.lua, all of whose storage
+ * work goes through the redis and database bindings) needs: its metrics in shared memory. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <string.h>
+
+#include "mw_lapi.h"
+#include "mw_metrics.h"
+#include "mw_worker.h"
+
+static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+/* core.job_count(kind, n): kind is "added", "completed", "failed" or "retried" */
+static int l_job_count(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    const char *kind = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_optinteger(L, 2, 1);
+    mw_metric which;
+    if (strcmp(kind, "added") == 0)
+        which = MW_M_JOBS_ADDED;
+    else if (strcmp(kind, "completed") == 0)
+        which = MW_M_JOBS_COMPLETED;
+    else if (strcmp(kind, "failed") == 0)
+        which = MW_M_JOBS_FAILED;
+    else if (strcmp(kind, "retried") == 0)
+        which = MW_M_JOBS_RETRIED;
+    else
+        return luaL_error(L, "job_count: unknown kind '%s'", kind);
+    mw_metrics_add(w->m, which, n);
+    return 0;
+}
+
+/* core.queue_depth(queue, depth) */
+static int l_queue_depth(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    const char *queue = luaL_checkstring(L, 1);
+    lua_Number depth = luaL_checknumber(L, 2);
+    mw_metrics_queue_depth(w->m, queue, depth > 0 ? (uint64_t)depth : 0);
+    return 0;
+}
+
+void mw_lapi_queue_inject(lua_State *L, mw_worker *w)
+{
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, l_job_count, 1);
+    lua_setfield(L, -2, "job_count");
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, l_queue_depth, 1);
+    lua_setfield(L, -2, "queue_depth");
+}
