@@ -1,11 +1,13 @@
 /* mw_lapi_queue: the few C functions the queue (lua/moonwire/queue.lua, all of whose storage
- * work goes through the redis and database bindings) needs: its metrics in shared memory. */
+ * work goes through the redis and database bindings) needs: its metrics in shared memory, job
+ * ids, and whether the worker is draining (then it takes no new jobs). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>
 
 #include "mw_lapi.h"
 #include "mw_metrics.h"
+#include "mw_util.h"
 #include "mw_worker.h"
 
 static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -41,8 +43,30 @@ static int l_queue_depth(lua_State *L)
     return 0;
 }
 
+/* core.random_id() -> 22 URL-safe characters (128 random bits) */
+static int l_random_id(lua_State *L)
+{
+    char id[MW_RANDOM_ID_LEN + 1];
+    if (mw_random_id(id) != 0)
+        return luaL_error(L, "no random bytes available");
+    lua_pushlstring(L, id, MW_RANDOM_ID_LEN);
+    return 1;
+}
+
+/* core.draining() -> true once the worker began its graceful shutdown */
+static int l_draining(lua_State *L)
+{
+    lua_pushboolean(L, worker_of(L)->draining);
+    return 1;
+}
+
 void mw_lapi_queue_inject(lua_State *L, mw_worker *w)
 {
+    lua_pushcfunction(L, l_random_id);
+    lua_setfield(L, -2, "random_id");
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, l_draining, 1);
+    lua_setfield(L, -2, "draining");
     lua_pushlightuserdata(L, w);
     lua_pushcclosure(L, l_job_count, 1);
     lua_setfield(L, -2, "job_count");

@@ -69,6 +69,8 @@ static int l_timer_start(lua_State *L)
         return luaL_error(L, "timer: seconds must be a number >= 0");
     if (repeat && seconds < 0.001)
         return luaL_error(L, "timer:every needs an interval of at least 0.001 s");
+    if (w->closing) /* a timer now would keep the final cleanup loop running forever */
+        return luaL_error(L, "timer: the worker is stopping");
     mw_ltimer *t = calloc(1, sizeof(*t));
     if (!t)
         return luaL_error(L, "out of memory");

@@ -260,6 +260,25 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* A worker that failed before its loop ran: closes what was opened (the database, Redis) and
+ * frees it. */
+static void free_unstarted(mw_worker *w)
+{
+    mw_db_close(w->db);
+    w->db = NULL;
+    mw_redis_free(w->redis);
+    mw_redis_free(w->redis_sub);
+    w->redis = w->redis_sub = NULL;
+    uv_walk(&w->loop, close_walk_cb, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    mw_clients_free(&w->clients);
+    mw_rooms_free(&w->rooms);
+    mw_rooms_free(&w->users);
+    mw_jwt_free(&w->jwt);
+    free(w);
+}
+
 int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *metrics)
 {
     char err[2048], host[64] = "host";
@@ -310,6 +329,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     }
     if (start_redis(w, err, sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "config error: redis.url: %s", err);
+        free_unstarted(w);
         return 3;
     }
     w->lvm = mw_lvm_new(w, cfg, err, sizeof(err));
@@ -318,9 +338,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
             mw_log_str("error", err);
             mw_log_end();
         }
-        mw_clients_free(&w->clients);
-        uv_loop_close(&w->loop);
-        free(w);
+        free_unstarted(w);
         return 3;
     }
 
@@ -378,6 +396,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
 out:
     /* close whatever is left, let the close callbacks run, then free */
     w->draining = 1;
+    w->closing = 1;
     mw_lapi_timer_close_all(w);
     mw_db_close(w->db); /* statements already running finish in the loop below */
     w->db = NULL;

@@ -43,8 +43,8 @@ typedef struct mw_worker {
     struct mw_redis *redis;     /* commands (NULL without --redis) */
     struct mw_redis *redis_sub; /* app.lua subscribers */
     mw_ltimer *timers;          /* the timer binding's timers */
-    struct mw_db *db;           /* the embedded SQLite database (NULL: none or unsupported) */
-    char db_error[256];         /* why there is none */
+    struct mw_db *db;           /* the database binding's SQLite or PostgreSQL (NULL: bad URL) */
+    char db_error[512];         /* why there is none */
     uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
     uint64_t probe_seq, probe_sent_ms;
     int probe_pending;
@@ -56,6 +56,7 @@ typedef struct mw_worker {
     char public_dir[PATH_MAX];
     int has_public;
     int draining;
+    int closing;              /* the loop ended: callbacks run only to clean up, no new timers */
     long tcp_conns;           /* every open TCP connection, HTTP or WebSocket */
     uint64_t last_accept_warning_ms;
     uint8_t read_buf[MW_READ_BUF_SIZE];

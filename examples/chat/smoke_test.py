@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """examples/chat/smoke_test.py: drives a running chat server with two clients and checks the
-protocol end to end (nicknames, join, members, send, leave, disconnect, error frames).
+protocol end to end (nicknames, join, members, send, leave, disconnect, error frames, the
+stored history shown on join, and a room report computed by a background job).
 
     build/moonwire serve examples/chat --port 8080       # in one terminal
     python3 examples/chat/smoke_test.py [ws://127.0.0.1:8080/ws]
@@ -15,7 +16,7 @@ import sys
 
 import websockets
 
-TIMEOUT = 5
+TIMEOUT = 5  # seconds per frame (the report job takes about 1 s)
 
 
 class Fail(Exception):
@@ -153,8 +154,29 @@ async def run(url, clients):
     check(not any((f.get("data") or {}).get("text") == "only A hears this" for f in b.pushes),
           "B no longer gets #" + room, *b.pushes)
 
-    await b.ok("join", {"room": room})
+    r = await b.ok("join", {"room": room})
+    history = as_list(r.get("history"))
+    texts = [m.get("text") for m in history]
+    check(texts[:1] == ["hello from A"] and texts[-1] == "only A hears this" and len(history) == 3,
+          "B's join reply has the room's stored history, oldest first", r)
+    check(history[0]["nickname"] == "Ada" and history[0]["room"] == room and history[0]["at"] > 1e12,
+          "history entries have the message push's shape", history[0])
     await a.push("members", lambda d: len(as_list(d.get("members"))) == 2)
+    step("joining again shows the room's stored history")
+
+    r = await a.ok("report")
+    job = r.get("jobId")
+    check(isinstance(job, str) and len(job) >= 16, "report returns a jobId", r)
+    while True:
+        f = await a.recv()
+        if f.get("type") == "queue" and (f.get("data") or {}).get("jobId") == job:
+            break
+    check(f["action"] == "completed" and f["data"]["queue"] == "report", "the report job completes", f)
+    rep = f["data"]["result"]
+    check(rep["room"] == room and rep["messages"] == 3 and rep["topPosters"][0]["nickname"] == "Ada",
+          "the report counts the room's messages", rep)
+    step("report: computed by jobs/report.lua and pushed to the asking client")
+
     await b.ws.close()
     await a.push("members", lambda d: d.get("room") == room and nicks(d.get("members")) == ["Ada"])
     step("B disconnecting tells A")

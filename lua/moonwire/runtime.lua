@@ -311,6 +311,7 @@ end
 -- ---- hooks called from C ------------------------------------------------------------------
 
 local hooks = {}
+local started, run_started = false, nil -- see hooks.on_started
 
 -- Calls events[name](...) in its own coroutine when the app defined it.
 local function fire(name, ...)
@@ -434,20 +435,37 @@ end
 -- The command connection came back: write the local state again, then beat.
 function hooks.on_redis_state(up)
   local cluster = require "moonwire.cluster"
-  if not up or not cluster.enabled() then return end
-  local ws = state.bindings.webSocketServer
-  local infos = {}
-  for id in pairs(state.clients) do
-    local c = ws:_localClient(id)
-    if c then c.lastActivity = nil; infos[#infos + 1] = c end
+  if not up then return end
+  if cluster.enabled() then
+    local ws = state.bindings.webSocketServer
+    local infos = {}
+    for id in pairs(state.clients) do
+      local c = ws:_localClient(id)
+      if c then c.lastActivity = nil; infos[#infos + 1] = c end
+    end
+    cluster.resync(infos)
+    cluster.heartbeat(core.room_names())
   end
-  cluster.resync(infos)
-  cluster.heartbeat(core.room_names())
+  if not started then spawn("redis connected", run_started) end -- the first connection
+end
+
+-- onServerStarted (and the job runner) start once Redis is connected, so their first calls
+-- work; when Redis is configured but unreachable they start after redis.timeout anyway (their
+-- calls then return nil, err like during any outage).
+function run_started()
+  if started then return end
+  started = true
+  require("moonwire.jobs").start({ store = state.queue_store, bindings = state.bindings, spawn = spawn })
+  local fn = state.events.onServerStarted
+  if fn then spawn("events.onServerStarted", fn, state.bindings) end
 end
 
 function hooks.on_started()
-  local fn = state.events.onServerStarted
-  if fn then spawn("events.onServerStarted", fn, state.bindings) end
+  if core.redis_configured() and not core.redis_connected() then
+    core.timer_start(state.config.redis.timeout, false, run_started)
+    return
+  end
+  run_started()
 end
 
 -- ---- start and check ----------------------------------------------------------------------
@@ -485,6 +503,15 @@ function M.start(opts)
       now = function() return core.now_ms() end,
     } }),
   }
+  local Queue = require "moonwire.queue"
+  local jobs = require "moonwire.jobs"
+  if bindings.redis then
+    state.queue_store = require("moonwire.queue_redis").init(config, opts.worker.tag, bindings.redis)
+  else
+    state.queue_store = require("moonwire.queue_sql").init(config, opts.worker.tag, bindings.database)
+  end
+  bindings.queue = Queue.new(state.queue_store)
+  bindings.queue._kick = jobs.kick
   state.bindings = bindings
   bindings.webSocketServer._ctx.redis = bindings.redis
   package.loaded["moonwire"] = bindings -- require("moonwire") from anywhere
@@ -492,6 +519,7 @@ function M.start(opts)
   state.controllers = load_controllers(controller_dirs(opts), bindings)
   state.routes = build_routes(config.routes, state.controllers)
   register_subscribers(config.subscribers)
+  jobs.set_processors(jobs.load(opts.app_dir .. "/jobs"))
   local cluster = require "moonwire.cluster"
   cluster.init(config, opts.worker.tag)
   if cluster.enabled() then

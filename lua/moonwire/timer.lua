@@ -1,5 +1,6 @@
 -- moonwire.timer: the `timer` binding. timer:every(seconds, fn) and timer:after(seconds, fn)
 -- return a handle with :stop(); every run of fn is its own coroutine (it may use redis:call).
+-- timer:sleep(seconds) pauses the calling coroutine without blocking the worker.
 local core = require "moonwire.core"
 
 local Timer = {}
@@ -32,5 +33,18 @@ function Timer:every(seconds, fn) return start(seconds, fn, true, "every") end
 
 --- Runs fn once after `seconds` seconds (unless :stop() comes first).
 function Timer:after(seconds, fn) return start(seconds, fn, false, "after") end
+
+--- Pauses the calling handler for `seconds` seconds; the worker keeps serving meanwhile.
+function Timer:sleep(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then
+    error("timer:sleep: seconds must be a number >= 0, got " .. tostring(seconds), 2)
+  end
+  local await = require "moonwire.await"
+  await.check("timer:sleep")
+  local token = await.next_token()
+  local co = coroutine.running()
+  core.timer_start(seconds, false, function() require("moonwire.runtime").resume(co, token) end)
+  await.wait(token)
+end
 
 return Timer

@@ -13,7 +13,8 @@ def test_chat_example_smoke(tmp_path):
     port = mwtest.free_port()
     workdir = tmp_path / "run"
     workdir.mkdir()
-    srv = mwtest.Server(ROOT / "examples" / "chat", port, ["--host", "127.0.0.1", "--port", str(port)],
+    srv = mwtest.Server(ROOT / "examples" / "chat", port,
+                        ["--host", "127.0.0.1", "--port", str(port), "--database", f"sqlite:{tmp_path / 'chat.db'}"],
                         mwtest.clean_env(None), workdir)
     srv.spawn()
     try:

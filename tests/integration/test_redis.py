@@ -36,9 +36,12 @@ pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="redis-
 class RedisProc:
     """One redis-server subprocess on a fixed port; can be stopped, restarted, paused."""
 
-    def __init__(self, workdir, port):
+    def __init__(self, workdir, port, persist=False):
         self.workdir = workdir
         self.port = port
+        # persist: an append-only file fsynced on every write, so a restart keeps the data
+        self.persistence = (["--appendonly", "yes", "--appendfsync", "always", "--save", ""] if persist
+                            else ["--save", "", "--appendonly", "no"])
         self.proc = None
         self.paused = False
         self.starts = 0
@@ -55,8 +58,8 @@ class RedisProc:
         self.starts += 1
         log = open(self.workdir / f"redis-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)],
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", *self.persistence,
+             "--daemonize", "no", "--dir", str(self.workdir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.workdir),
             start_new_session=True)
         log.close()

@@ -1,14 +1,18 @@
 -- controllers/chat.lua: messages of type "chat" (see ../README.md for the whole protocol).
 --   setNickname {nickname}  -> {nickname}             1-32 characters, trimmed
---   join {room}             -> {room, members}        leaves the previous room (app.lua)
---   send {text}             -> {delivered = n}        1-1000 characters, to the client's room
+--   join {room}             -> {room, members, history} leaves the previous room (app.lua);
+--                              history: the room's last 50 messages, oldest first
+--   send {text}             -> {delivered = n}        1-1000 characters, to the client's room;
+--                              stored in the database (table messages, see app.lua)
 --   members                 -> {room, members}
+--   report                  -> {jobId}                the room's statistics are computed by
+--                              jobs/report.lua in the background and pushed as queue/completed
 -- Pushed to a room: {"type":"chat","action":"message","data":{room, clientId, nickname, text, at}}
 -- and {"type":"chat","action":"members","data":{room, members = {{clientId, nickname}, ...}}}.
 -- Bad input is answered with an error frame: code "invalid" or "not_in_room".
 local Chat = {}
 
-local MAX_NICKNAME, MAX_ROOM, MAX_TEXT = 32, 64, 1000
+local MAX_NICKNAME, MAX_ROOM, MAX_TEXT, HISTORY = 32, 64, 1000, 50
 
 -- Characters, not bytes: counts the bytes that do not continue a UTF-8 sequence.
 local function length(s)
@@ -65,6 +69,23 @@ function Chat:setNickname(clientId, data)
   return { nickname = nick }
 end
 
+-- The room's last HISTORY messages, oldest first (an empty list when the database fails: the
+-- chat goes on without history, the log says why).
+function Chat:_history(room)
+  local rows, err = self.database:query(
+    "SELECT clientId, nickname, text, at FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?", room, HISTORY)
+  if not rows then
+    self.log:warn("chat: history unavailable", { room = room, error = err })
+    return {}
+  end
+  local history = {}
+  for i = #rows, 1, -1 do
+    local r = rows[i]
+    history[#history + 1] = { room = room, clientId = r.clientId, nickname = r.nickname, text = r.text, at = r.at }
+  end
+  return history
+end
+
 function Chat:join(clientId, data)
   local room = field(data, "room", MAX_ROOM)
   local ws = self.webSocketServer
@@ -72,7 +93,7 @@ function Chat:join(clientId, data)
   if not ok then error({ code = "invalid", message = reason or "cannot join " .. room }) end
   local members = self:_members(room)
   self:_announceMembers(room, members, clientId) -- the joiner gets the list in the reply
-  return { room = room, members = members }
+  return { room = room, members = members, history = self:_history(room) }
 end
 
 function Chat:send(clientId, data)
@@ -81,15 +102,24 @@ function Chat:send(clientId, data)
   local client = ws:getClient(clientId)
   local room = roomOf(client)
   if not room then error({ code = "not_in_room", message = "join a room first" }) end
-  local delivered = ws:sendMessageToRoom(room, {
-    type = "chat",
-    action = "message",
-    data = {
-      room = room, clientId = clientId, nickname = nickname(client), text = text,
-      at = client.lastActivity or os.time() * 1000, -- ms; lastActivity = when this message arrived
-    },
-  })
+  local message = {
+    room = room, clientId = clientId, nickname = nickname(client), text = text,
+    at = client.lastActivity or os.time() * 1000, -- ms; lastActivity = when this message arrived
+  }
+  local delivered = ws:sendMessageToRoom(room, { type = "chat", action = "message", data = message })
+  local stored, err = self.database:exec(
+    "INSERT INTO messages (room, clientId, nickname, text, at) VALUES (?, ?, ?, ?, ?)",
+    room, clientId, message.nickname, text, message.at)
+  if not stored then self.log:warn("chat: message not stored", { room = room, error = err }) end
   return { delivered = delivered }
+end
+
+function Chat:report(clientId)
+  local room = roomOf(self.webSocketServer:getClient(clientId))
+  if not room then error({ code = "not_in_room", message = "join a room first" }) end
+  local jobId, err = self.queue:add("report", { room = room, clientId = clientId }, { attempts = 2 })
+  if not jobId then error({ code = "unavailable", message = "the report cannot be queued now: " .. err }) end
+  return { jobId = jobId }
 end
 
 function Chat:members(clientId)
