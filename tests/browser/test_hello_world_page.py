@@ -2,8 +2,8 @@
 real moonwire and shows the `connected` state and the clientId in its feed.
 
 Run: /usr/bin/python3 -m pytest tests/browser   (skipped when /usr/bin/chromium is absent)
-Interactive multi-tab tests (greet in one tab, see it in the other) come with the browser
-client of DESIGN.md section 8.
+It needs nothing but chromium; the interactive tests (two tabs, the browser client itself) are
+the node ones next to it: tests/browser/run.sh (ctest browser_client).
 """
 import os
 import re

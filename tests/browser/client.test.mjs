@@ -1,0 +1,201 @@
+// tests/browser/client.test.mjs: clients/js/moonwire.js in a real browser against a real
+// moonwire: request() (response, error codes, timeout, queued before the connection opens),
+// rooms and reconnect across a server restart, getToken() and the 4401 token-expired close.
+// The page is tests/browser/app's empty index.html; each test imports /moonwire.js into it.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Server, TEST_APP, SLOW, copyApp, launchBrowser, mintToken, waitFor } from "./harness.mjs";
+
+let server, browser;
+
+before(async () => {
+  server = await Server.start(copyApp(TEST_APP));
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (!server) return;
+  const exit = await server.stop();
+  const report = server.sanitizerReport();
+  const log = server.log();
+  server.remove();
+  if (exit) assert.deepEqual(exit, { code: 0, signal: null }, "moonwire exits 0 on SIGTERM");
+  assert.deepEqual(report, [], log);
+});
+
+// A fresh tab on the server's origin with `window.mw = {client, states, pushed}`: every state
+// change and every pushed message is recorded. `getToken: true` makes the client call the
+// page's window.mintToken (exposed by the test) before each connect.
+async function clientPage(options = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (err) => console.error("page error:", err));
+  if (options.exposeToken) await page.exposeFunction("mintToken", options.exposeToken);
+  await page.goto(server.origin + "/");
+  await page.evaluate(async (opts) => {
+    const { connect } = await import("/moonwire.js");
+    if (opts.getToken) opts.getToken = () => window.mintToken();
+    const client = connect(opts);
+    const states = [], pushed = [];
+    client.onStateChange((state, info) => states.push({ state, ...info, at: Date.now() }));
+    client.on("*", "*", (data, message) => pushed.push(message));
+    window.mw = { client, states, pushed };
+  }, { ...options, exposeToken: undefined });
+  return page;
+}
+
+const isOpen = (page, timeout = 5000 * SLOW) =>
+  page.waitForFunction(() => window.mw.client.state === "open", null, { timeout });
+
+test("request() resolves with the response, rejects with the error code, times out", { timeout: 60000 }, async () => {
+  const page = await clientPage();
+  const r = await page.evaluate(async () => {
+    const c = window.mw.client;
+    const outcome = (p) => p.then((value) => ({ value }),
+      (err) => ({ code: err.code, message: err.message, isError: err instanceof Error }));
+    const out = {};
+    out.queued = await c.request("probe", "echo", "sent before the connection opened"); // queued, then sent
+    out.state = c.state;
+    out.echo = await c.request("probe", "echo", { a: 1, list: [1, 2], nested: { s: "é" } });
+    out.nothing = await outcome(c.request("probe", "echo"));
+    out.coded = await outcome(c.request("probe", "fail", { code: "nope", message: "no way" }));
+    out.unknown = await outcome(c.request("probe", "missing", {}));
+    out.parallel = await Promise.all([1, 2, 3].map((n) => c.request("probe", "echo", { n })));
+    const t0 = performance.now();
+    out.timeout = await outcome(c.request("probe", "sleep", { seconds: 1.5 }, { timeout: 300 }));
+    out.timeoutMs = performance.now() - t0;
+    await new Promise((resolve) => setTimeout(resolve, 1800)); // the late reply arrives meanwhile
+    out.lateReplyPushed = window.mw.pushed.some((m) => m.type === "probe");
+    out.after = await c.request("probe", "echo", "still working");
+    out.sent = c.send("probe", "missing", {}); // fire and forget: its error frame goes to on()
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    out.errorPushed = window.mw.pushed.filter((m) => m.type === "error").map((m) => m.data.code);
+    return out;
+  });
+  assert.equal(r.queued, "sent before the connection opened");
+  assert.equal(r.state, "open");
+  assert.deepEqual(r.echo, { a: 1, list: [1, 2], nested: { s: "é" } });
+  assert.deepEqual(r.nothing, { value: undefined }, "a reply without `response` resolves with undefined");
+  assert.deepEqual(r.coded, { code: "nope", message: "no way", isError: true });
+  assert.equal(r.unknown.code, "not_found");
+  assert.equal(r.unknown.message, "Unknown route");
+  assert.deepEqual(r.parallel, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+  assert.equal(r.timeout.code, "timeout");
+  assert.ok(r.timeoutMs >= 290 && r.timeoutMs < 1500 * SLOW, `timed out after ${r.timeoutMs} ms`);
+  assert.equal(r.lateReplyPushed, false, "a late reply is dropped, not passed to on()");
+  assert.equal(r.after, "still working");
+  assert.equal(r.sent, true);
+  assert.deepEqual(r.errorPushed, ["not_found"]);
+  await page.context().close();
+});
+
+test("reconnects after a server restart and rejoins its rooms", { timeout: 120000 }, async () => {
+  const a = await clientPage();
+  await isOpen(a);
+  const before = await a.evaluate(async () => {
+    const c = window.mw.client;
+    const joined = await c.joinRoom("lobby");
+    await c.joinRoom("brief");
+    const left = await c.leaveRoom("brief");
+    let refused;
+    try { await c.joinRoom(""); } catch (err) { refused = { code: err.code, message: err.message }; }
+    return { joined, left, refused, rooms: c.rooms, clientId: c.clientId };
+  });
+  assert.equal(before.joined.success, true);
+  assert.equal(before.joined.data.roomName, "lobby");
+  assert.equal(before.left.success, true);
+  assert.deepEqual(before.refused, { code: "refused", message: "Room name is required" });
+  assert.deepEqual(before.rooms, ["lobby"]);
+
+  const exit = await server.stop();
+  assert.deepEqual(exit, { code: 0, signal: null });
+  await a.waitForFunction(() => window.mw.client.state === "reconnecting", null, { timeout: 5000 });
+  await server.start();
+  const restarted = Date.now();
+  await a.waitForFunction((old) => window.mw.client.state === "open" && window.mw.client.clientId !== old,
+    before.clientId, { timeout: 10000 * SLOW });
+  const reconnectMs = Date.now() - restarted;
+  // backoff capped at 5 s (jittered to 2.5-5 s) plus the time the server needs to answer
+  assert.ok(reconnectMs < 7000 * SLOW, `reconnected ${reconnectMs} ms after the restart`);
+
+  // Handled after the rejoin (one client's messages run in order): the server has it in lobby.
+  const who = await a.evaluate(() => window.mw.client.request("probe", "whoami"));
+  assert.deepEqual(who.rooms, ["lobby"]);
+  const waits = await a.evaluate(() => window.mw.states.filter((s) => s.state === "reconnecting"));
+  assert.equal(waits[0].code, 1001, "the server closed with 1001 on shutdown");
+  assert.ok(waits.every((s) => s.delay >= 0 && s.delay <= 5000), JSON.stringify(waits));
+  assert.ok(waits.slice(1).every((s) => s.code === 1006), "failed attempts report 1006");
+
+  // A room message sent after the restart, by another tab, reaches the rejoined client.
+  const b = await clientPage();
+  await isOpen(b);
+  const said = await b.evaluate(() => window.mw.client.request("probe", "say", { room: "lobby", text: "after the restart" }));
+  assert.equal(said.delivered, 1);
+  await a.waitForFunction(() => window.mw.pushed.some((m) => m.type === "probe" && m.action === "said" &&
+    m.data.text === "after the restart"), null, { timeout: 3000 * SLOW });
+  await a.context().close();
+  await b.context().close();
+});
+
+test("getToken() runs before each connect; a 4401 close brings a fresh token", { timeout: 60000 }, async () => {
+  const issued = [];
+  const page = await clientPage({
+    getToken: true,
+    exposeToken: () => {
+      const now = Math.floor(Date.now() / 1000);
+      const sub = "user-" + (issued.length + 1);
+      issued.push({ sub, at: Date.now() });
+      return mintToken({ sub, iat: now, exp: now + (issued.length === 1 ? 2 : 300) }); // the first expires at once
+    },
+  });
+  const authenticated = (sub, timeout) => page.waitForFunction((s) => window.mw.pushed.some((m) =>
+    m.type === "auth" && m.action === "authenticated" && m.data.userId === s), sub, { timeout });
+  await authenticated("user-1", 5000 * SLOW);
+  assert.equal(issued.length, 1);
+  await page.waitForFunction(() => window.mw.states.some((s) => s.code === 4401), null, { timeout: 6000 * SLOW });
+  await authenticated("user-2", 3000 * SLOW);
+  await isOpen(page);
+  const states = await page.evaluate(() => window.mw.states);
+  const expired = states.find((s) => s.code === 4401);
+  assert.equal(expired.reason, "Token expired");
+  assert.ok(expired.delay <= 500, `after 4401 the client retries at once (delay ${expired.delay} ms)`);
+  assert.equal(issued.length, 2, "one token per connect");
+  assert.equal(states.filter((s) => s.state === "connecting").length, issued.length);
+  const who = await page.evaluate(() => window.mw.client.request("probe", "whoami"));
+  assert.equal(who.userId, "user-2");
+  await page.context().close();
+});
+
+test("a fixed token that expires (4401) closes the client instead of looping; close() stops it", { timeout: 60000 }, async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const page = await clientPage({ token: mintToken({ sub: 42, exp: now + 2 }) });
+  await isOpen(page);
+  await page.waitForFunction(() => window.mw.client.state === "closed", null, { timeout: 6000 * SLOW });
+  const r = await page.evaluate(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // no reconnect attempts follow
+    const c = window.mw.client;
+    let late;
+    try { await c.request("probe", "echo", 1); } catch (err) { late = err.code; }
+    return { states: window.mw.states.map((s) => s.state + (s.code ? ":" + s.code : "")), late,
+             userId: window.mw.pushed.find((m) => m.type === "auth").data.userId };
+  });
+  assert.equal(r.userId, 42);
+  assert.deepEqual(r.states, ["connecting", "open", "closed:4401"]);
+  assert.equal(r.late, "closed");
+
+  // close() from the page: pending requests reject with "closed", no reconnect.
+  const other = await clientPage();
+  await isOpen(other);
+  const closed = await other.evaluate(async () => {
+    const c = window.mw.client;
+    const pending = c.request("probe", "sleep", { seconds: 1 }).catch((err) => err.code);
+    c.close();
+    const code = await pending;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return { code, state: c.state, sent: c.send("probe", "echo"), states: window.mw.states.map((s) => s.state) };
+  });
+  assert.deepEqual(closed, { code: "closed", state: "closed", sent: false, states: ["connecting", "open", "closed"] });
+  await page.context().close();
+  await other.context().close();
+});
