@@ -439,8 +439,9 @@ static int run_message(mw_conn *c, int opcode, const uint8_t *data, size_t len)
 }
 
 /* Token bucket: capacity burst, refilled at messages/per per second. Returns 1 when the
- * message may be handled. A refused message gets an error frame; `burst` refusals in a row
- * close the connection with 4429. */
+ * message may be handled. A refused message gets an error frame (not in raw mode, where the
+ * app owns every frame: it is dropped silently); `burst` refusals in a row close the
+ * connection with 4429. */
 static int take_rate_token(mw_conn *c)
 {
     const mw_limits *lim = &c->w->cfg->limits;
@@ -457,7 +458,7 @@ static int take_rate_token(mw_conn *c)
     mw_metrics_add(c->w->m, MW_M_RATE_LIMITED, 1);
     static const char refused[] =
         "{\"type\":\"error\",\"action\":\"message\",\"data\":{\"error\":\"Rate limit exceeded\",\"code\":\"rate_limited\"}}";
-    mw_frame *f = mw_frame_ws(1, refused, sizeof(refused) - 1);
+    mw_frame *f = c->w->cfg->has_raw ? NULL : mw_frame_ws(1, refused, sizeof(refused) - 1);
     if (f) {
         mw_conn_send(c, f);
         mw_frame_unref(f);

@@ -1,6 +1,7 @@
 /* mw_db_sqlite: a FIFO of jobs per database with at most one on the thread pool; the
  * connection is opened by the first job (WAL, a busy timeout for several workers sharing the
- * file) and only ever used on the pool thread that runs the current job. */
+ * file) and only ever used on the pool thread that runs the current job. There is a single
+ * connection, so sessions (mw_db.h) are accepted and ignored. */
 #include "mw_db_sqlite.h"
 
 #include <errno.h>
@@ -17,7 +18,7 @@
 typedef struct job {
     uv_work_t req;
     struct job *next;
-    mw_db *db;
+    mw_db_sqlite *db;
     char *sql;
     size_t sql_len;
     mw_db_value *params;
@@ -28,13 +29,14 @@ typedef struct job {
     char error[512];
 } job;
 
-struct mw_db {
+struct mw_db_sqlite {
     uv_loop_t *loop;
     sqlite3 *conn;
     char path[4096];
     job *head, *tail;
     int running;
     int closing;
+    unsigned last_session;
 };
 
 static void free_values(mw_db_value *v, size_t n)
@@ -69,7 +71,7 @@ static void make_parent(const char *path)
     }
 }
 
-static int open_conn(mw_db *db, char *err, size_t errlen)
+static int open_conn(mw_db_sqlite *db, char *err, size_t errlen)
 {
     if (strcmp(db->path, ":memory:") != 0)
         make_parent(db->path);
@@ -122,7 +124,7 @@ static int copy_column(sqlite3_stmt *st, int c, mw_db_value *v)
 static void work_cb(uv_work_t *req)
 {
     job *j = req->data;
-    mw_db *db = j->db;
+    mw_db_sqlite *db = j->db;
     sqlite3_stmt *st = NULL;
     if (!db->conn && open_conn(db, j->error, sizeof(j->error)) != 0)
         goto fail;
@@ -149,7 +151,8 @@ static void work_cb(uv_work_t *req)
         const mw_db_value *p = &j->params[i];
         int rc;
         switch (p->type) {
-        case MW_DB_INT: rc = sqlite3_bind_int64(st, i + 1, p->i); break;
+        case MW_DB_INT:
+        case MW_DB_BOOL: rc = sqlite3_bind_int64(st, i + 1, p->i); break;
         case MW_DB_REAL: rc = sqlite3_bind_double(st, i + 1, p->d); break;
         case MW_DB_TEXT: rc = sqlite3_bind_text(st, i + 1, p->s, (int)p->len, SQLITE_STATIC); break;
         case MW_DB_BLOB: rc = sqlite3_bind_blob(st, i + 1, p->s, (int)p->len, SQLITE_STATIC); break;
@@ -189,7 +192,8 @@ static void work_cb(uv_work_t *req)
     if (rc != SQLITE_DONE)
         goto sql_fail;
     j->res.changes = sqlite3_changes(db->conn);
-    j->res.last_insert_id = sqlite3_last_insert_rowid(db->conn);
+    j->res.last_insert_id.type = MW_DB_INT;
+    j->res.last_insert_id.i = sqlite3_last_insert_rowid(db->conn);
 done:
     sqlite3_finalize(st);
     return;
@@ -203,12 +207,12 @@ fail:
     j->res.error = j->error;
 }
 
-static void start_next(mw_db *db);
+static void start_next(mw_db_sqlite *db);
 
 static void after_cb(uv_work_t *req, int status)
 {
     job *j = req->data;
-    mw_db *db = j->db;
+    mw_db_sqlite *db = j->db;
     db->running = 0;
     if (status == UV_ECANCELED && !j->res.error) {
         snprintf(j->error, sizeof(j->error), "cancelled");
@@ -219,7 +223,7 @@ static void after_cb(uv_work_t *req, int status)
     start_next(db);
 }
 
-static void start_next(mw_db *db)
+static void start_next(mw_db_sqlite *db)
 {
     if (db->running)
         return;
@@ -247,9 +251,9 @@ static void start_next(mw_db *db)
     }
 }
 
-mw_db *mw_db_open(uv_loop_t *loop, const char *path)
+mw_db_sqlite *mw_db_sqlite_open(uv_loop_t *loop, const char *path)
 {
-    mw_db *db = calloc(1, sizeof(*db));
+    mw_db_sqlite *db = calloc(1, sizeof(*db));
     if (!db)
         return NULL;
     db->loop = loop;
@@ -257,12 +261,15 @@ mw_db *mw_db_open(uv_loop_t *loop, const char *path)
     return db;
 }
 
-int mw_db_run(mw_db *db, const char *sql, size_t sql_len, const mw_db_value *params, int nparams, mw_db_cb cb,
-              void *data)
+static int sqlite_run(void *impl, unsigned session, const char *sql, size_t sql_len, const mw_db_value *params,
+                      int nparams, mw_db_cb cb, void *data)
 {
+    mw_db_sqlite *db = impl;
+    if (db->closing)
+        return MW_DB_ECLOSED;
     job *j = calloc(1, sizeof(*j));
     if (!j)
-        return -1;
+        return MW_DB_ENOMEM;
     j->db = db;
     j->cb = cb;
     j->data = data;
@@ -270,7 +277,7 @@ int mw_db_run(mw_db *db, const char *sql, size_t sql_len, const mw_db_value *par
     j->params = nparams ? calloc((size_t)nparams, sizeof(mw_db_value)) : NULL;
     if (!j->sql || (nparams && !j->params)) {
         job_free(j);
-        return -1;
+        return MW_DB_ENOMEM;
     }
     memcpy(j->sql, sql, sql_len);
     j->sql[sql_len] = '\0';
@@ -283,7 +290,7 @@ int mw_db_run(mw_db *db, const char *sql, size_t sql_len, const mw_db_value *par
             j->params[i].s = malloc(params[i].len + 1);
             if (!j->params[i].s) {
                 job_free(j);
-                return -1;
+                return MW_DB_ENOMEM;
             }
             memcpy(j->params[i].s, params[i].s, params[i].len);
         }
@@ -297,10 +304,19 @@ int mw_db_run(mw_db *db, const char *sql, size_t sql_len, const mw_db_value *par
     return 0;
 }
 
-void mw_db_close(mw_db *db)
+static unsigned sqlite_session_open(void *impl)
 {
-    if (!db)
-        return;
+    mw_db_sqlite *db = impl;
+    if (++db->last_session == 0)
+        db->last_session = 1;
+    return db->last_session;
+}
+
+static void sqlite_session_close(void *impl, unsigned session) {}
+
+static void sqlite_close(void *impl)
+{
+    mw_db_sqlite *db = impl;
     db->closing = 1;
     if (!db->running && !db->head) {
         if (db->conn)
@@ -308,3 +324,11 @@ void mw_db_close(mw_db *db)
         free(db);
     }
 }
+
+const mw_db_ops mw_db_sqlite_ops = {
+    .name = "sqlite",
+    .run = sqlite_run,
+    .session_open = sqlite_session_open,
+    .session_close = sqlite_session_close,
+    .close = sqlite_close,
+};

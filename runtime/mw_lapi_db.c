@@ -1,14 +1,16 @@
-/* mw_lapi_db: core.db_run(token, sql, ...) behind lua/moonwire/database.lua. Parameters are
- * bound, never spliced into SQL: numbers (integers as INTEGER), strings, booleans (1/0),
- * nil/cjson.null (NULL). The reply resumes the coroutine with (rows, changes, lastInsertId) or
- * (nil, message). */
+/* mw_lapi_db: the core functions behind lua/moonwire/database.lua, for either backend (mw_db.h):
+ * db_run(token, sql, ...) and db_run_in(token, session, sql, ...) queue a statement and the
+ * caller yields; the reply resumes the coroutine with (rows, changes, lastInsertId) or
+ * (nil, message). Parameters are bound, never spliced into SQL: numbers (integers as
+ * integers), strings, booleans (1/0), nil/cjson.null (NULL). db_backend() names the backend;
+ * db_session_open/close bracket a transaction (PostgreSQL pins a connection to it). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mw_db_sqlite.h"
+#include "mw_db.h"
 #include "mw_lapi.h"
 #include "mw_lvm.h"
 #include "mw_metrics.h"
@@ -24,6 +26,19 @@ typedef struct db_call {
 } db_call;
 
 static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+/* Pushes a cell as its Lua value; returns 0 (and pushes nothing) for NULL. [-0, +0|1] */
+static int push_value(lua_State *L, const mw_db_value *v)
+{
+    switch (v->type) {
+    case MW_DB_INT: lua_pushnumber(L, (lua_Number)v->i); return 1;
+    case MW_DB_REAL: lua_pushnumber(L, v->d); return 1;
+    case MW_DB_BOOL: lua_pushboolean(L, v->i != 0); return 1;
+    case MW_DB_TEXT:
+    case MW_DB_BLOB: lua_pushlstring(L, v->s, v->len); return 1;
+    default: return 0;
+    }
+}
 
 static void done_cb(mw_db_result *res, void *data)
 {
@@ -51,32 +66,31 @@ static void done_cb(mw_db_result *res, void *data)
     for (size_t r = 0; r < res->nrows; r++) {
         lua_createtable(L, 0, res->ncols);
         for (int c = 0; c < res->ncols; c++) {
-            const mw_db_value *v = &res->values[r * (size_t)res->ncols + (size_t)c];
-            switch (v->type) {
-            case MW_DB_INT: lua_pushnumber(L, (lua_Number)v->i); break;
-            case MW_DB_REAL: lua_pushnumber(L, v->d); break;
-            case MW_DB_TEXT:
-            case MW_DB_BLOB: lua_pushlstring(L, v->s, v->len); break;
-            default: continue; /* NULL: the key is absent (nil) */
-            }
+            if (!push_value(L, &res->values[r * (size_t)res->ncols + (size_t)c]))
+                continue; /* NULL: the key is absent (nil) */
             lua_setfield(L, -2, res->cols[c]);
         }
         lua_rawseti(L, -2, (int)r + 1);
     }
     lua_pushnumber(L, (lua_Number)res->changes);
-    lua_pushnumber(L, (lua_Number)res->last_insert_id);
+    if (!push_value(L, &res->last_insert_id))
+        lua_pushnil(L);
     mw_lvm_resume_end(w->lvm, 4);
     free(call);
 }
 
-/* core.db_run(token, sql, ...) -> true (the caller yields) or nil, err */
+/* core.db_run(token, sql, ...) and, with the session upvalue set, core.db_run_in(token,
+ * session, sql, ...) -> true (the caller yields) or nil, err */
 static int l_db_run(lua_State *L)
 {
     mw_worker *w = worker_of(L);
+    int in_session = lua_toboolean(L, lua_upvalueindex(2));
     lua_Number token = luaL_checknumber(L, 1);
+    unsigned session = in_session ? (unsigned)luaL_checknumber(L, 2) : 0;
+    int first = in_session ? 3 : 2; /* the sql */
     size_t sql_len;
-    const char *sql = luaL_checklstring(L, 2, &sql_len);
-    int nparams = lua_gettop(L) - 2;
+    const char *sql = luaL_checklstring(L, first, &sql_len);
+    int nparams = lua_gettop(L) - first;
     if (nparams > MW_DB_MAX_PARAMS)
         return luaL_error(L, "database: at most %d parameters", MW_DB_MAX_PARAMS);
     if (!w->db) {
@@ -89,7 +103,7 @@ static int l_db_run(lua_State *L)
     if (!p)
         return luaL_error(L, "out of memory");
     for (int i = 0; i < nparams; i++) {
-        int idx = i + 3;
+        int idx = i + first + 1;
         memset(&p[i], 0, sizeof(p[i]));
         switch (lua_type(L, idx)) {
         case LUA_TNUMBER: {
@@ -108,7 +122,7 @@ static int l_db_run(lua_State *L)
             p[i].s = (char *)lua_tolstring(L, idx, &p[i].len);
             break;
         case LUA_TBOOLEAN:
-            p[i].type = MW_DB_INT;
+            p[i].type = MW_DB_BOOL;
             p[i].i = lua_toboolean(L, idx);
             break;
         case LUA_TNIL:
@@ -144,23 +158,84 @@ static int l_db_run(lua_State *L)
     call->token = token;
     call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     call->started_ns = uv_hrtime();
-    int rv = mw_db_run(w->db, sql, sql_len, p, nparams, done_cb, call);
+    int rv = mw_db_run(w->db, session, sql, sql_len, p, nparams, done_cb, call);
     if (p != params)
         free(p);
     if (rv != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, call->co_ref);
         free(call);
         lua_pushnil(L);
-        lua_pushliteral(L, "out of memory queueing the statement");
+        if (rv == MW_DB_ESESSION)
+            lua_pushliteral(L, "database: the transaction has ended");
+        else if (rv == MW_DB_ECLOSED)
+            lua_pushliteral(L, "database: the worker is shutting down");
+        else
+            lua_pushliteral(L, "out of memory queueing the statement");
         return 2;
     }
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* core.db_backend() -> "sqlite", "postgres", or nil, err when there is no database */
+static int l_db_backend(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    if (!w->db) {
+        lua_pushnil(L);
+        lua_pushstring(L, w->db_error[0] ? w->db_error : "no database is configured");
+        return 2;
+    }
+    lua_pushstring(L, mw_db_backend(w->db));
+    return 1;
+}
+
+/* core.db_session_open() -> session id, or nil, err */
+static int l_db_session_open(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    if (!w->db) {
+        lua_pushnil(L);
+        lua_pushstring(L, w->db_error[0] ? w->db_error : "no database is configured");
+        return 2;
+    }
+    unsigned id = mw_db_session_open(w->db);
+    if (!id) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "out of memory starting a transaction");
+        return 2;
+    }
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+/* core.db_session_close(id): the transaction is over (after COMMIT or ROLLBACK) */
+static int l_db_session_close(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    unsigned id = (unsigned)luaL_checknumber(L, 1);
+    if (w->db)
+        mw_db_session_close(w->db, id);
+    return 0;
+}
+
 void mw_lapi_db_inject(lua_State *L, mw_worker *w)
 {
     lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, l_db_run, 1);
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, l_db_run, 2);
     lua_setfield(L, -2, "db_run");
+    lua_pushlightuserdata(L, w);
+    lua_pushboolean(L, 1);
+    lua_pushcclosure(L, l_db_run, 2);
+    lua_setfield(L, -2, "db_run_in");
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, l_db_backend, 1);
+    lua_setfield(L, -2, "db_backend");
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, l_db_session_open, 1);
+    lua_setfield(L, -2, "db_session_open");
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, l_db_session_close, 1);
+    lua_setfield(L, -2, "db_session_close");
 }

@@ -13,14 +13,16 @@
 
 #include "mw_http.h"
 #include "mw_lapi.h"
+#include "mw_lguard.h"
 #include "mw_log.h"
 #include "mw_worker.h"
 
 struct mw_lvm {
     lua_State *L;
     mw_worker *w;
+    mw_lguard *guard; /* memory cap and time budget (NULL for `moonwire check`) */
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
-    int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op;
+    int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op, ref_reload;
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
@@ -64,9 +66,9 @@ static void log_runtime_error(lua_State *L, const char *where)
 
 /* Creates a state with the standard libraries, the core table and the config table pushed.
  * [-0, +0]; returns NULL with err set on failure. */
-static lua_State *new_state(const mw_config *cfg, mw_worker *w, char *err, size_t errlen)
+static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard, char *err, size_t errlen)
 {
-    lua_State *L = luaL_newstate();
+    lua_State *L = guard ? lua_newstate(mw_lguard_alloc, guard) : luaL_newstate();
     if (!L) {
         snprintf(err, errlen, "out of memory creating the Lua state");
         return NULL;
@@ -136,12 +138,20 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     vm->w = w;
-    vm->L = new_state(cfg, w, err, errlen);
+    vm->guard = mw_lguard_new(cfg->limits.lua_memory, cfg->limits.handler_timeout);
+    vm->L = vm->guard ? new_state(cfg, w, vm->guard, err, errlen) : NULL;
     if (!vm->L) {
+        if (!vm->guard)
+            snprintf(err, errlen, "out of memory");
+        mw_lguard_free(vm->guard);
         free(vm);
         return NULL;
     }
     lua_State *L = vm->L;
+    if (mw_lguard_start(vm->guard, L) != 0) {
+        snprintf(err, errlen, "cannot start the handler watchdog thread");
+        goto fail;
+    }
     if (mw_config_push(L, cfg, err, errlen) != 0)
         goto fail;
     lua_getglobal(L, "require");
@@ -152,7 +162,10 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     }
     lua_getfield(L, -1, "start");
     push_options(L, cfg, w, 1);
-    if (lua_pcall(L, 1, 1, 0) != 0) {
+    mw_lguard_enter(vm->guard);
+    int started = lua_pcall(L, 1, 1, 0);
+    mw_lguard_leave(vm->guard);
+    if (started != 0) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error loading the app");
         goto fail;
     }
@@ -167,10 +180,13 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     vm->ref_on_redis_message = take_ref(L, hooks, "on_redis_message");
     vm->ref_on_redis_state = take_ref(L, hooks, "on_redis_state");
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
+    vm->ref_reload = take_ref(L, hooks, "reload");
     lua_settop(L, 0);
     return vm;
 fail:
+    mw_lguard_stop(vm->guard);
     lua_close(L);
+    mw_lguard_free(vm->guard);
     free(vm);
     return NULL;
 }
@@ -179,9 +195,22 @@ void mw_lvm_free(mw_lvm *vm)
 {
     if (!vm)
         return;
+    mw_lguard_stop(vm->guard);
     lua_close(vm->L);
+    mw_lguard_free(vm->guard);
     free(vm);
 }
+
+/* Every call from C into Lua goes through here: under lua_pcall and the guard's clock. */
+static int guarded_pcall(mw_lvm *vm, int nargs, int nresults)
+{
+    mw_lguard_enter(vm->guard);
+    int rv = lua_pcall(vm->L, nargs, nresults, 0);
+    mw_lguard_leave(vm->guard);
+    return rv;
+}
+
+size_t mw_lvm_memory(mw_lvm *vm) { return mw_lguard_used(vm->guard); }
 
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len)
 {
@@ -190,7 +219,7 @@ int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8
     lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
     lua_pushlstring(L, (const char *)data, len);
     lua_pushboolean(L, opcode == 2);
-    if (lua_pcall(L, 3, 1, 0) != 0) {
+    if (guarded_pcall(vm, 3, 1) != 0) {
         log_runtime_error(L, "on_message");
         return MW_LVM_FAILED;
     }
@@ -208,7 +237,7 @@ static void call_hook(mw_lvm *vm, int ref, const char *name, int nargs)
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     lua_insert(L, -(nargs + 1));
-    if (lua_pcall(L, nargs, 0, 0) != 0)
+    if (guarded_pcall(vm, nargs, 0) != 0)
         log_runtime_error(L, name);
 }
 
@@ -308,7 +337,7 @@ void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, cons
         lua_pushstring(L, sub_digits);
     else
         lua_pushnil(L);
-    if (lua_pcall(L, 5, 4, 0) != 0) {
+    if (guarded_pcall(vm, 5, 4) != 0) {
         log_runtime_error(L, "admit");
         return;
     }
@@ -333,7 +362,7 @@ void mw_lvm_resume_begin(mw_lvm *vm, int co_ref)
 
 void mw_lvm_resume_end(mw_lvm *vm, int nvalues)
 {
-    if (lua_pcall(vm->L, 1 + nvalues, 0, 0) != 0)
+    if (guarded_pcall(vm, 1 + nvalues, 0) != 0)
         log_runtime_error(vm->L, "resume");
 }
 
@@ -378,10 +407,21 @@ void mw_lvm_on_started(mw_lvm *vm)
     call_hook(vm, vm->ref_on_started, "on_started", 0);
 }
 
+void mw_lvm_reload(mw_lvm *vm, const char *const *changed, int n)
+{
+    lua_State *L = vm->L;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, changed[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    call_hook(vm, vm->ref_reload, "reload", 1);
+}
+
 int mw_lvm_check(const mw_config *cfg, int quiet)
 {
     char err[4096];
-    lua_State *L = new_state(cfg, NULL, err, sizeof(err));
+    lua_State *L = new_state(cfg, NULL, NULL, err, sizeof(err));
     if (!L) {
         fprintf(stderr, "%s\n", err);
         return 1;

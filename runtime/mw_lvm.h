@@ -19,6 +19,8 @@ enum { MW_LVM_DONE = 0, MW_LVM_FAILED = 1, MW_LVM_PENDING = 2 };
 mw_lvm *mw_lvm_new(struct mw_worker *w, const mw_config *cfg, char *err, size_t errlen);
 void mw_lvm_free(mw_lvm *vm);
 struct lua_State *mw_lvm_state(mw_lvm *vm);
+/* Bytes the Lua state holds now. */
+size_t mw_lvm_memory(mw_lvm *vm);
 
 /* Routes one message (opcode 1 text, 2 binary for the raw handler). Returns MW_LVM_DONE,
  * MW_LVM_FAILED (handler raised; the client got an error frame) or MW_LVM_PENDING (the
@@ -43,6 +45,9 @@ void mw_lvm_admit(mw_lvm *vm, const struct mw_http_request *r, const char *remot
                   const char *claims_json, const char *sub_digits, const char *token_error,
                   int has_token, mw_admission *out);
 void mw_lvm_on_started(mw_lvm *vm);
+/* Reloads the app's controllers, jobs and lib/ modules (and the changed runtime modules that
+ * can be reloaded); changed: the files that changed (--dev), or n = 0 for everything (SIGHUP). */
+void mw_lvm_reload(mw_lvm *vm, const char *const *changed, int n);
 
 /* Resuming a coroutine that waited on I/O: mw_lvm_resume_begin pushes runtime.resume and the
  * coroutine (registry reference co_ref, released here); push the values it resumes with, then

@@ -11,10 +11,11 @@
 #include <unistd.h>
 
 #include "mw_bus.h"
-#include "mw_db_sqlite.h"
+#include "mw_db.h"
 #include "mw_lapi.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
+#include "mw_reload.h"
 #include "mw_redis.h"
 
 #define MW_LISTEN_BACKLOG 4096
@@ -248,10 +249,22 @@ static void signal_cb(uv_signal_t *h, int signum)
 {
     mw_worker *w = h->data;
     if (signum == SIGHUP) {
-        mw_logf(MW_LOG_INFO, "SIGHUP received: reloading controllers is not implemented yet");
+        if (!w->draining && w->lvm) {
+            mw_logf(MW_LOG_INFO, "SIGHUP received: reloading controllers, jobs and lib/");
+            mw_lvm_reload(w->lvm, NULL, 0);
+        }
         return;
     }
     begin_drain(w, signum == SIGTERM ? "SIGTERM received" : "SIGINT received");
+}
+
+/* --dev: Lua files changed (debounced by mw_reload). */
+static void files_changed_cb(const char *const *changed, int n, void *data)
+{
+    mw_worker *w = data;
+    if (w->draining || !w->lvm)
+        return;
+    mw_lvm_reload(w->lvm, changed, n);
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)
@@ -321,12 +334,9 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         return 3;
     }
     uv_loop_init(&w->loop);
-    if (strncmp(cfg->database_url, "sqlite:", 7) == 0) {
-        w->db = mw_db_open(&w->loop, cfg->database_url + 7); /* opened by its first statement */
-    } else {
-        snprintf(w->db_error, sizeof(w->db_error),
-                 "database %.40s... is not supported yet: use sqlite:PATH or sqlite::memory:", cfg->database_url);
-    }
+    w->db = mw_db_open(&w->loop, cfg->database_url, w->db_error, sizeof(w->db_error)); /* opened by its first statement */
+    if (!w->db)
+        mw_logf(MW_LOG_ERROR, "%s", w->db_error); /* every statement answers nil, this message */
     if (start_redis(w, err, sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "config error: redis.url: %s", err);
         free_unstarted(w);
@@ -388,6 +398,8 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     sigaddset(&handled, SIGCHLD);
     sigprocmask(SIG_UNBLOCK, &handled, NULL);
 
+    if (cfg->dev)
+        w->reload = mw_reload_start(&w->loop, cfg->app_dir, cfg->runtime_dir, files_changed_cb, w);
     mw_logf(MW_LOG_DEBUG, "worker %d ready (pid %d, id %s)", index, (int)getpid(), w->id);
     mw_lvm_on_started(w->lvm);
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -397,9 +409,13 @@ out:
     /* close whatever is left, let the close callbacks run, then free */
     w->draining = 1;
     w->closing = 1;
+    mw_reload_stop(w->reload);
+    w->reload = NULL;
     mw_lapi_timer_close_all(w);
-    mw_db_close(w->db); /* statements already running finish in the loop below */
-    w->db = NULL;
+    struct mw_db *db = w->db;
+    w->db = NULL; /* callbacks run by the close find no database to queue more on */
+    snprintf(w->db_error, sizeof(w->db_error), "database: the worker is shutting down");
+    mw_db_close(db); /* SQLite: statements already running finish in the loop below */
     mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
     mw_redis_free(w->redis_sub);
     w->redis = w->redis_sub = NULL;

@@ -54,14 +54,34 @@ function M.load(dir)
   return found
 end
 
+-- For a reload: every job file that loads, and the errors of those that do not.
+-- Returns {processors = name -> processor, errors = {{name, error}}}.
+function M.load_each(dir)
+  local out = { processors = {}, errors = {} }
+  for _, file in ipairs(core.list_dir(dir)) do
+    local name = file:sub(1, -5)
+    local ok, p = pcall(load_processor, dir .. "/" .. file, name)
+    if ok then out.processors[name] = p
+    else out.errors[#out.errors + 1] = { name = name, error = tostring(p) } end
+  end
+  return out
+end
+
 -- Replaces the processors (at start, and when jobs/ is reloaded); running jobs finish with the
--- code they started with.
-function M.set_processors(found)
+-- code they started with. keep_failed: a queue whose new file did not load keeps its processor.
+function M.set_processors(found, keep_failed, failed_names)
   local old = processors
+  if keep_failed then
+    for name, p in pairs(old) do
+      if not found[name] and failed_names and failed_names[name] then found[name] = p end
+    end
+  end
   processors = found
   names = {}
   for name, p in pairs(found) do
-    if old[name] then p.running = old[name].running end
+    if old[name] and old[name] ~= p then
+      p.running = old[name].running -- the jobs running now settle on the new processor (settle)
+    end
     names[#names + 1] = name
   end
   table.sort(names)
@@ -147,7 +167,8 @@ end
 local function settle(p, rec, ok, result)
   if rec.settled then return end
   rec.settled = true
-  p.running = p.running - 1
+  local current = processors[p.name] or p -- a reload may have replaced p
+  current.running = current.running - 1
   if rec.timeout_timer then core.timer_stop(rec.timeout_timer); rec.timeout_timer = nil end
   if ok then
     persist("complete", rec, store.complete, rec)

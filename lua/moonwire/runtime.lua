@@ -21,6 +21,7 @@ local state = {
   dev = false,
   controllers = {},   -- type -> controller table
   routes = {},        -- type -> action -> { controller = table, fn = function }
+  broken = {},        -- type -> load error of a controller file that never loaded (reload)
   events = {},
   raw = nil,
   pending = {},       -- suspended message coroutines -> clientId
@@ -75,6 +76,10 @@ end
 
 -- ---- errors -------------------------------------------------------------------------------
 
+-- The limits' errors (see runtime/mw_lguard.h): the time hook's message, and LuaJIT's for a
+-- failed allocation (the Lua memory cap), which reaches xpcall without its handler.
+local TIMEOUT_MARK, MEMORY_MESSAGE = "handler timed out", "not enough memory"
+
 -- xpcall handler: keeps coded errors ({code=, message=}) as they are, wraps anything else with
 -- its traceback.
 local function capture(e)
@@ -82,6 +87,25 @@ local function capture(e)
   local text = type(e) == "string" and e or ("(error object: " .. tostring(e) .. ")")
   if type(e) == "table" and type(e.message) == "string" then text = e.message end
   return { __internal = true, message = text, traceback = traceback(text, 2) }
+end
+
+-- What a failed xpcall left: capture's table, or a bare string when capture itself could not
+-- run (out of memory, an error inside the handler).
+local function failure(result)
+  if type(result) == "table" then return result end
+  return { __internal = true, message = tostring(result) }
+end
+
+-- The error frame for an internal failure: a timeout and the memory cap get their own code.
+local function internal_frame(err, t, a, rid)
+  local m = err.message
+  if type(m) == "string" and find(m, TIMEOUT_MARK, 1, true) then
+    return error_frame("Handler timed out", "timeout", t, a, rid)
+  end
+  if m == MEMORY_MESSAGE or (type(m) == "string" and find(m, MEMORY_MESSAGE, 1, true)) then
+    return error_frame("Out of memory", "out_of_memory", t, a, rid)
+  end
+  return error_frame("Internal error", "internal", t, a, rid, state.dev and err.traceback or nil)
 end
 
 local function log_handler_error(route, err)
@@ -109,6 +133,10 @@ local function load_controller(path, name, base)
     end
   end
   return ctrl
+end
+
+local function controller_dirs(opts)
+  return { opts.runtime_dir .. "/controllers", opts.app_dir .. "/controllers" }
 end
 
 -- Loads every controllers/*.lua of the runtime, then of the app (an app file of the same name
@@ -160,6 +188,13 @@ local function resolve(t, a)
     ctrl, fn = r.controller, r.fn
   else
     ctrl = state.controllers[t]
+    if ctrl == nil and state.broken[t] and byte(a, 1) ~= 95 then
+      -- a new controller file that never compiled: its calls get an error frame until it does
+      ctrl, fn = {}, function()
+        error({ code = "unavailable", message = "Controller does not load: " .. state.broken[t] }, 0)
+      end
+      return { controller = ctrl, fn = fn, prefix = '{"type":' .. encode(t) .. ',"action":' .. encode(a) }
+    end
     if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
     fn = rawget(ctrl, a)
     if type(fn) ~= "function" then return nil end
@@ -181,13 +216,14 @@ local function spawn_co(what, fn, mark_local, ...)
   local co = co_create(function(...)
     local ok, err = xpcall(fn, capture, ...)
     if not ok then
+      err = failure(err)
       if err.__internal then log_handler_error(what, err)
       else core.log("error", "handler error", { route = what, error = tostring(err.message), code = tostring(err.code) }) end
     end
   end)
   if mark_local then local_only[co] = true end
   local ok, err = co_resume(co, ...)
-  if not ok then core.log("error", "runtime error", { ["in"] = what, error = tostring(err) }) end
+  if not ok then core.log("error", "handler error", { route = what, error = tostring(err) }) end
 end
 
 local function spawn(what, fn, ...) return spawn_co(what, fn, false, ...) end
@@ -223,6 +259,7 @@ local function handle(clientId, text)
   local data = msg.data
   if data == null then data = nil end
   local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
+  if not ran and result == MEMORY_MESSAGE then collectgarbage() end -- free what the handler built
   if ran then
     local encoded, frame = pcall(reply_with_prefix, route.prefix, result, rid)
     if encoded then
@@ -231,6 +268,7 @@ local function handle(clientId, text)
     end
     result = capture(t .. ":" .. a .. " returned a value that cannot be sent as JSON: " .. tostring(frame))
   end
+  result = failure(result)
   if not result.__internal then
     local m = result.message
     if m == nil or m == null then m = "Error" end
@@ -238,14 +276,14 @@ local function handle(clientId, text)
     return DONE
   end
   log_handler_error(t .. ":" .. a, result)
-  core.send(clientId, error_frame("Internal error", "internal", t, a, rid,
-    state.dev and result.traceback or nil))
+  core.send(clientId, internal_frame(result, t, a, rid))
   return FAILED
 end
 
 local function handle_raw(clientId, payload, isBinary)
   local ran, err = xpcall(state.raw, capture, clientId, payload, isBinary)
   if ran then return DONE end
+  err = failure(err)
   if err.__internal then log_handler_error("raw", err) end
   return FAILED
 end
@@ -323,6 +361,7 @@ end
 local function run_now(fn, ...)
   local ok, result = xpcall(fn, capture, ...)
   if ok then return result end
+  result = failure(result)
   if result.__internal then log_handler_error("events.onAuthenticate", result)
   else core.log("error", "handler error", { route = "events.onAuthenticate", error = tostring(result.message) }) end
   return nil, result
@@ -363,7 +402,7 @@ function hooks.on_connect(clientId)
   local user = state.admitted_user
   state.admitted_user = nil
   state.clients[clientId] = { user = user, metadata = {} }
-  if user then core.send(clientId, authenticated_frame(user.userId)) end
+  if user and not state.raw then core.send(clientId, authenticated_frame(user.userId)) end -- raw: the app owns every frame
   state.bindings.webSocketServer:_publishClient(clientId)
   if state.events.onConnect then
     fire("onConnect", clientId, state.bindings.webSocketServer:getClient(clientId))
@@ -449,6 +488,117 @@ function hooks.on_redis_state(up)
   if not started then spawn("redis connected", run_started) end -- the first connection
 end
 
+-- ---- reload (--dev file changes, SIGHUP) ----------------------------------------------------
+
+-- Runtime modules that keep no state of their own and can be loaded again; the others hold the
+-- worker's state (clients, pending calls, the cluster, the queue) and need a restart.
+local RELOADABLE = { ["moonwire.auth"] = true, ["moonwire.log"] = true, ["moonwire.timer"] = true,
+                     ["moonwire.redis"] = true, ["moonwire.queue"] = true }
+
+local function reload_runtime_module(name)
+  local b = state.bindings
+  package.loaded[name] = nil
+  local ok, mod = pcall(require, name)
+  if not ok then
+    core.log("error", "reload: the runtime module does not load; the previous version keeps serving",
+      { module = name, error = tostring(mod) })
+    return
+  end
+  -- the bindings are instances of these modules' classes: make new ones
+  if name == "moonwire.log" then b.log = mod.new()
+  elseif name == "moonwire.timer" then b.timer = mod.new()
+  elseif name == "moonwire.redis" and b.redis then
+    b.redis = mod.new()
+    b.webSocketServer._ctx.redis = b.redis
+  elseif name == "moonwire.queue" then
+    local q = mod.new(state.queue_store)
+    q._kick = b.queue._kick
+    b.queue = q
+  end
+end
+
+-- Forgets the app's lib/ modules, so the next require loads them again.
+local function forget_lib_modules()
+  local lib = state.opts.app_dir .. "/lib/?.lua;" .. state.opts.app_dir .. "/lib/?/init.lua"
+  for name in pairs(package.loaded) do
+    if type(name) == "string" and package.searchpath(name, lib) then package.loaded[name] = nil end
+  end
+end
+
+-- Loads every controller file again; one that fails keeps its previous version (or, new,
+-- answers with an error frame). Returns the number of files that failed.
+local function reload_controllers()
+  local failed = 0
+  local controllers, broken = {}, {}
+  for _, dir in ipairs(controller_dirs(state.opts)) do
+    for _, file in ipairs(core.list_dir(dir)) do
+      local name = file:sub(1, -5)
+      local ok, ctrl = pcall(load_controller, dir .. "/" .. file, name, state.bindings)
+      if ok then
+        controllers[name], broken[name] = ctrl, nil
+      else
+        failed = failed + 1
+        local old = state.controllers[name]
+        core.log("error", old and "reload: a controller does not load; its previous version keeps serving"
+                             or "reload: a new controller does not load; its calls get an error frame",
+          { error = tostring(ctrl) })
+        controllers[name] = controllers[name] or old
+        if not controllers[name] then broken[name] = (tostring(ctrl):gsub("^.*/(controllers/[^/]+%.lua:)", "%1")) end
+      end
+    end
+  end
+  local ok, routes = pcall(build_routes, state.config.routes, controllers)
+  if not ok then
+    failed = failed + 1
+    core.log("error", "reload: app.lua routes do not match the controllers; keeping the previous ones",
+      { error = tostring(routes) })
+    return failed
+  end
+  state.controllers, state.routes, state.broken = controllers, routes, broken
+  for k in pairs(resolved) do resolved[k] = nil end
+  return failed
+end
+
+local function reload_jobs()
+  local jobs = require "moonwire.jobs"
+  local ok, found = pcall(jobs.load_each, state.opts.app_dir .. "/jobs")
+  if not ok then
+    core.log("error", "reload: jobs/ cannot be read", { error = tostring(found) })
+    return 1
+  end
+  local failed, names = 0, {}
+  for _, e in ipairs(found.errors) do
+    failed = failed + 1
+    names[e.name] = true
+    core.log("error", "reload: a job file does not load; its previous version keeps running",
+      { queue = e.name, error = e.error })
+  end
+  jobs.set_processors(found.processors, true, names)
+  return failed
+end
+
+-- changed: the files --dev saw change (empty for SIGHUP: reload everything of the app).
+function hooks.reload(changed)
+  local started_ms = core.now_ms()
+  local runtime_lua = state.opts.runtime_dir .. "/lua/"
+  for _, path in ipairs(changed or {}) do
+    if path:sub(1, #runtime_lua) == runtime_lua then
+      local name = path:sub(#runtime_lua + 1, -5):gsub("/", ".")
+      if RELOADABLE[name] then
+        reload_runtime_module(name)
+      elseif package.loaded[name] ~= nil then
+        core.log("warn", "reload: this runtime module keeps the worker's state; restart the server to use the change",
+          { module = name })
+      end
+    end
+  end
+  forget_lib_modules()
+  local failed = reload_controllers() + reload_jobs()
+  core.log(failed > 0 and "warn" or "info", failed > 0 and "reloaded, with errors" or "reloaded", {
+    files = #(changed or {}) > 0 and #changed or nil, failed = failed > 0 and failed or nil,
+    ms = core.now_ms() - started_ms })
+end
+
 -- onServerStarted (and the job runner) start once Redis is connected, so their first calls
 -- work; when Redis is configured but unreachable they start after redis.timeout anyway (their
 -- calls then return nil, err like during any outage).
@@ -470,13 +620,29 @@ end
 
 -- ---- start and check ----------------------------------------------------------------------
 
-local function controller_dirs(opts)
-  return { opts.runtime_dir .. "/controllers", opts.app_dir .. "/controllers" }
+
+-- Reports a write to a global variable (a missing `local`, usually) once per name and place;
+-- the write still happens: this is a warning, not a sandbox.
+local function report_global_writes()
+  local seen = {}
+  setmetatable(_G, { __newindex = function(t, k, v)
+    local info = debug.getinfo(2, "Sl")
+    local src = info and info.source or "?"
+    local where = (src:sub(1, 1) == "@" and src:sub(2) or src) .. ":" .. tostring(info and info.currentline)
+    local key = tostring(k) .. "@" .. where
+    if not seen[key] then
+      seen[key] = true
+      core.log("warn", "a global variable was set (missing `local`?)", { name = tostring(k), where = where })
+    end
+    rawset(t, k, v)
+  end })
 end
 
 -- Called once per worker with {config, app_dir, runtime_dir, dev, worker}. Returns the hooks.
 function M.start(opts)
   local config = opts.config
+  report_global_writes()
+  state.opts = opts
   state.dev = opts.dev
   state.events = config.events or {}
   state.raw = config.raw

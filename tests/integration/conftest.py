@@ -8,6 +8,7 @@ import signal
 import pytest
 
 import mwtest
+import pgserver
 
 TEST_TIMEOUT = 90  # seconds; a hard cap per test (no pytest-timeout on Debian)
 
@@ -95,3 +96,25 @@ def app_dir(tmp_path):
     def factory(app_lua=None, files=None, template="basic"):
         return mwtest.make_app(tmp_path / "checkapp", app_lua, files, template)
     return factory
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """One PostgreSQL server for the whole session (skipped when PostgreSQL is not installed)."""
+    bindir = pgserver.find_bindir()
+    if not bindir:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    srv = pgserver.PgServer(bindir)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.destroy()
+
+
+@pytest.fixture
+def pg_url(pg):
+    """The URL of a fresh database; the server is running again if a test stopped it."""
+    if not pg.running():
+        pg.start()
+    return pg.url(pg.create_database())

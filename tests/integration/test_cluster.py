@@ -85,10 +85,21 @@ async def connect(url, user=None):
 
 
 async def spread(urls, n, users=None):
-    """n clients over the urls (round robin), with users[i] as their sub when given."""
+    """n clients over the urls (round robin), with users[i] as their sub when given, on at least
+    two workers: SO_REUSEPORT picks a worker by a hash, so when the last client would land where
+    all the others are, it is replaced (up to 40 tries)."""
     out = []
+    replaced = 0
     for i in range(n):
-        out.append(await connect(urls[i % len(urls)], users[i] if users else None))
+        while True:
+            c = await connect(urls[i % len(urls)], users[i] if users else None)
+            if i < n - 1 or len({x.worker for x in out} | {c.worker}) >= 2 or replaced >= 40:
+                break
+            await c.ws.close()
+            replaced += 1
+        out.append(c)
+    if replaced:
+        await asyncio.sleep(0.3)  # the replaced clients' disconnects reach the cluster state
     return out
 
 

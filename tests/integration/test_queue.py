@@ -1,5 +1,6 @@
-"""The `queue` binding and jobs/ processors (DESIGN §5 `queue`), on both stores: a table in the
-embedded SQLite database (no Redis) and Redis Streams with a consumer group (--redis).
+"""The `queue` binding and jobs/ processors (DESIGN §5 `queue`), on every store: a table in the
+embedded SQLite database (no Redis), the same table in PostgreSQL (--database postgres://, no
+Redis) and Redis Streams with a consumer group (--redis).
 
 Every test runs once per store (the `store` fixture). The app is apps/basic plus apps/queue:
 controllers/work.lua adds jobs, jobs/*.lua process them and lib/runlog.lua appends a line per
@@ -36,11 +37,13 @@ def queue_files():
 # --------------------------------------------------------------------------- stores
 
 class Store:
-    """Where jobs are kept: 'sqlite' (a database file that outlives one server) or 'redis'."""
+    """Where jobs are kept: 'sqlite' (a database file that outlives one server), 'postgres' (a
+    fresh database) or 'redis'."""
 
-    def __init__(self, kind, tmp_path):
+    def __init__(self, kind, tmp_path, pg_url=None):
         self.kind = kind
         self.tmp = tmp_path
+        self.pg_url = pg_url
         self.redis = None
         if kind == "redis":
             workdir = tmp_path / "redis"
@@ -50,6 +53,8 @@ class Store:
     def args(self):
         if self.kind == "redis":
             return ["--redis", self.redis.url]
+        if self.kind == "postgres":
+            return ["--database", self.pg_url]
         return ["--database", f"sqlite:{self.tmp / 'jobs.db'}"]
 
     def close(self):
@@ -57,11 +62,12 @@ class Store:
             self.redis.kill(signal.SIGKILL)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 def store(request, tmp_path):
     if request.param == "redis" and not os.path.exists(REDIS_SERVER):
         pytest.skip("redis-server is not installed")
-    s = Store(request.param, tmp_path)
+    pg_url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    s = Store(request.param, tmp_path, pg_url)
     yield s
     s.close()
 
@@ -444,6 +450,6 @@ def test_job_metrics(server, store, runlog):
     assert mwtest.metric_sum(text, "moonwire_jobs_failed_total") >= 1
     assert mwtest.metric_sum(text, "moonwire_jobs_retried_total") >= 1
     assert 'moonwire_queue_depth{worker="0",queue="echo"}' in text
-    if store.kind == "sqlite":
+    if store.kind != "redis":
         assert mwtest.metric_sum(text, "moonwire_db_queries_total") > 0
         assert mwtest.metric_sum(text, "moonwire_db_query_duration_seconds_count") > 0

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# examples/echo/autobahn.sh: runs the Autobahn|Testsuite fuzzingclient against examples/echo served
+# by a local moonwire on 127.0.0.1 and prints a summary. Optional: not part of ctest.
+#
+#   examples/echo/autobahn.sh                       cases 1.* to 7.* (about a minute)
+#   CASES='1.*,9.*' examples/echo/autobahn.sh       any case list (9.* takes several minutes)
+#
+# The fuzzingclient is `wstest` from autobahntestsuite (a Python 2 program, not in Debian: the
+# python3-autobahn package ships only the library). The script uses `wstest` from PATH when
+# there is one, else the official image crossbario/autobahn-testsuite with podman or docker
+# (pulled by them on first use, about 400 MB) on the host network.
+#
+# Environment: MOONWIRE_BIN (default build/moonwire), PORT (default 9001), CASES,
+# EXCLUDE (default 9.*,12.*,13.*: 12/13 need permessage-deflate, which moonwire does not
+# negotiate), IMAGE, REPORTS (default $TMPDIR/moonwire-autobahn), TIMEOUT (s, default 900).
+# Exit status: 0 when no case FAILED, 1 otherwise, 2 when it could not run.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+bin=${MOONWIRE_BIN:-$root/build/moonwire}
+port=${PORT:-9001}
+cases=${CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*}
+exclude=${EXCLUDE:-9.*,12.*,13.*}
+image=${IMAGE:-crossbario/autobahn-testsuite}
+reports=${REPORTS:-${TMPDIR:-/tmp}/moonwire-autobahn}
+mkdir -p "$reports" && reports=$(cd "$reports" && pwd)
+limit=${TIMEOUT:-900}
+
+[ -x "$bin" ] || { echo "autobahn.sh: no moonwire binary at $bin (build it, or set MOONWIRE_BIN)" >&2; exit 2; }
+if [ -n "${EXCLUDE+set}" ] && [ -z "$EXCLUDE" ]; then exclude=""; fi
+
+runner=()
+if command -v wstest >/dev/null 2>&1; then
+  runner=(wstest)
+  spec_dir=$reports
+else
+  for engine in podman docker; do
+    if command -v "$engine" >/dev/null 2>&1; then
+      runner=("$engine" run --rm --network host -v "$reports:/reports" "$image" wstest)
+      spec_dir=/reports
+      break
+    fi
+  done
+fi
+if [ ${#runner[@]} -eq 0 ]; then
+  echo "autobahn.sh: needs wstest (autobahntestsuite) on PATH, or podman/docker for $image" >&2
+  exit 2
+fi
+
+json_list() { # "a,b" -> ["a", "b"]
+  local IFS=, out="" item
+  for item in $1; do out="$out${out:+, }\"$item\""; done
+  printf '[%s]' "$out"
+}
+
+cat >"$reports/fuzzingclient.json" <<EOF
+{
+  "outdir": "$spec_dir/servers",
+  "servers": [{"agent": "moonwire", "url": "ws://127.0.0.1:$port/ws"}],
+  "cases": $(json_list "$cases"),
+  "exclude-cases": $(json_list "$exclude"),
+  "exclude-agent-cases": {}
+}
+EOF
+rm -f "$reports/servers/index.json"
+
+log=$reports/moonwire.log
+"$bin" serve "$here" --host 127.0.0.1 --port "$port" --log-level warn >"$log" 2>&1 &
+server=$!
+stop_server() {
+  kill -TERM "$server" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$server" 2>/dev/null || true
+}
+trap stop_server EXIT
+
+ready=0
+for _ in $(seq 100); do
+  if ! kill -0 "$server" 2>/dev/null; then break; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 &&
+      read -r -t 2 _ status _ <&3 && [ "$status" = 200 ]) 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+if [ "$ready" != 1 ]; then
+  echo "autobahn.sh: moonwire did not start on 127.0.0.1:$port; its log:" >&2
+  cat "$log" >&2
+  exit 2
+fi
+
+echo "autobahn.sh: ${runner[*]} -m fuzzingclient against ws://127.0.0.1:$port/ws (cases $cases; excluded ${exclude:-none})"
+rc=0
+timeout "$limit" "${runner[@]}" -m fuzzingclient -s "$spec_dir/fuzzingclient.json" >"$reports/wstest.log" 2>&1 || rc=$?
+if [ ! -f "$reports/servers/index.json" ]; then
+  echo "autobahn.sh: the fuzzingclient wrote no report (exit $rc); its output:" >&2
+  tail -n 40 "$reports/wstest.log" >&2
+  exit 2
+fi
+
+status=0
+python3 - "$reports/servers/index.json" <<'EOF' || status=$?
+import json, sys
+from collections import Counter
+
+def key(case):
+    return [int(p) for p in case.split(".")]
+
+index = json.load(open(sys.argv[1]))
+results = index.get("moonwire") or next(iter(index.values()), {})
+counts, failed = Counter(), []
+for case in sorted(results, key=key):
+    r = results[case]
+    verdict = "FAILED" if "FAILED" in (r.get("behavior"), r.get("behaviorClose")) else r.get("behavior", "?")
+    counts[verdict] += 1
+    if verdict == "FAILED":
+        failed.append(f"  {case}: behavior {r.get('behavior')}, close {r.get('behaviorClose')}, "
+                      f"remote close code {r.get('remoteCloseCode')}")
+print(f"{len(results)} cases: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+if failed:
+    print("failed:")
+    print("\n".join(failed))
+sys.exit(1 if failed else 0)
+EOF
+echo "autobahn.sh: HTML report in $reports/servers/index.html"
+exit "$status"

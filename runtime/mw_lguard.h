@@ -1,0 +1,36 @@
+/* mw_lguard: keeps one worker's Lua within its limits (DESIGN §5).
+ * - Memory: the Lua state's allocator counts every byte; while Lua code runs, an allocation past
+ *   limits.luaMemory fails, which raises "not enough memory" in the running handler only.
+ *   (Debian's LuaJIT 2.1 in GC64 mode accepts a custom allocator: lua_newstate works.)
+ * - Time: a watchdog thread sees how long the current entry into Lua has run. Past
+ *   limits.handlerTimeout it sets a count hook that raises an error in the running code; the
+ *   hook fires in the interpreter only, so a loop LuaJIT compiled to machine code ignores it:
+ *   if the entry still runs after a grace period, the watchdog logs why and kills the worker,
+ *   and the supervisor replaces it (its clients reconnect). Time spent waiting on I/O is not
+ *   Lua time: a coroutine that yields leaves Lua. */
+#ifndef MW_LGUARD_H
+#define MW_LGUARD_H
+
+#include <stddef.h>
+
+struct lua_State;
+typedef struct mw_lguard mw_lguard;
+
+/* The message the time hook raises; runtime.lua recognises it. */
+#define MW_LGUARD_TIMEOUT_MESSAGE "handler timed out"
+
+/* memory_cap: bytes (0 = none); timeout: seconds (0 = none). NULL when out of memory. */
+mw_lguard *mw_lguard_new(size_t memory_cap, double timeout);
+/* The allocator to create the state with: lua_newstate(mw_lguard_alloc, guard). */
+void *mw_lguard_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Starts the watchdog on the state created with the allocator; 0 or -1. */
+int mw_lguard_start(mw_lguard *g, struct lua_State *L);
+/* Around every call from C into Lua; nested calls count as one. */
+void mw_lguard_enter(mw_lguard *g);
+void mw_lguard_leave(mw_lguard *g);
+size_t mw_lguard_used(const mw_lguard *g);
+/* Stops the watchdog; the state must be closed before (the allocator still uses the guard). */
+void mw_lguard_stop(mw_lguard *g);
+void mw_lguard_free(mw_lguard *g);
+
+#endif
