@@ -229,13 +229,11 @@ void mw_lapi_db_inject(lua_State *L, mw_worker *w)
     lua_pushboolean(L, 1);
     lua_pushcclosure(L, l_db_run, 2);
     lua_setfield(L, -2, "db_run_in");
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, l_db_backend, 1);
-    lua_setfield(L, -2, "db_backend");
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, l_db_session_open, 1);
-    lua_setfield(L, -2, "db_session_open");
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, l_db_session_close, 1);
-    lua_setfield(L, -2, "db_session_close");
+    static const luaL_Reg fns[] = {
+        { "db_backend", l_db_backend },
+        { "db_session_open", l_db_session_open },
+        { "db_session_close", l_db_session_close },
+        { NULL, NULL },
+    };
+    mw_lapi_register(L, fns, w);
 }

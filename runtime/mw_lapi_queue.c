@@ -62,15 +62,12 @@ static int l_draining(lua_State *L)
 
 void mw_lapi_queue_inject(lua_State *L, mw_worker *w)
 {
-    lua_pushcfunction(L, l_random_id);
-    lua_setfield(L, -2, "random_id");
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, l_draining, 1);
-    lua_setfield(L, -2, "draining");
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, l_job_count, 1);
-    lua_setfield(L, -2, "job_count");
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, l_queue_depth, 1);
-    lua_setfield(L, -2, "queue_depth");
+    static const luaL_Reg fns[] = {
+        { "random_id", l_random_id },
+        { "draining", l_draining },
+        { "job_count", l_job_count },
+        { "queue_depth", l_queue_depth },
+        { NULL, NULL },
+    };
+    mw_lapi_register(L, fns, w);
 }

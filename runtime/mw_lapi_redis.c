@@ -178,9 +178,5 @@ void mw_lapi_redis_inject(lua_State *L, mw_worker *w)
         { "redis_connected", l_redis_connected },
         { NULL, NULL },
     };
-    for (const luaL_Reg *r = fns; r->name; r++) {
-        lua_pushlightuserdata(L, w);
-        lua_pushcclosure(L, r->func, 1);
-        lua_setfield(L, -2, r->name);
-    }
+    mw_lapi_register(L, fns, w);
 }

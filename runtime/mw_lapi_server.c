@@ -352,9 +352,5 @@ void mw_lapi_server_inject(lua_State *L, mw_worker *w)
         { "bus_op", l_bus_op },
         { NULL, NULL },
     };
-    for (const luaL_Reg *r = fns; r->name; r++) {
-        lua_pushlightuserdata(L, w);
-        lua_pushcclosure(L, r->func, 1);
-        lua_setfield(L, -2, r->name);
-    }
+    mw_lapi_register(L, fns, w);
 }

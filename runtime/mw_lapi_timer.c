@@ -119,9 +119,5 @@ void mw_lapi_timer_inject(lua_State *L, mw_worker *w)
         { "timer_stop", l_timer_stop },
         { NULL, NULL },
     };
-    for (const luaL_Reg *r = fns; r->name; r++) {
-        lua_pushlightuserdata(L, w);
-        lua_pushcclosure(L, r->func, 1);
-        lua_setfield(L, -2, r->name);
-    }
+    mw_lapi_register(L, fns, w);
 }

@@ -273,6 +273,17 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* Frees the worker and what it owns once its loop has no handle left. */
+static void free_worker(mw_worker *w)
+{
+    uv_loop_close(&w->loop);
+    mw_clients_free(&w->clients);
+    mw_rooms_free(&w->rooms);
+    mw_rooms_free(&w->users);
+    mw_jwt_free(&w->jwt);
+    free(w);
+}
+
 /* A worker that failed before its loop ran: closes what was opened (the database, Redis) and
  * frees it. */
 static void free_unstarted(mw_worker *w)
@@ -284,12 +295,7 @@ static void free_unstarted(mw_worker *w)
     w->redis = w->redis_sub = NULL;
     uv_walk(&w->loop, close_walk_cb, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&w->loop);
-    mw_clients_free(&w->clients);
-    mw_rooms_free(&w->rooms);
-    mw_rooms_free(&w->users);
-    mw_jwt_free(&w->jwt);
-    free(w);
+    free_worker(w);
 }
 
 int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *metrics)
@@ -439,11 +445,6 @@ out:
     }
     mw_lvm_free(w->lvm);
     w->lvm = NULL;
-    uv_loop_close(&w->loop);
-    mw_clients_free(&w->clients);
-    mw_rooms_free(&w->rooms);
-    mw_rooms_free(&w->users);
-    mw_jwt_free(&w->jwt);
-    free(w);
+    free_worker(w);
     return status;
 }

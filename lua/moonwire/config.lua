@@ -208,6 +208,11 @@ function M.load(app_dir, overrides)
       fail("auth.secret", "must be at most 4095 bytes long")
     end
     if cfg.path:sub(1, 1) ~= "/" then fail("path", "must start with /, got \"" .. cfg.path .. "\"") end
+    local url = cfg.database.url
+    if url and not (url:find("^sqlite:.") or url:find("^postgres://") or url:find("^postgresql://")) then
+      fail("database.url", "must be sqlite:PATH, sqlite::memory: or postgres://user:password@host:port/db, got \"" ..
+        (url:gsub("//([^:/@]*):[^@]*@", "//%1:***@")) .. "\"")
+    end
     if not cfg.database.url then
       cfg.database.url = "sqlite:" .. app_dir .. "/data/app.db"
     else

@@ -241,3 +241,13 @@ def test_log_level_debug_logs_debug_lines(server):
     w = srv.client()
     assert srv.wait_log(lambda t: "debug" in t.lower()) is not None, srv.log()
     w.assert_served()
+
+
+@pytest.mark.parametrize("url", ["mysql://user:secret@127.0.0.1/db", "sqlite:", "postgresql:/nohost"])
+def test_a_database_url_of_an_unknown_kind_stops_startup(server, url):
+    srv = server(args=["--database", url], wait=False)
+    rc = srv.wait_exit(10)
+    assert rc is not None and rc != 0
+    out = srv.output()
+    assert "config error: database.url must be sqlite:PATH, sqlite::memory: or postgres://" in out, out
+    assert "secret" not in out, "the password must not be printed"
