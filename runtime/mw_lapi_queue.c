@@ -53,6 +53,17 @@ static int l_random_id(lua_State *L)
     return 1;
 }
 
+/* core.job_active(delta): jobs running or still recording their outcome; a draining worker
+ * waits for them (up to limits.shutdownTimeout) before it stops. */
+static int l_job_active(lua_State *L)
+{
+    mw_worker *w = worker_of(L);
+    w->jobs_active += (long)luaL_checkinteger(L, 1);
+    if (w->jobs_active < 0)
+        w->jobs_active = 0;
+    return 0;
+}
+
 /* core.draining() -> true once the worker began its graceful shutdown */
 static int l_draining(lua_State *L)
 {
@@ -67,6 +78,7 @@ void mw_lapi_queue_inject(lua_State *L, mw_worker *w)
         { "draining", l_draining },
         { "job_count", l_job_count },
         { "queue_depth", l_queue_depth },
+        { "job_active", l_job_active },
         { NULL, NULL },
     };
     mw_lapi_register(L, fns, w);

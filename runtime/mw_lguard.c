@@ -7,9 +7,11 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -18,13 +20,19 @@
 #define WATCH_INTERVAL_MS 20
 #define HOOK_INSTRUCTIONS 1000 /* the hook runs every this many VM instructions once armed */
 #define REARM_NS 100000000ull  /* re-arm after 100 ms when the code caught the error and went on */
-/* Once an allocation failed, the code that handles the error (the error frame, the log line)
- * may use this much more until Lua returns to C and the garbage is collected. */
+/* Past the cap, the code runs on until the collection memory_hook makes (compiled code runs no
+ * hook: then until this reserve is used up), and once an allocation failed, the code that
+ * handles the error (the error frame, the log line) may use it until Lua returns to C. */
 #define MEMORY_RESERVE (8u << 20)
+#define MAX_GCS_PER_ENTRY 3
 
 struct mw_lguard {
+    lua_Alloc inner; /* LuaJIT's own allocator, which this one wraps (it is faster than malloc) */
+    void *inner_ud;
     size_t used, cap;
-    int tripped; /* an allocation failed since Lua was entered: the reserve is open */
+    int tripped;  /* an allocation failed since Lua was entered: the reserve is open */
+    int gc_asked; /* the cap was reached: memory_hook collects at the next instruction */
+    int gcs_in_entry; /* collections memory_hook made in this entry (bounded: they cost time) */
     double timeout;
     lua_State *L;
     /* shared with the watchdog thread (atomics) */
@@ -35,6 +43,8 @@ struct mw_lguard {
     int stop;
     int started;
     uv_thread_t thread;
+    clockid_t cpu_clock; /* the loop thread's CPU clock */
+    size_t gc_base;      /* what a full collection left: the next one waits for real growth */
 };
 
 /* The hook has no user data: one guard per worker process. */
@@ -50,28 +60,65 @@ mw_lguard *mw_lguard_new(size_t memory_cap, double timeout)
     return g;
 }
 
+static void memory_hook(lua_State *L, lua_Debug *ar);
+
 void *mw_lguard_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     mw_lguard *g = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        g->inner(g->inner_ud, ptr, osize, 0);
         g->used -= old;
         return NULL;
     }
     /* only while Lua code runs: an allocation failure outside a protected call would panic */
-    if (nsize > old && g->cap && __atomic_load_n(&g->depth, __ATOMIC_RELAXED)) {
-        size_t limit = g->tripped ? g->cap + MEMORY_RESERVE : g->cap;
-        if (g->used - old + nsize > limit) {
+    if (nsize > old && g->cap && __atomic_load_n(&g->depth, __ATOMIC_RELAXED) && g->used - old + nsize > g->cap) {
+        if (!g->tripped && !g->gc_asked && g->gcs_in_entry < MAX_GCS_PER_ENTRY) {
+            /* maybe garbage: let this one through (the reserve) and collect at the next VM
+             * instruction, where that is safe (memory_hook) */
+            g->gc_asked = 1;
+            lua_sethook(g->L, memory_hook, LUA_MASKCOUNT, 1);
+        } else if (g->tripped || g->gcs_in_entry >= MAX_GCS_PER_ENTRY ||
+                   g->used - old + nsize > g->cap + MEMORY_RESERVE) {
+            if (g->gc_asked) { /* the failure is the verdict: no collection hook after it */
+                g->gc_asked = 0;
+                lua_sethook(g->L, NULL, 0, 0);
+            }
             g->tripped = 1;
             return NULL;
         }
     }
-    void *p = realloc(ptr, nsize);
+    void *p = g->inner(g->inner_ud, ptr, osize, nsize);
     if (!p)
         return NULL;
     g->used = g->used - old + nsize;
     return p;
+}
+
+void mw_lguard_wrap(mw_lguard *g, lua_State *L)
+{
+    g->inner = lua_getallocf(L, &g->inner_ud);
+    /* what the state holds already, so frees of it do not go below zero */
+    g->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_setallocf(L, mw_lguard_alloc, g);
+}
+
+/* Asked for by the allocator when the cap was reached: a full collection, then the verdict. */
+static void memory_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    mw_lguard *g = active;
+    if (!g || !g->gc_asked || g->tripped)
+        return;
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    g->gc_asked = 0;
+    g->gcs_in_entry++;
+    g->gc_base = g->used;
+    if (g->used > g->cap) {
+        g->tripped = 1;
+        luaL_error(L, "not enough memory");
+    }
 }
 
 static void timeout_hook(lua_State *L, lua_Debug *ar)
@@ -86,30 +133,56 @@ static void timeout_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, MW_LGUARD_TIMEOUT_MESSAGE " after %g s (limits.handlerTimeout)", g->timeout);
 }
 
+/* CPU time of the loop thread: Lua run time, which a busy machine or a paused process does not
+ * inflate (wall-clock time would). */
+static uint64_t loop_cpu_ns(const mw_lguard *g)
+{
+    struct timespec ts;
+    if (clock_gettime(g->cpu_clock, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void watchdog(void *arg)
 {
     mw_lguard *g = arg;
     uint64_t timeout_ns = (uint64_t)(g->timeout * 1e9);
     /* how long after the timeout a compiled loop is given before the worker is replaced */
     uint64_t grace_ns = timeout_ns > 1000000000ull ? timeout_ns : 1000000000ull;
-    uint64_t last_arm_ns = 0;
+    /* a call that does not come back although it uses no CPU is blocked in C (a system call) */
+    uint64_t blocked_ns = timeout_ns * 10 > 30000000000ull ? timeout_ns * 10 : 30000000000ull;
+    uint64_t seen_seq = 0, seq_cpu = 0, last_arm_ns = 0;
     while (!__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) {
         uv_sleep(WATCH_INTERVAL_MS);
         if (!__atomic_load_n(&g->depth, __ATOMIC_ACQUIRE))
             continue;
         uint64_t seq = __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE);
-        uint64_t now = uv_hrtime();
-        uint64_t ran = now - __atomic_load_n(&g->entered_ns, __ATOMIC_ACQUIRE);
-        if (ran < timeout_ns || seq != __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
+        uint64_t cpu = loop_cpu_ns(g);
+        if (seq != seen_seq) { /* a new entry: its CPU time counts from here (at most 20 ms late) */
+            seen_seq = seq;
+            seq_cpu = cpu;
             continue;
-        if (ran > timeout_ns + grace_ns) {
-            mw_logf(MW_LOG_ERROR,
-                    "a handler is still running %.1f s after limits.handlerTimeout (%g s): a loop compiled "
-                    "by LuaJIT cannot be interrupted, so this worker is replaced; its clients reconnect",
-                    (double)(ran - timeout_ns) / 1e9, g->timeout);
+        }
+        uint64_t now = uv_hrtime();
+        uint64_t ran = cpu - seq_cpu;
+        uint64_t waited = now - __atomic_load_n(&g->entered_ns, __ATOMIC_ACQUIRE);
+        if (ran > timeout_ns + grace_ns || waited > blocked_ns) {
+            if (ran > timeout_ns + grace_ns)
+                mw_logf(MW_LOG_ERROR,
+                        "a handler is still running %.1f s after limits.handlerTimeout (%g s): a loop compiled by "
+                        "LuaJIT, or code that catches the timeout error, cannot be interrupted, so this worker is "
+                        "replaced; its clients reconnect",
+                        (double)(ran - timeout_ns) / 1e9, g->timeout);
+            else
+                mw_logf(MW_LOG_ERROR,
+                        "a handler has not returned for %.0f s (blocked in a C call?), so this worker is replaced; "
+                        "its clients reconnect",
+                        (double)waited / 1e9);
             kill(getpid(), SIGKILL);
             return;
         }
+        if (ran < timeout_ns)
+            continue;
         if (__atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) != seq || now - last_arm_ns > REARM_NS) {
             __atomic_store_n(&g->armed_seq, seq, __ATOMIC_RELEASE);
             last_arm_ns = now;
@@ -122,6 +195,8 @@ int mw_lguard_start(mw_lguard *g, lua_State *L)
 {
     g->L = L;
     active = g;
+    if (pthread_getcpuclockid(pthread_self(), &g->cpu_clock) != 0) /* called on the loop thread */
+        return -1;
     if (g->timeout <= 0)
         return 0;
     if (uv_thread_create(&g->thread, watchdog, g) != 0)
@@ -148,11 +223,25 @@ void mw_lguard_leave(mw_lguard *g)
     if (__atomic_sub_fetch(&g->depth, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     lua_sethook(g->L, NULL, 0, 0);
-    /* near the cap, collect now (outside Lua, where it is safe) rather than fail the next handler
-     * for garbage the incremental collector has not reached yet */
-    if (g->tripped || (g->cap && g->used > g->cap / 4 * 3))
-        lua_gc(g->L, LUA_GCCOLLECT, 0);
+    if (!g->cap)
+        return;
+    /* LuaJIT has no emergency collection when an allocation fails (memory_hook makes one), and
+     * by default starts a cycle only at twice the live size. Near the cap: collect now (outside
+     * Lua, where it is safe) when memory grew half-way from what the last full collection left
+     * towards the cap, and keep the collector eager (pause 100 %, step multiplier 10x) so garbage
+     * does not pile up to the cap meanwhile. */
+    if (g->tripped || g->used > g->gc_base + (g->cap - (g->gc_base < g->cap ? g->gc_base : g->cap)) / 2) {
+        if (g->tripped || g->used > g->cap / 2) {
+            lua_gc(g->L, LUA_GCCOLLECT, 0);
+            g->gc_base = g->used;
+        }
+    }
+    int near = g->used > g->cap / 2;
+    lua_gc(g->L, LUA_GCSETPAUSE, near ? 100 : 200);
+    lua_gc(g->L, LUA_GCSETSTEPMUL, near ? 1000 : 200); /* more collection work per byte allocated */
     g->tripped = 0;
+    g->gc_asked = 0;
+    g->gcs_in_entry = 0;
 }
 
 size_t mw_lguard_used(const mw_lguard *g) { return g ? g->used : 0; }

@@ -1,7 +1,8 @@
 /* mw_lguard: keeps one worker's Lua within its limits (DESIGN §5).
  * - Memory: the Lua state's allocator counts every byte; while Lua code runs, an allocation past
  *   limits.luaMemory fails, which raises "not enough memory" in the running handler only.
- *   (Debian's LuaJIT 2.1 in GC64 mode accepts a custom allocator: lua_newstate works.)
+ *   (Debian's LuaJIT 2.1 in GC64 mode accepts a custom allocator; this one wraps LuaJIT's own,
+ *   which is faster than malloc, through lua_getallocf/lua_setallocf.)
  * - Time: a watchdog thread sees how long the current entry into Lua has run. Past
  *   limits.handlerTimeout it sets a count hook that raises an error in the running code; the
  *   hook fires in the interpreter only, so a loop LuaJIT compiled to machine code ignores it:
@@ -21,7 +22,8 @@ typedef struct mw_lguard mw_lguard;
 
 /* memory_cap: bytes (0 = none); timeout: seconds (0 = none). NULL when out of memory. */
 mw_lguard *mw_lguard_new(size_t memory_cap, double timeout);
-/* The allocator to create the state with: lua_newstate(mw_lguard_alloc, guard). */
+/* Puts the counting allocator in front of the state's own (call right after luaL_newstate). */
+void mw_lguard_wrap(mw_lguard *g, struct lua_State *L);
 void *mw_lguard_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 /* Starts the watchdog on the state created with the allocator; 0 or -1. */
 int mw_lguard_start(mw_lguard *g, struct lua_State *L);

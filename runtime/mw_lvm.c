@@ -68,11 +68,13 @@ static void log_runtime_error(lua_State *L, const char *where)
  * [-0, +0]; returns NULL with err set on failure. */
 static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard, char *err, size_t errlen)
 {
-    lua_State *L = guard ? lua_newstate(mw_lguard_alloc, guard) : luaL_newstate();
+    lua_State *L = luaL_newstate();
     if (!L) {
         snprintf(err, errlen, "out of memory creating the Lua state");
         return NULL;
     }
+    if (guard)
+        mw_lguard_wrap(guard, L);
     luaL_openlibs(L);
     /* moonwire.core: the C half of the bindings */
     lua_getglobal(L, "package");
@@ -162,10 +164,8 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     }
     lua_getfield(L, -1, "start");
     push_options(L, cfg, w, 1);
-    mw_lguard_enter(vm->guard);
-    int started = lua_pcall(L, 1, 1, 0);
-    mw_lguard_leave(vm->guard);
-    if (started != 0) {
+    /* not under the time budget: loading an app may legitimately take long */
+    if (lua_pcall(L, 1, 1, 0) != 0) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error loading the app");
         goto fail;
     }

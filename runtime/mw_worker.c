@@ -43,13 +43,14 @@ void mw_worker_want_run(mw_worker *w, mw_conn *c)
 
 static void drain_step(mw_worker *w);
 
-/* Draining ends when no WebSocket client is left (plain HTTP requests may still come in: the
- * listener stays open so /ready can answer 503 until the process exits). */
+/* Draining ends when no WebSocket client and no running job is left (plain HTTP requests may
+ * still come in: the listener stays open so /ready can answer 503 until the process exits).
+ * limits.shutdownTimeout bounds the wait. */
 static void stop_if_drained(mw_worker *w)
 {
     if (!w->draining)
         return;
-    if (w->clients.count == 0)
+    if (w->clients.count == 0 && w->jobs_active == 0)
         uv_stop(&w->loop);
 }
 

@@ -56,6 +56,7 @@ typedef struct mw_worker {
     char public_dir[PATH_MAX];
     int has_public;
     int draining;
+    long jobs_active;         /* jobs running here (see mw_lapi_queue.c): draining waits for them */
     struct mw_reload *reload;   /* --dev's file watcher (NULL otherwise) */
     int closing;              /* the loop ended: callbacks run only to clean up, no new timers */
     long tcp_conns;           /* every open TCP connection, HTTP or WebSocket */

@@ -15,10 +15,14 @@ local queue = require "moonwire.queue"
 local M = {}
 
 local POLL_INTERVAL = 0.2 -- s between polls of a queue with free slots (and delay precision)
-local DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT = 1, 60
+local RECOVER_INTERVAL = 5 -- s between looks for jobs whose runner is gone (SQL store)
+local DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, MAX_TIMEOUT = 1, 60, 86400
 local GRACE_MS = 30000    -- a job entry idle this long past its timeout has no live runner
 
-local processors = {}     -- queue name -> {name, fn, concurrency, timeout, running, polling}
+-- queue name -> {name, fn, concurrency, timeout, running, polling}: one object per queue for the
+-- life of the worker; a reload updates fn, concurrency and timeout in place, so the jobs and
+-- polls under way keep counting on the same object.
+local processors = {}
 local names = {}          -- sorted queue names with a processor here
 local store, bindings, spawn
 local poll_timer
@@ -40,7 +44,9 @@ local function load_processor(path, name)
   end
   local c, t = def.concurrency or DEFAULT_CONCURRENCY, def.timeout or DEFAULT_TIMEOUT
   if type(c) ~= "number" or c < 1 or c % 1 ~= 0 then error(path .. ": concurrency must be an integer >= 1", 0) end
-  if type(t) ~= "number" or t <= 0 then error(path .. ": timeout must be a number of seconds > 0", 0) end
+  if type(t) ~= "number" or not (t > 0 and t <= MAX_TIMEOUT) then
+    error(path .. ": timeout must be a number of seconds > 0 and <= " .. MAX_TIMEOUT, 0)
+  end
   return { name = name, fn = def.process, concurrency = c, timeout = t, running = 0, polling = false }
 end
 
@@ -67,23 +73,25 @@ function M.load_each(dir)
   return out
 end
 
--- Replaces the processors (at start, and when jobs/ is reloaded); running jobs finish with the
--- code they started with. keep_failed: a queue whose new file did not load keeps its processor.
-function M.set_processors(found, keep_failed, failed_names)
-  local old = processors
-  if keep_failed then
-    for name, p in pairs(old) do
-      if not found[name] and failed_names and failed_names[name] then found[name] = p end
-    end
-  end
-  processors = found
-  names = {}
+-- Installs the processors (at start, and when jobs/ is reloaded); running jobs finish with the
+-- code they started with. failed_names: queues whose new file did not load keep their processor.
+function M.set_processors(found, failed_names)
+  local next_set = {}
   for name, p in pairs(found) do
-    if old[name] and old[name] ~= p then
-      p.running = old[name].running -- the jobs running now settle on the new processor (settle)
+    local cur = processors[name]
+    if cur then
+      cur.fn, cur.concurrency, cur.timeout = p.fn, p.concurrency, p.timeout
+      next_set[name] = cur
+    else
+      next_set[name] = p
     end
-    names[#names + 1] = name
   end
+  for name in pairs(failed_names or {}) do
+    if not next_set[name] then next_set[name] = processors[name] end
+  end
+  processors = next_set
+  names = {}
+  for name in pairs(processors) do names[#names + 1] = name end
   table.sort(names)
 end
 
@@ -167,15 +175,14 @@ end
 local function settle(p, rec, ok, result)
   if rec.settled then return end
   rec.settled = true
-  local current = processors[p.name] or p -- a reload may have replaced p
-  current.running = current.running - 1
+  p.running = p.running - 1
   if rec.timeout_timer then core.timer_stop(rec.timeout_timer); rec.timeout_timer = nil end
   if ok then
     persist("complete", rec, store.complete, rec)
     core.job_count("completed")
     notify(rec, "completed", "result", result)
   elseif rec.attempt < rec.attempts then
-    local delay = rec.backoff * 2 ^ (rec.attempt - 1)
+    local delay = math.min(rec.backoff * 2 ^ (rec.attempt - 1), 315360000)
     core.log("warn", "job attempt failed; it will run again", { queue = rec.queue, jobId = rec.id,
       attempt = rec.attempt, attempts = rec.attempts, retryIn = delay, error = error_text(result),
       traceback = rec.traceback })
@@ -185,6 +192,7 @@ local function settle(p, rec, ok, result)
   else
     fail_for_good(rec, result)
   end
+  core.job_active(-1) -- recorded: a draining worker may stop now
   M.poll_soon(p.name)
 end
 
@@ -196,13 +204,20 @@ end
 
 local function run(p, rec)
   p.running = p.running + 1
+  core.job_active(1)
   local job = { id = rec.id, queue = rec.queue, data = rec.data, attempt = rec.attempt }
   if job.data == json.null then job.data = nil end
-  rec.timeout_timer = core.timer_start(p.timeout, false, function()
+  local timeout = p.timeout
+  rec.timeout_timer = core.timer_start(timeout, false, function()
     rec.timeout_timer = nil
-    settle(p, rec, false, string.format("timed out after %gs", p.timeout))
+    if rec.settled then return end
+    -- cancelled: the coroutine waits on I/O (a running one would block this timer), and the
+    -- reply it waits for will not resume it
+    if rec.co then require("moonwire.await").waiting[rec.co] = nil end
+    settle(p, rec, false, string.format("timed out after %gs", timeout))
   end)
   spawn("job " .. p.name, function()
+    rec.co = coroutine.running()
     local ok, result = xpcall(p.fn, capture, job, bindings)
     if not ok then rec.traceback = result.traceback end
     settle(p, rec, ok, result)
@@ -210,6 +225,15 @@ local function run(p, rec)
 end
 
 -- ---- polling --------------------------------------------------------------------------------
+
+-- Jobs the store failed because their worker died too often while running them.
+function M.report_lost(lost)
+  for _, rec in ipairs(lost or {}) do
+    core.job_count("failed")
+    core.log("error", "job failed", { queue = rec.queue, jobId = rec.id, error = rec.error })
+    notify(rec, "failed", "error", rec.error)
+  end
+end
 
 local function poll(p)
   if p.polling or core.draining() then return end
@@ -231,11 +255,7 @@ local function poll(p)
     core.log("info", "queue: the job store is reachable again")
   end
   core.queue_depth(p.name, depth)
-  for _, rec in ipairs(lost) do
-    core.job_count("failed")
-    core.log("error", "job failed", { queue = rec.queue, jobId = rec.id, error = rec.error })
-    notify(rec, "failed", "error", rec.error)
-  end
+  M.report_lost(lost)
   for _, rec in ipairs(records) do
     rec.attempt = tonumber(rec.attempt) or 1
     rec.attempts = tonumber(rec.attempts) or queue.DEFAULT_ATTEMPTS
@@ -256,28 +276,42 @@ function M.poll_soon(name)
   end
 end
 
+-- Takes back the jobs whose runner is gone (the SQL store; Redis does it in every poll):
+-- at start those of any other owner, later those whose lease ran out. Retried until it works.
+local recovered_once, last_recover_ms, recovering = false, 0, false
+
+local function recover()
+  if not store.recover or recovering or #names == 0 then return end
+  recovering = true
+  local ok, lost = store.recover(names, not recovered_once)
+  recovering = false
+  last_recover_ms = core.now_ms()
+  if not ok then
+    core.log("warn", "queue: could not take back interrupted jobs; trying again", { error = tostring(lost) })
+    return
+  end
+  recovered_once = true
+  M.report_lost(lost)
+end
+
 -- Every POLL_INTERVAL: a poll per queue, also when all its slots are busy (it still moves
 -- delayed jobs, takes back those of dead workers and measures the depth).
 local function tick()
+  if core.draining() then return end
+  if not recovered_once or core.now_ms() - last_recover_ms > RECOVER_INTERVAL * 1000 then recover() end
   for _, name in ipairs(names) do
     local p = processors[name]
     if p and not p.polling then spawn("queue poll " .. name, poll, p) end
   end
 end
 
--- Starts polling (from onServerStarted time on). The store is (queue_redis|queue_sql).init()ed.
+-- Starts polling (from onServerStarted time on); the poll timer runs even without processors,
+-- so a jobs/ file added later (reload) is served.
 function M.start(opts)
   store, bindings, spawn = opts.store, opts.bindings, opts.spawn
-  if #names == 0 then return end
-  spawn("queue start", function()
-    if core.draining() then return end
-    if store.recover then
-      local ok, err = store.recover(names)
-      if not ok then core.log("warn", "queue: could not take back interrupted jobs", { error = tostring(err) }) end
-    end
-    if core.draining() then return end -- stopped while taking jobs back
-    poll_timer = bindings.timer:every(POLL_INTERVAL, tick)
-  end)
+  if core.draining() then return end
+  poll_timer = bindings.timer:every(POLL_INTERVAL, tick)
+  if #names > 0 then spawn("queue start", recover) end
 end
 
 -- The kick queue:add gives: a job due now on a queue this worker processes is taken at once.

@@ -20,12 +20,14 @@ function M.valid_name(name)
   return type(name) == "string" and #name >= 1 and #name <= 64 and name:find("^[%w_%.%-]+$") ~= nil
 end
 
-local function check_number(opts, key, min, integer)
+local MAX_SECONDS = 315360000 -- ten years: beyond it a delay is a mistake (and overflows ms)
+
+local function check_number(opts, key, min, integer, max)
   local v = opts[key]
   if v == nil or v == json.null then return nil end
-  if type(v) ~= "number" or v ~= v or v < min or v == math.huge or (integer and v % 1 ~= 0) then
+  if type(v) ~= "number" or v ~= v or v < min or v > max or (integer and v % 1 ~= 0) then
     error("queue:add: opts." .. key .. " must be " .. (integer and "an integer" or "a number") ..
-          " >= " .. min .. ", got " .. tostring(v), 3)
+          " from " .. min .. " to " .. max .. ", got " .. tostring(v), 3)
   end
   return v
 end
@@ -55,13 +57,17 @@ function Queue:add(name, data, opts)
   end
   if opts ~= nil and type(opts) ~= "table" then error("queue:add: opts must be a table", 2) end
   opts = opts or {}
-  local delay = check_number(opts, "delay", 0) or 0
-  local attempts = check_number(opts, "attempts", 1, true) or DEFAULT_ATTEMPTS
-  local backoff = check_number(opts, "backoff", 0) or DEFAULT_BACKOFF
+  local delay = check_number(opts, "delay", 0, false, MAX_SECONDS) or 0
+  local attempts = check_number(opts, "attempts", 1, true, 1000) or DEFAULT_ATTEMPTS
+  local backoff = check_number(opts, "backoff", 0, false, MAX_SECONDS) or DEFAULT_BACKOFF
   if data == nil then data = json.null end
   local record = M.record(name, data, attempts, backoff)
   local ok, encoded = pcall(json.encode, record)
   if not ok then error("queue:add: data cannot be stored as JSON: " .. tostring(encoded), 2) end
+  -- what cannot be read back (nested deeper than limits.jsonDepth) would be lost: refuse it now
+  if not pcall(json.decode, encoded) then
+    error("queue:add: data is nested too deeply to be read back (limits.jsonDepth)", 2)
+  end
   await.check("queue:add")
   local stored, err = self._store.add(name, record.id, encoded, delay)
   if not stored then return nil, "queue:add: " .. tostring(err) end

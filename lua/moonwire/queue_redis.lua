@@ -9,6 +9,7 @@
 -- also takes back entries idle far longer than any job may run. Every step that moves a job is
 -- one Lua script, so a crash between two commands cannot lose it. Times come from Redis' clock
 -- (TIME), so hosts need not agree on theirs.
+local core = require "moonwire.core"
 local json = require "moonwire.json"
 
 local M = {}
@@ -153,8 +154,10 @@ function M.claim(name, count, min_idle_ms)
     if ok and type(rec) == "table" then
       rec._ref = read[i]
       records[#records + 1] = rec
-    else
-      M.complete({ queue = name, _ref = read[i] }) -- unreadable: drop it rather than loop on it
+    else -- unreadable: fail it loudly rather than loop on it
+      core.log("error", "queue: a job record cannot be read; it is failed", { queue = name, entry = read[i] })
+      core.job_count("failed")
+      M.fail({ queue = name, _ref = read[i] }, read[i + 1])
     end
   end
   local lost = {}

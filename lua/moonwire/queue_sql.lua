@@ -1,10 +1,11 @@
 -- moonwire.queue_sql: the queue's store without Redis: one table in the app's database (the
 -- embedded SQLite file by default; PostgreSQL works too, the SQL is portable). A job is a row;
--- claiming it marks it 'active' with this worker as owner and a lease, completing deletes it,
--- a retry puts it back to 'waiting' with a later run_at, a failure keeps it as 'failed' (with
--- its error) for inspection. A worker that dies leaves 'active' rows behind: the next worker
--- takes back those of other owners when it starts (without Redis there is one worker per
--- database) and any whose lease ran out.
+-- claiming it marks it 'active' with this worker as owner and a lease (its timeout + 30 s),
+-- completing deletes it, a retry puts it back to 'waiting' with a later run_at, a failure keeps
+-- it as 'failed' (with its error) for inspection. A worker that dies leaves 'active' rows
+-- behind: the next worker takes back those of other owners when it starts (without Redis there
+-- is one worker per database), and every worker takes back rows whose lease ran out (an outcome
+-- that could not be recorded) every few seconds.
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 
@@ -60,33 +61,43 @@ function M.add(name, id, encoded, delay)
   return true
 end
 
--- Puts back the jobs of workers that stopped while running them (see the file comment).
--- Called once when the runner starts.
-function M.recover(names)
+-- Puts back the jobs of workers that stopped while running them: at start (at_start) those of
+-- any other owner (without Redis there is one worker per database), later those whose lease
+-- ran out. Returns true and the records failed for good (lost too often), or nil, err.
+function M.recover(names, at_start)
   local ok, err = prepare()
   if not ok then return nil, err end
   local now = core.now_ms()
+  local lost = {}
   for _, name in ipairs(names) do
-    local rows, qerr = db:query(
-      "SELECT id, job FROM moonwire_jobs WHERE queue = ? AND state = 'active' AND (owner <> ? OR lease_until < ?)",
-      name, OWNER, now)
+    local rows, qerr
+    if at_start then
+      rows, qerr = db:query(
+        "SELECT id, job FROM moonwire_jobs WHERE queue = ? AND state = 'active' AND (owner <> ? OR lease_until < ?)",
+        name, OWNER, now)
+    else
+      rows, qerr = db:query("SELECT id, job FROM moonwire_jobs WHERE queue = ? AND state = 'active' AND lease_until < ?",
+        name, now)
+    end
     if not rows then return nil, qerr end
     for _, row in ipairs(rows) do
       local okd, rec = pcall(json.decode, row.job)
-      if okd and type(rec) == "table" then
-        rec.lost = (tonumber(rec.lost) or 0) + 1
-        if rec.lost >= MAX_LOST then
-          rec.error = "the worker running this job stopped " .. rec.lost .. " times"
-          db:exec("UPDATE moonwire_jobs SET state = 'failed', job = ?, error = ? WHERE id = ?",
-            json.encode(rec), rec.error, row.id)
-        else
-          db:exec("UPDATE moonwire_jobs SET state = 'waiting', job = ?, owner = NULL, run_at = ? WHERE id = ? AND state = 'active'",
-            json.encode(rec), now, row.id)
-        end
+      if not (okd and type(rec) == "table") then rec = { id = row.id, queue = name } end
+      rec.lost = (tonumber(rec.lost) or 0) + 1
+      local done, uerr
+      if rec.lost >= MAX_LOST or not okd then
+        rec.error = okd and ("the worker running this job stopped " .. rec.lost .. " times") or "unreadable job record"
+        done, uerr = db:exec("UPDATE moonwire_jobs SET state = 'failed', job = ?, error = ?, owner = NULL WHERE id = ? AND state = 'active'",
+          json.encode(rec), rec.error, row.id)
+        if done and done.changes > 0 then lost[#lost + 1] = rec end
+      else
+        done, uerr = db:exec("UPDATE moonwire_jobs SET state = 'waiting', job = ?, owner = NULL, run_at = ? WHERE id = ? AND state = 'active'",
+          json.encode(rec), now, row.id)
       end
+      if not done then return nil, uerr end
     end
   end
-  return true
+  return true, lost
 end
 
 -- Returns records (each with _ref = its row id), depth, {}; or nil, err.
@@ -109,6 +120,8 @@ function M.claim(name, count, lease_ms)
         rec._ref = row.id
         records[#records + 1] = rec
       else
+        core.log("error", "queue: a job record cannot be read; it is failed", { queue = name, jobId = row.id })
+        core.job_count("failed")
         db:exec("UPDATE moonwire_jobs SET state = 'failed', error = 'unreadable job record' WHERE id = ?", row.id)
       end
     end

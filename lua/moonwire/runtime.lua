@@ -573,7 +573,7 @@ local function reload_jobs()
     core.log("error", "reload: a job file does not load; its previous version keeps running",
       { queue = e.name, error = e.error })
   end
-  jobs.set_processors(found.processors, true, names)
+  jobs.set_processors(found.processors, names)
   return failed
 end
 
@@ -626,7 +626,11 @@ end
 local function report_global_writes()
   local seen = {}
   setmetatable(_G, { __newindex = function(t, k, v)
-    local info = debug.getinfo(2, "Sl")
+    local level, info = 2, debug.getinfo(2, "Sl")
+    while info and info.what == "C" do -- module() and other C functions: name the Lua caller
+      level = level + 1
+      info = debug.getinfo(level, "Sl")
+    end
     local src = info and info.source or "?"
     local where = (src:sub(1, 1) == "@" and src:sub(2) or src) .. ":" .. tostring(info and info.currentline)
     local key = tostring(k) .. "@" .. where

@@ -337,10 +337,12 @@ def test_queue_is_reachable_from_events_timers_and_subscribers(server, store, ru
     ("a b", {}, None, "queue name must be"),
     ("x" * 65, {}, None, "queue name must be"),
     ("echo", "function", None, "cannot be stored as JSON"),
-    ("echo", {}, {"attempts": 0}, "opts.attempts must be an integer >= 1"),
-    ("echo", {}, {"attempts": 1.5}, "opts.attempts must be an integer >= 1"),
-    ("echo", {}, {"delay": -1}, "opts.delay must be a number >= 0"),
-    ("echo", {}, {"backoff": "soon"}, "opts.backoff must be a number >= 0"),
+    ("echo", {}, {"attempts": 0}, "opts.attempts must be an integer from 1 to 1000"),
+    ("echo", {}, {"attempts": 1.5}, "opts.attempts must be an integer from 1 to 1000"),
+    ("echo", {}, {"delay": -1}, "opts.delay must be a number from 0 to 315360000"),
+    ("echo", {}, {"delay": 1e17}, "opts.delay must be a number from 0 to 315360000"),
+    ("echo", {}, {"backoff": "soon"}, "opts.backoff must be a number from 0"),
+    ("echo", "deep", None, "data is nested too deeply"),
 ])
 def test_add_refuses_bad_arguments(server, store, runlog, name, payload, opts, expected):
     srv = start(server, store, runlog)
@@ -453,3 +455,44 @@ def test_job_metrics(server, store, runlog):
     if store.kind != "redis":
         assert mwtest.metric_sum(text, "moonwire_db_queries_total") > 0
         assert mwtest.metric_sum(text, "moonwire_db_query_duration_seconds_count") > 0
+
+
+# --------------------------------------------------------------------------- review regressions
+
+def test_a_timed_out_run_is_cancelled_not_left_running(server, store, runlog):
+    """The timeout fails the attempt and the run never resumes: no side effect after it."""
+    slow = {"jobs/slow.lua": ("local record = require('runlog')\n"
+                              "return { timeout = 0.5, process = function(job, mw)\n"
+                              "  record.write('run', job); mw.timer:sleep(1.2); record.write('done', job)\n"
+                              "end }\n")}
+    srv = start(server, store, runlog, files=slow)
+    c = Client(srv)
+    job_id = c.add("slow", {}, {"attempts": 1})
+    assert c.wait_job(job_id, timeout=5)["data"]["error"] == "timed out after 0.5s"
+    time.sleep(1.5)
+    assert runlog.entries("done", job_id) == [], "the timed-out run went on"
+
+
+def test_sigterm_waits_for_a_running_job(server, store, runlog):
+    srv = start(server, store, runlog)
+    c = Client(srv)
+    job_id = c.add("echo", {"value": "finish me", "sleep": 1.0}, notify=False)
+    runlog.wait("run", job_id)
+    c.close()
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait_exit(timeout=10) == 0
+    assert len(runlog.entries("done", job_id)) == 1, "the job was cut off by the shutdown"
+
+
+def test_a_queue_whose_job_file_appears_later_is_served_after_a_reload(server, store, runlog):
+    files = {"controllers/work.lua": (QUEUE_APP / "controllers" / "work.lua").read_text()}
+    srv = server(app_lua=FAST_CLUSTER, files=files, args=store.args(), env={"QUEUE_RUNS_LOG": str(runlog.path)})
+    (srv.app_dir / "lib").mkdir(exist_ok=True)
+    (srv.app_dir / "lib" / "runlog.lua").write_text((QUEUE_APP / "lib" / "runlog.lua").read_text())
+    (srv.app_dir / "jobs").mkdir()
+    (srv.app_dir / "jobs" / "echo.lua").write_text((QUEUE_APP / "jobs" / "echo.lua").read_text())
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log(lambda t: "reloaded" in t, timeout=3)
+    c = Client(srv)
+    job_id = c.add("echo", {"value": "late"})
+    assert c.wait_job(job_id, timeout=5)["action"] == "completed"

@@ -32,6 +32,11 @@ end
 function W:bad(_, data)
   local payload = data.payload
   if payload == "function" then payload = { f = function() end } end
+  if payload == "deep" then -- 40 levels: encodable, but deeper than limits.jsonDepth reads back
+    payload = {}
+    local t = payload
+    for _ = 1, 40 do t.x = {}; t = t.x end
+  end
   local ok, err = pcall(self.queue.add, self.queue, data.name, payload, data.opts)
   return { ok = ok, error = not ok and tostring(err) or nil }
 end
