@@ -8,6 +8,7 @@
 #include "mw_bus.h"
 #include "mw_lapi.h"
 #include "mw_lvm.h"
+#include "mw_util.h"
 #include "mw_worker.h"
 
 static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -21,6 +22,15 @@ static mw_conn *find_client(lua_State *L, int arg)
 
 /* core.send(clientId, payload [, binary [, localOnly]]) -> true when queued for a connected
  * client (or handed to the bus for a client of another worker, unless localOnly) */
+/* core.utf8_valid(s) -> whether s may be sent as a text frame */
+static int l_utf8_valid(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_pushboolean(L, mw_utf8_valid((const uint8_t *)s, len));
+    return 1;
+}
+
 static int l_send(lua_State *L)
 {
     mw_conn *c = find_client(L, 1);
@@ -334,6 +344,7 @@ void mw_lapi_server_inject(lua_State *L, mw_worker *w)
 {
     static const luaL_Reg fns[] = {
         { "send", l_send },
+        { "utf8_valid", l_utf8_valid },
         { "broadcast", l_broadcast },
         { "client_info", l_client_info },
         { "client_count", l_client_count },

@@ -21,7 +21,9 @@ typedef struct watch {
     uv_fs_event_t ev;
     mw_reload *owner;
     char dir[4096];
-    int active;
+    int active, closing;
+    dev_t dev; /* the folder watched: one deleted and created again is a new inode */
+    ino_t ino;
 } watch;
 
 struct mw_reload {
@@ -36,10 +38,9 @@ struct mw_reload {
     int closing, open_handles;
 };
 
-static int is_dir(const char *path)
+static int is_dir(const char *path, struct stat *st)
 {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    return stat(path, st) == 0 && S_ISDIR(st->st_mode);
 }
 
 static void remember(mw_reload *r, const char *path)
@@ -55,10 +56,28 @@ static void remember(mw_reload *r, const char *path)
 }
 
 static void start_missing(mw_reload *r);
+static void closed_cb(uv_handle_t *h);
+
+/* A watched folder that was deleted (and maybe created again) has lost its inotify watch: close
+ * it; start_missing watches the new folder once the close is done. */
+static void drop_stale(mw_reload *r)
+{
+    for (int i = 0; i < r->ndirs; i++) {
+        watch *w = &r->watches[i];
+        struct stat st;
+        if (!w->active || w->closing)
+            continue;
+        if (is_dir(w->dir, &st) && st.st_dev == w->dev && st.st_ino == w->ino)
+            continue;
+        w->closing = 1;
+        uv_close((uv_handle_t *)&w->ev, closed_cb);
+    }
+}
 
 static void debounce_cb(uv_timer_t *t)
 {
     mw_reload *r = t->data;
+    drop_stale(r);
     start_missing(r); /* a folder created since (jobs/ in a new app) is watched from now on */
     int n = r->nchanged;
     r->nchanged = 0;
@@ -93,8 +112,11 @@ static void start_missing(mw_reload *r)
 {
     for (int i = 0; i < r->ndirs; i++) {
         watch *w = &r->watches[i];
-        if (w->active || !is_dir(w->dir))
+        struct stat st;
+        if (w->active || w->closing || !is_dir(w->dir, &st))
             continue;
+        w->dev = st.st_dev;
+        w->ino = st.st_ino;
         if (uv_fs_event_init(r->loop, &w->ev) != 0)
             continue;
         w->ev.data = w;
@@ -138,8 +160,16 @@ mw_reload *mw_reload_start(uv_loop_t *loop, const char *app_dir, const char *run
 static void closed_cb(uv_handle_t *h)
 {
     mw_reload *r = h->data;
-    if (h->type == UV_FS_EVENT)
-        r = ((watch *)h->data)->owner;
+    if (h->type == UV_FS_EVENT) {
+        watch *w = h->data;
+        r = w->owner;
+        w->active = w->closing = 0;
+        if (!r->closing) { /* a stale watch (drop_stale): watch the folder again if it is back */
+            r->open_handles--;
+            start_missing(r);
+            return;
+        }
+    }
     if (--r->open_handles == 0) {
         for (int i = 0; i < r->nchanged; i++)
             free(r->changed[i]);
@@ -156,6 +186,6 @@ void mw_reload_stop(mw_reload *r)
     for (int i = 0; i < r->ndirs; i++) {
         if (r->watches[i].active && !uv_is_closing((uv_handle_t *)&r->watches[i].ev))
             uv_close((uv_handle_t *)&r->watches[i].ev, closed_cb);
-    }
+    } /* a watch drop_stale is closing counts itself down in closed_cb */
     uv_close((uv_handle_t *)&r->debounce, closed_cb);
 }

@@ -81,3 +81,37 @@ int mw_base64_decoded_len(const char *in, size_t len)
     }
     return (int)(len / 4 * 3 - pad);
 }
+
+int mw_utf8_valid(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp, min;
+        if ((b & 0xE0) == 0xC0) {
+            n = 1, cp = b & 0x1F, min = 0x80;
+        } else if ((b & 0xF0) == 0xE0) {
+            n = 2, cp = b & 0x0F, min = 0x800;
+        } else if ((b & 0xF8) == 0xF0) {
+            n = 3, cp = b & 0x07, min = 0x10000;
+        } else {
+            return 0; /* a continuation byte first, or 0xF8..0xFF */
+        }
+        if (len - i - 1 < n)
+            return 0; /* cut short */
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}

@@ -1,4 +1,4 @@
-/* mw_util: small helpers shared by every unit: clocks, random ids, base64. */
+/* mw_util: small helpers shared by every unit: clocks, random ids, base64, UTF-8 checks. */
 #ifndef MW_UTIL_H
 #define MW_UTIL_H
 
@@ -30,5 +30,9 @@ static inline uint64_t mw_hash_bytes(const char *s, size_t len)
 size_t mw_base64_encode(const uint8_t *in, size_t len, char *out);
 /* Decoded length of a standard base64 string, or -1 when it is not valid base64. */
 int mw_base64_decoded_len(const char *in, size_t len);
+
+/* 1 when the len bytes are valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF),
+ * as a text frame must be; 0 otherwise. */
+int mw_utf8_valid(const uint8_t *s, size_t len);
 
 #endif

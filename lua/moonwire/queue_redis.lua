@@ -17,7 +17,7 @@ local M = {}
 local GROUP = "moonwire"
 local MAX_LOST = 5 -- a job whose worker stopped this many times while running it is failed
 
-local P, TAG, redis
+local P, TAG, redis, TTL_MS
 
 -- KEYS: stream, delayed; ARGV: record, delay ms
 local SCRIPT_ADD = [[
@@ -33,12 +33,16 @@ return 1]]
 -- One poll: moves due delayed jobs into the stream, takes back entries of dead consumers and
 -- long-idle ones (putting them back into the stream, or failing those lost too often), reads up
 -- to ARGV[4] new entries for this consumer and measures the depth.
--- KEYS: stream, delayed, failed; ARGV: group, consumer, prefix, count, min idle ms, max lost
+-- A consumer is dead when its worker's alive marker is gone and it has not touched the stream
+-- for as long (a live worker whose marker lapsed in a Redis outage is still polling).
+-- KEYS: stream, delayed, failed; ARGV: group, consumer, prefix, count, min idle ms, max lost,
+-- dead idle ms
 -- Returns {depth, {id, record, id, record, ...} read, {record, ...} failed}
 local SCRIPT_POLL = [[
 local stream, delayed, failed = KEYS[1], KEYS[2], KEYS[3]
 local group, me, prefix = ARGV[1], ARGV[2], ARGV[3]
 local count, min_idle, max_lost = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local dead_idle = tonumber(ARGV[7])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for _, rec in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)) do
@@ -72,11 +76,12 @@ local function take_back(entries)
   end
 end
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
-  local name, pending = nil, 0
+  local name, pending, idle = nil, 0, 0
   for i = 1, #c, 2 do
-    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1] end
+    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1]
+    elseif c[i] == 'idle' then idle = c[i + 1] end
   end
-  if name and name ~= me and redis.call('EXISTS', prefix .. 'w:' .. name) == 0 then
+  if name and name ~= me and idle >= dead_idle and redis.call('EXISTS', prefix .. 'w:' .. name) == 0 then
     if pending > 0 then
       local ids = {}
       for _, p in ipairs(redis.call('XPENDING', stream, group, '-', '+', 100, name)) do ids[#ids + 1] = p[1] end
@@ -131,6 +136,7 @@ local function k_failed(name) return P .. "q:" .. name .. ":failed" end
 
 function M.init(config, tag, redis_binding)
   P, TAG, redis = config.redis.prefix, tag, redis_binding
+  TTL_MS = math.max(math.floor(config.cluster.heartbeat * 2000), 200) -- as cluster.lua's markers
   return M
 end
 
@@ -145,7 +151,7 @@ end
 -- min_idle_ms: entries idle longer belong to nobody alive.
 function M.claim(name, count, min_idle_ms)
   local r, err = redis:call("EVAL", SCRIPT_POLL, 3, k_stream(name), k_delayed(name), k_failed(name),
-    GROUP, TAG, P, count, string.format("%d", min_idle_ms), MAX_LOST)
+    GROUP, TAG, P, count, string.format("%d", min_idle_ms), MAX_LOST, TTL_MS)
   if not r then return nil, err end
   local records = {}
   local read = r[2] or {}

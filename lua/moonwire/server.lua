@@ -231,6 +231,9 @@ end
 function Server:sendRaw(clientId, data, isBinary)
   check_id(clientId, "sendRaw")
   if type(data) ~= "string" then error("sendRaw: payload must be a string, got " .. type(data), 2) end
+  if not isBinary and not core.utf8_valid(data) then
+    error("sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)", 2)
+  end
   return core.send(clientId, data, isBinary and true or false, self._ctx.local_only())
 end
 

@@ -233,3 +233,18 @@ def test_raw_mode_sends_no_json_of_its_own(server):
     first = ws.recv_frame(timeout=5)
     assert first.opcode == OP_CLOSE, f"raw mode got a frame it did not send: {first!r}"
     assert first.close_code == 4429
+
+
+def test_send_raw_refuses_invalid_utf8_text(server):
+    app = """return { raw = function(clientId, payload, isBinary)
+      local ws = require("moonwire").webSocketServer
+      if payload == "bad" then ws:sendRaw(clientId, "\\255\\254", false) end
+      ws:sendRaw(clientId, payload, isBinary)
+    end }
+    """
+    srv = server(app_lua=app)
+    ws = mwtest.RawWS(srv.port, read_connected=False)
+    ws.send_frame(OP_TEXT, b"bad")
+    ws.send_frame(OP_TEXT, b"fine")
+    assert ws.recv_message(timeout=5) == (OP_TEXT, b"fine")  # "bad" raised before its echo
+    assert srv.wait_log(lambda t: "sendRaw: a text payload must be valid UTF-8" in t, timeout=3), srv.log()

@@ -188,3 +188,18 @@ def test_sighup_reloads_every_worker(server, tmp_path):
         assert len(pids) == 2
     finally:
         redis.kill(signal.SIGKILL)
+
+
+def test_a_watched_folder_deleted_and_created_again_is_watched_again(server):
+    srv = start(server)
+    c = mwtest.RawWS(srv.port)
+    controllers = srv.app_dir / "controllers"
+    os.rename(controllers, srv.app_dir / "controllers.old")
+    controllers.mkdir()
+    for f in (srv.app_dir / "controllers.old").iterdir():
+        (controllers / f.name).write_text(f.read_text())
+    write(controllers / "live.lua", V.format(version="v2"))
+    assert wait_until(lambda: version_of(c) == "v2", timeout=2.0)
+    time.sleep(0.3)
+    write(controllers / "live.lua", V.format(version="v3"))  # seen only through the new watch
+    assert wait_until(lambda: version_of(c) == "v3", timeout=2.0), srv.log()
