@@ -856,6 +856,8 @@ static int admit(mw_conn *c, char *reason, size_t reason_size)
     mw_lvm_admit(w->lvm, c->http, c->remote, claims, sub_digits, token_error, tlen != 0, &adm);
     free(claims);
     snprintf(reason, reason_size, "%s", adm.reason);
+    if (adm.remote[0]) /* behind a trusted proxy: logs and getClient name the client, not the proxy */
+        snprintf(c->remote, sizeof(c->remote), "%s", adm.remote);
     if (adm.status == 101) {
         c->user_key = adm.user_key;
         c->token_expires_at_ms = adm.expires_ms;

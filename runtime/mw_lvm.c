@@ -337,19 +337,21 @@ void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, cons
         lua_pushstring(L, sub_digits);
     else
         lua_pushnil(L);
-    if (guarded_pcall(vm, 5, 4) != 0) {
+    if (guarded_pcall(vm, 5, 5) != 0) {
         log_runtime_error(L, "admit");
         return;
     }
-    out->status = (int)lua_tointeger(L, -4);
-    if (lua_isstring(L, -3))
-        snprintf(out->reason, sizeof(out->reason), "%s", lua_tostring(L, -3));
+    out->status = (int)lua_tointeger(L, -5);
+    if (lua_isstring(L, -4))
+        snprintf(out->reason, sizeof(out->reason), "%s", lua_tostring(L, -4));
     else
         out->reason[0] = '\0';
-    if (lua_isstring(L, -2))
-        out->user_key = strdup(lua_tostring(L, -2));
-    out->expires_ms = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
-    lua_pop(L, 4);
+    if (lua_isstring(L, -3))
+        out->user_key = strdup(lua_tostring(L, -3));
+    out->expires_ms = lua_isnumber(L, -2) ? lua_tonumber(L, -2) : 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+        snprintf(out->remote, sizeof(out->remote), "%s", lua_tostring(L, -1));
+    lua_pop(L, 5);
 }
 
 void mw_lvm_resume_begin(mw_lvm *vm, int co_ref)

@@ -37,6 +37,7 @@ typedef struct mw_admission {
     char reason[256];
     char *user_key;      /* malloc'd; NULL when anonymous */
     double expires_ms;   /* 0: no token expiry */
+    char remote[64];     /* the client's address from a trusted proxy's X-Forwarded-For, or "" */
 } mw_admission;
 
 /* Applies the admission policy (origin, token claims, events.onAuthenticate) in Lua.
