@@ -781,79 +781,22 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
         on_ws_bytes(c, rest, rest_len);
 }
 
-static int hexdigit(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/* The token from "?token=" (percent-decoded) or "Authorization: Bearer". Returns its length
- * in out (0: none) or -1 when it is larger than MW_JWT_MAX_TOKEN. */
-static long find_token(const mw_http_request *r, char *out, size_t cap)
-{
-    const char *path, *q;
-    size_t plen, qlen, hlen;
-    mw_http_url_parts(r, &path, &plen, &q, &qlen);
-    const char *end = q + qlen;
-    for (const char *p = q; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if (stop - p > 6 && memcmp(p, "token=", 6) == 0) { /* an empty one: try the header */
-            size_t n = 0;
-            for (const char *v = p + 6; v < stop; v++) {
-                char ch = *v;
-                if (ch == '%' && stop - v >= 3 && hexdigit(v[1]) >= 0 && hexdigit(v[2]) >= 0) {
-                    ch = (char)(hexdigit(v[1]) * 16 + hexdigit(v[2]));
-                    v += 2;
-                } else if (ch == '+') {
-                    ch = ' ';
-                }
-                if (n + 1 >= cap)
-                    return -1;
-                out[n++] = ch;
-            }
-            out[n] = '\0';
-            return (long)n;
-        }
-        p = stop + 1;
-    }
-    const char *h = mw_http_header_value(r, "Authorization", &hlen);
-    if (h && hlen > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
-        h += 7;
-        hlen -= 7;
-        while (hlen && (*h == ' ' || *h == '\t')) {
-            h++;
-            hlen--;
-        }
-        while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t'))
-            hlen--;
-        if (hlen + 1 > cap)
-            return -1;
-        memcpy(out, h, hlen);
-        out[hlen] = '\0';
-        return (long)hlen;
-    }
-    return 0;
-}
-
 /* Origin, token and events.onAuthenticate: 101 to go on, else the status to refuse with. */
 static int admit(mw_conn *c, char *reason, size_t reason_size)
 {
     mw_worker *w = c->w;
     char token[MW_JWT_MAX_TOKEN + 1];
-    long tlen = find_token(c->http, token, sizeof(token));
-    char *claims = NULL, sub_digits[32] = "";
+    long tlen = mw_http_find_token(c->http, token, sizeof(token));
+    char *claims = NULL;
     const char *token_error = NULL;
     if (tlen < 0)
         token_error = "token too large";
     else if (tlen > 0)
-        mw_jwt_verify(&w->jwt, token, (size_t)tlen, &claims, sub_digits, &token_error);
+        mw_jwt_verify(&w->jwt, token, (size_t)tlen, &claims, &token_error);
     if (tlen != 0)
         memset(token, 0, sizeof(token)); /* it is not needed any more */
     mw_admission adm;
-    mw_lvm_admit(w->lvm, c->http, c->remote, claims, sub_digits, token_error, tlen != 0, &adm);
+    mw_lvm_admit(w->lvm, c->http, c->remote, claims, token_error, tlen != 0, &adm);
     free(claims);
     snprintf(reason, reason_size, "%s", adm.reason);
     if (adm.remote[0]) /* behind a trusted proxy: logs and getClient name the client, not the proxy */
@@ -903,7 +846,10 @@ static void handle_request(mw_conn *c, const uint8_t *rest, size_t rest_len)
     }
     if (status != 101) {
         mw_metrics_add(w->m, MW_M_HANDSHAKES_REFUSED, 1);
-        if (mw_log_begin(MW_LOG_DEBUG, "upgrade refused")) {
+        /* auth and origin refusals are what an operator looks for ("why can't user X connect?");
+         * malformed upgrades stay at debug so a scanner cannot flood the log */
+        mw_log_level level = status == 401 || status == 403 ? MW_LOG_INFO : MW_LOG_DEBUG;
+        if (mw_log_begin(level, "upgrade refused")) {
             mw_log_int("status", status);
             mw_log_str("reason", reason);
             mw_log_str("remote", c->remote);

@@ -181,3 +181,58 @@ int mw_http_version_at_least_11(const mw_http_request *r)
 {
     return r->parser.http_major > 1 || (r->parser.http_major == 1 && r->parser.http_minor >= 1);
 }
+
+static int hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+long mw_http_find_token(const mw_http_request *r, char *out, size_t cap)
+{
+    const char *path, *q;
+    size_t plen, qlen, hlen;
+    mw_http_url_parts(r, &path, &plen, &q, &qlen);
+    const char *end = q + qlen;
+    for (const char *p = q; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if (stop - p > 6 && memcmp(p, "token=", 6) == 0) { /* an empty one: try the header */
+            size_t n = 0;
+            for (const char *v = p + 6; v < stop; v++) {
+                char ch = *v;
+                if (ch == '%' && stop - v >= 3 && hexdigit(v[1]) >= 0 && hexdigit(v[2]) >= 0) {
+                    ch = (char)(hexdigit(v[1]) * 16 + hexdigit(v[2]));
+                    v += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (n + 1 >= cap)
+                    return -1;
+                out[n++] = ch;
+            }
+            out[n] = '\0';
+            return (long)n;
+        }
+        p = stop + 1;
+    }
+    const char *h = mw_http_header_value(r, "Authorization", &hlen);
+    if (h && hlen > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
+        h += 7;
+        hlen -= 7;
+        while (hlen && (*h == ' ' || *h == '\t')) {
+            h++;
+            hlen--;
+        }
+        while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t'))
+            hlen--;
+        if (hlen + 1 > cap)
+            return -1;
+        memcpy(out, h, hlen);
+        out[hlen] = '\0';
+        return (long)hlen;
+    }
+    return 0;
+}

@@ -47,5 +47,9 @@ void mw_http_url_parts(const mw_http_request *r, const char **path, size_t *path
                        const char **query, size_t *query_len);
 int mw_http_method(const mw_http_request *r); /* llhttp_method_t */
 int mw_http_version_at_least_11(const mw_http_request *r);
+/* The token from "?token=" (percent-decoded; an empty one falls through) or else
+ * "Authorization: Bearer". Copies it NUL-terminated into out; returns its length (0: none) or
+ * -1 when it does not fit in cap bytes with its NUL. */
+long mw_http_find_token(const mw_http_request *r, char *out, size_t cap);
 
 #endif

@@ -74,11 +74,39 @@ void mw_jwt_free(mw_jwt_verifier *v)
     v->enabled = 0;
 }
 
+/* Why the token's top-level "sub" cannot name a user, or NULL when it can (or is absent).
+ * libjwt's integer getter answers 0 for a real, so every token with "sub": 1e16 would be user
+ * 0: the claim's own JSON text is classified instead. A number is accepted only as an integer
+ * a double holds exactly (|n| <= 2^53); the Lua side turns it into the userId. */
+static const char *sub_refusal(jwt_t *jwt)
+{
+    char *text = jwt_get_grants_json(jwt, "sub");
+    if (!text)
+        return NULL;
+    const char *why = NULL;
+    char c = text[0];
+    if (c == '"') {
+        why = NULL;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        if (strpbrk(text, ".eE")) { /* jansson prints every real with a '.' or an exponent */
+            why = "sub is a number that is not an integer";
+        } else {
+            errno = 0;
+            long long n = strtoll(text, NULL, 10);
+            if (errno == ERANGE || n > MW_JWT_MAX_EXACT_SUB || n < -MW_JWT_MAX_EXACT_SUB)
+                why = "sub is an integer beyond 2^53 (send it as a string)";
+        }
+    } else {
+        why = "sub must be a string or an integer";
+    }
+    free(text);
+    return why;
+}
+
 int mw_jwt_verify(const mw_jwt_verifier *v, const char *token, size_t len, char **claims_json,
-                  char sub_digits[32], const char **reason)
+                  const char **reason)
 {
     *claims_json = NULL;
-    sub_digits[0] = '\0';
     if (!v->enabled) {
         *reason = "a token was sent but no JWT secret or key is configured";
         return -1;
@@ -110,12 +138,12 @@ int mw_jwt_verify(const mw_jwt_verifier *v, const char *token, size_t len, char 
         *reason = "token algorithm does not match the configured one";
         return -1;
     }
-    *claims_json = jwt_get_grants_json(jwt, NULL);
-    errno = 0;
-    long sub = jwt_get_grant_int(jwt, "sub"); /* the top-level claim only */
-    if (errno == 0)
-        snprintf(sub_digits, 32, "%ld", sub);
+    *reason = sub_refusal(jwt);
+    if (!*reason)
+        *claims_json = jwt_get_grants_json(jwt, NULL);
     jwt_free(jwt);
+    if (*reason)
+        return -1;
     if (!*claims_json) {
         *reason = "token has no claims";
         return -1;

@@ -21,11 +21,15 @@ int mw_jwt_init(mw_jwt_verifier *v, const char *algorithm, const char *secret,
                 const char *public_key_file, char *err, size_t errlen);
 void mw_jwt_free(mw_jwt_verifier *v);
 
+/* Largest |sub| accepted as a JSON number: 2^53, the last integer every double holds exactly,
+ * so no two subjects can round to one userId. Larger ids must be strings. */
+#define MW_JWT_MAX_EXACT_SUB 9007199254740992LL
+
 /* Verifies token. Returns 0 with the claims as a malloc'd JSON object in *claims_json, or -1
- * with a static reason (never containing the token). */
-/* When "sub" is a JSON integer, sub_digits (32 bytes) gets its exact decimal digits, else "";
- * a double cannot carry 64-bit ids, the claims JSON decoded in Lua would round them. */
+ * with a static reason (never containing the token). A "sub" that is neither a string nor an
+ * integer of magnitude <= 2^53 (a real, a larger integer, a boolean, null, an array, an
+ * object) is refused: two different subjects must never share a userId. */
 int mw_jwt_verify(const mw_jwt_verifier *v, const char *token, size_t len, char **claims_json,
-                  char sub_digits[32], const char **reason);
+                  const char **reason);
 
 #endif

@@ -316,7 +316,7 @@ static void push_request(lua_State *L, const mw_http_request *r, const char *rem
 }
 
 void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, const char *claims_json,
-                  const char *sub_digits, const char *token_error, int has_token, mw_admission *out)
+                  const char *token_error, int has_token, mw_admission *out)
 {
     lua_State *L = vm->L;
     memset(out, 0, sizeof(*out));
@@ -333,11 +333,7 @@ void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, cons
     else
         lua_pushnil(L);
     lua_pushboolean(L, has_token);
-    if (sub_digits && *sub_digits)
-        lua_pushstring(L, sub_digits);
-    else
-        lua_pushnil(L);
-    if (guarded_pcall(vm, 5, 5) != 0) {
+    if (guarded_pcall(vm, 4, 5) != 0) {
         log_runtime_error(L, "admit");
         return;
     }

@@ -43,7 +43,7 @@ typedef struct mw_admission {
 /* Applies the admission policy (origin, token claims, events.onAuthenticate) in Lua.
  * claims_json is the verified token's claims (or NULL); token_error why it failed (or NULL). */
 void mw_lvm_admit(mw_lvm *vm, const struct mw_http_request *r, const char *remote,
-                  const char *claims_json, const char *sub_digits, const char *token_error,
+                  const char *claims_json, const char *token_error,
                   int has_token, mw_admission *out);
 void mw_lvm_on_started(mw_lvm *vm);
 /* Reloads the app's controllers, jobs and lib/ modules (and the changed runtime modules that

@@ -13,7 +13,7 @@ local MAX_EXACT = 9007199254740992 -- 2^53: integers a double holds exactly
 -- sub -> userId: a number when it is a canonical integer a double holds exactly, else the string.
 function M.user_id(sub)
   if type(sub) == "number" then
-    if sub == floor(sub) and sub > -MAX_EXACT and sub < MAX_EXACT then return sub end
+    if sub == floor(sub) and sub >= -MAX_EXACT and sub <= MAX_EXACT then return sub end
     return tostring(sub)
   end
   if type(sub) ~= "string" then return nil end
@@ -68,8 +68,9 @@ end
 
 -- Decides on one upgrade. request = {path, query, headers, remoteAddress, origin}.
 -- Returns status (101, 401, 403), reason, user ({userId, payload} or nil), expiry (ms or nil).
--- sub_digits: the exact digits of an integer sub (from libjwt), which a double may round.
-function M.admit(config, request, claims_json, token_error, has_token, now_ms, run_hook, sub_digits)
+-- A numeric sub reaches here only as an integer of magnitude <= 2^53 (runtime/mw_jwt.c refuses
+-- any other non-string sub), so it is exact as a double.
+function M.admit(config, request, claims_json, token_error, has_token, now_ms, run_hook)
   if not origin_allowed(config.allowedOrigins, request.origin) then
     return 403, "Origin not allowed"
   end
@@ -90,11 +91,7 @@ function M.admit(config, request, claims_json, token_error, has_token, now_ms, r
     if verdict == false or verdict == nil then return 401, "Authentication refused" end
     if type(verdict) == "string" then return 401, verdict end
   end
-  local sub = claims.sub
-  if type(sub) == "number" and sub_digits and not (sub > -MAX_EXACT and sub < MAX_EXACT) then
-    sub = sub_digits -- a 64-bit id: its exact digits, as a string
-  end
-  local user = { userId = M.user_id(sub), payload = claims }
+  local user = { userId = M.user_id(claims.sub), payload = claims }
   return 101, nil, user, (claims.exp + (auth.leeway or 0)) * 1000
 end
 

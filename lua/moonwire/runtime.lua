@@ -368,14 +368,14 @@ local function run_now(fn, ...)
 end
 
 -- Decides on an upgrade: returns status, reason, userKey, expiry ms (see moonwire.auth).
-function hooks.admit(request, claims_json, token_error, has_token, sub_digits)
+function hooks.admit(request, claims_json, token_error, has_token)
   local auth = require "moonwire.auth"
   -- behind a trusted proxy, the client's own address (config.trustedProxies)
   local forwarded = require("moonwire.proxy").client_address(state.config.trustedProxies,
     request.remoteAddress, request.headers["x-forwarded-for"])
   if forwarded then request.remoteAddress = forwarded end
   local status, reason, user, expires = auth.admit(state.config, request, claims_json, token_error,
-    has_token, core.now_ms(), run_now, sub_digits)
+    has_token, core.now_ms(), run_now)
   state.admitted_user = user
   return status, reason, user and auth.user_key(user.userId), expires, forwarded
 end
