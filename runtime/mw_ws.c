@@ -7,6 +7,8 @@
 #include <string.h>
 #include <wslay/wslay.h>
 
+#include "mw_util.h"
+
 struct mw_ws {
     wslay_event_context_ptr ctx;
     const mw_ws_handler *handler;
@@ -22,6 +24,11 @@ struct mw_ws {
     size_t hdr_len;
     uint64_t skip;     /* payload bytes of the current frame still to pass */
     uint64_t msg_len;  /* declared length of the data message so far */
+    /* the peer's close payload, unmasked: wslay skips the first two bytes of every chunk of
+     * it when checking the reason's UTF-8, so a close split across reads passes unchecked */
+    uint8_t close_buf[125], close_mask[4];
+    size_t close_off;
+    int in_close;
     int close_queued;
     int broken;  /* a protocol error wslay could only report as a failure: we sent 1002 */
     int failed;  /* nothing more can be written: drop the connection */
@@ -97,7 +104,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             ws->handler->on_pong(ws->owner);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         ws->close_queued = 1; /* wslay queued the echo of the peer's close */
-        if (arg->msg_length > 2) { /* wslay checked it is valid UTF-8 */
+        if (arg->msg_length > 2) { /* valid UTF-8: checked in track_frames */
             size_t n = arg->msg_length - 2 < sizeof(ws->close_reason) - 1 ? arg->msg_length - 2
                                                                         : sizeof(ws->close_reason) - 1;
             memcpy(ws->close_reason, arg->msg + 2, n);
@@ -138,7 +145,8 @@ void mw_ws_free(mw_ws *ws)
 
 /* Follows frame boundaries in data. Returns the offset just past the first frame header that
  * must be refused, setting *refuse_code (1009: the declared length takes the message over the
- * limit; 1002: a malformed header), or len when there is none. */
+ * limit; 1002: a malformed header; 1007: a close reason that is not UTF-8, and then the offset
+ * is that of the frame's last byte), or len when there is none. */
 static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refuse_code)
 {
     *refuse_code = 0;
@@ -146,8 +154,17 @@ static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refu
     while (i < len) {
         if (ws->skip > 0) {
             uint64_t n = len - i < ws->skip ? len - i : ws->skip;
+            for (uint64_t k = 0; ws->in_close && k < n; k++, ws->close_off++)
+                ws->close_buf[ws->close_off] = data[i + k] ^ ws->close_mask[ws->close_off & 3];
             ws->skip -= n;
             i += (size_t)n;
+            if (ws->in_close && ws->skip == 0) {
+                ws->in_close = 0;
+                if (!mw_utf8_valid(ws->close_buf + 2, ws->close_off - 2)) {
+                    *refuse_code = 1007;
+                    return i - 1; /* wslay never sees the end of this frame */
+                }
+            }
             continue;
         }
         ws->hdr[ws->hdr_len++] = data[i++];
@@ -172,6 +189,11 @@ static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refu
             (opcode >= 8 && (!fin || payload > 125)) || (opcode == 8 && payload == 1)) {
             *refuse_code = 1002;
             return i;
+        }
+        if (opcode == 8 && payload > 2 && (ws->hdr[1] & 0x80)) {
+            ws->in_close = 1;
+            ws->close_off = 0;
+            memcpy(ws->close_mask, ws->hdr + need - 4, 4);
         }
         if (opcode == 1 || opcode == 2)
             ws->msg_len = payload;
@@ -218,7 +240,9 @@ int mw_ws_feed(mw_ws *ws, const uint8_t *data, size_t len)
         if (!wslay_event_get_close_sent(ws->ctx))
             rv = ws->handler->on_output(ws->owner, close_1002, sizeof(close_1002)) == 0 ? 0 : -1;
     } else if (refuse_code && wslay_event_get_read_enabled(ws->ctx)) {
-        refuse(ws, (uint16_t)refuse_code, refuse_code == 1009 ? "Message too big" : "Protocol error");
+        refuse(ws, (uint16_t)refuse_code, refuse_code == 1009   ? "Message too big"
+                                          : refuse_code == 1007 ? "Invalid UTF-8 in the close reason"
+                                                                : "Protocol error");
     }
     if (!wslay_event_get_read_enabled(ws->ctx))
         ws->close_queued = 1;
@@ -260,6 +284,10 @@ void mw_ws_close(mw_ws *ws, uint16_t code, const char *reason)
         while (rlen > 0 && ((unsigned char)reason[rlen] & 0xc0) == 0x80)
             rlen--;
     }
+    /* the reason must be UTF-8 (RFC 6455 5.5.1) or the peer fails the connection (1007) and
+     * never sees the code; a Lua string or the bus's byte-cut copy may not be: keep the valid prefix */
+    while (rlen > 0 && !mw_utf8_valid((const uint8_t *)reason, rlen))
+        rlen--;
     wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rlen);
     ws->close_queued = 1;
 }
