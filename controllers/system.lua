@@ -1,4 +1,4 @@
--- controllers/system.lua: the built-in `system` message type (DESIGN.md section 4): rooms
+-- controllers/system.lua: the built-in `system` message type (docs/reference.md section 5): rooms
 -- and ping. The reply shapes are those of the seed framework, kept for its browser clients.
 local core = require "moonwire.core"
 

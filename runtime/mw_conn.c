@@ -900,11 +900,13 @@ static void handshake_timeout_cb(uv_timer_t *t)
         respond_error(c, 408, "The request head did not arrive in time", NULL);
 }
 
-void mw_conn_accept(mw_worker *w, uv_stream_t *server)
+void mw_conn_accept(mw_worker *w, int fd)
 {
     mw_conn *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        close(fd);
         return;
+    }
     c->w = w;
     c->state = MW_CONN_HTTP;
     uv_tcp_init(&w->loop, &c->tcp);
@@ -915,7 +917,8 @@ void mw_conn_accept(mw_worker *w, uv_stream_t *server)
     if (w->conns)
         w->conns->tcp_prev = c;
     w->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd); /* not the handle's: uv_close will not close it */
         c->state = MW_CONN_CLOSED;
         uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
         return;

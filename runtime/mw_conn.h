@@ -79,8 +79,8 @@ typedef struct mw_conn {
     int registered;
 } mw_conn;
 
-/* Accepts a pending connection on the worker's listener. */
-void mw_conn_accept(struct mw_worker *w, uv_stream_t *server);
+/* Starts serving an accepted socket (non-blocking), which it owns from now on (see mw_accept). */
+void mw_conn_accept(struct mw_worker *w, int fd);
 /* Queues a frame for the client, taking a new reference. Returns 0, or -1 when the client can
  * take no more data (closing), in which case no reference is taken. */
 int mw_conn_send(mw_conn *c, mw_frame *f);

@@ -48,6 +48,13 @@ mw_db *mw_db_open(uv_loop_t *loop, const char *url, char *err, size_t errlen)
     return db;
 }
 
+int mw_db_probe(const char *url, char *err, size_t errlen)
+{
+    if (strncmp(url, "sqlite:", 7) != 0 || strcmp(url + 7, ":memory:") == 0)
+        return 0;
+    return mw_db_sqlite_probe(url + 7, err, errlen);
+}
+
 const char *mw_db_backend(const mw_db *db) { return db->ops->name; }
 
 unsigned mw_db_session_open(mw_db *db) { return db->ops->session_open(db->impl); }

@@ -44,6 +44,10 @@ typedef struct mw_db mw_db;
  * a message in err for a URL that cannot work (unknown scheme, malformed URI). */
 mw_db *mw_db_open(uv_loop_t *loop, const char *url, char *err, size_t errlen);
 
+/* Checks once, before any worker starts, that an SQLite database (not :memory:) can be
+ * created and written; other URLs pass (PostgreSQL reconnects on its own). 0, or -1 with err. */
+int mw_db_probe(const char *url, char *err, size_t errlen);
+
 /* "sqlite" or "postgres". */
 const char *mw_db_backend(const mw_db *db);
 

@@ -251,6 +251,29 @@ static void start_next(mw_db_sqlite *db)
     }
 }
 
+int mw_db_sqlite_probe(const char *path, char *err, size_t errlen)
+{
+    mw_db_sqlite *probe = mw_db_sqlite_open(NULL, path); /* only path and conn are used */
+    if (!probe) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = SQLITE_CANTOPEN;
+    if (open_conn(probe, err, errlen) == 0) {
+        /* SQLite opens a file it may not write read-only without a word; BEGIN IMMEDIATE takes
+         * the write lock, which in WAL mode also needs the -wal and -shm files next to it */
+        rc = sqlite3_db_readonly(probe->conn, "main") == 1
+                 ? SQLITE_READONLY
+                 : sqlite3_exec(probe->conn, "BEGIN IMMEDIATE; ROLLBACK;", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            snprintf(err, errlen, "cannot write the database %.300s: %s", path,
+                     rc == SQLITE_READONLY ? "it is read-only" : sqlite3_errmsg(probe->conn));
+        sqlite3_close(probe->conn);
+    }
+    free(probe);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 mw_db_sqlite *mw_db_sqlite_open(uv_loop_t *loop, const char *path)
 {
     mw_db_sqlite *db = calloc(1, sizeof(*db));

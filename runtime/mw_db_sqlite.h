@@ -14,6 +14,10 @@ typedef struct mw_db_sqlite mw_db_sqlite;
 /* path: a file (its folder is created) or ":memory:"; opened by the first statement. */
 mw_db_sqlite *mw_db_sqlite_open(uv_loop_t *loop, const char *path);
 
+/* Opens path (creating its folder and the file) and takes and drops the write lock, so
+ * `serve` can refuse to start with a database it cannot write. Returns 0, or -1 with err set. */
+int mw_db_sqlite_probe(const char *path, char *err, size_t errlen);
+
 extern const mw_db_ops mw_db_sqlite_ops;
 
 #endif

@@ -1,8 +1,8 @@
 /* mw_lguard: the Lua memory cap (a counting allocator) and the handler time watchdog (a thread
  * that sets a count hook, and kills the worker when even that cannot stop the code). The hook
- * and the allocator run on the loop thread; the watchdog only reads the entry counters and
- * calls lua_sethook, which Lua allows from another thread or a signal handler (lua.c does the
- * same for Ctrl-C). */
+ * and the allocator run on the loop thread; the watchdog only reads the entry counters and the
+ * handler sites, and calls lua_sethook, which Lua allows from another thread or a signal
+ * handler (lua.c does the same for Ctrl-C). */
 #include "mw_lguard.h"
 
 #include <lauxlib.h>
@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -25,6 +27,17 @@
  * handles the error (the error frame, the log line) may use it until Lua returns to C. */
 #define MEMORY_RESERVE (8u << 20)
 #define MAX_GCS_PER_ENTRY 3
+/* Handlers run inside one another (a handler's send fires an event handler): the innermost few
+ * are kept, deeper ones are only counted. */
+#define SITE_SLOTS 4
+
+/* A handler the loop thread runs: what names it in logs ("chat:send", "timer", "job mail")
+ * and where its function is defined. Fixed buffers: the watchdog copies them without a lock. */
+typedef struct {
+    char label[96];
+    char source[160];
+    int line;
+} site;
 
 struct mw_lguard {
     lua_Alloc inner; /* LuaJIT's own allocator, which this one wraps (it is faster than malloc) */
@@ -45,6 +58,13 @@ struct mw_lguard {
     uv_thread_t thread;
     clockid_t cpu_clock; /* the loop thread's CPU clock */
     size_t gc_base;      /* what a full collection left: the next one waits for real growth */
+    /* The handlers being run, innermost last: written by the loop thread between two
+     * increments of site_seq, read by the watchdog, which retries while the count is odd or
+     * moved (a seqlock: the writer never waits, which matters since it writes per message). */
+    site sites[SITE_SLOTS];
+    int n_sites; /* may exceed SITE_SLOTS */
+    unsigned site_seq;
+    const size_t *clients; /* the worker's client count; NULL for none */
 };
 
 /* The hook has no user data: one guard per worker process. */
@@ -61,6 +81,15 @@ mw_lguard *mw_lguard_new(size_t memory_cap, double timeout)
 }
 
 static void memory_hook(lua_State *L, lua_Debug *ar);
+
+/* The seqlock's writer side (loop thread only): site_seq is odd while the sites change. */
+static void site_write_begin(mw_lguard *g)
+{
+    __atomic_store_n(&g->site_seq, g->site_seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void site_write_end(mw_lguard *g) { __atomic_store_n(&g->site_seq, g->site_seq + 1, __ATOMIC_RELEASE); }
 
 void *mw_lguard_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -143,6 +172,54 @@ static uint64_t loop_cpu_ns(const mw_lguard *g)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Copies the innermost handler site the loop thread published; 0, or -1 when none is known
+ * (Lua runs the runtime's own code, or the writer kept moving). Watchdog thread. */
+static int read_site(mw_lguard *g, site *out, int *depth)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned before = __atomic_load_n(&g->site_seq, __ATOMIC_ACQUIRE);
+        if (before & 1) {
+            uv_sleep(1);
+            continue;
+        }
+        int n = __atomic_load_n(&g->n_sites, __ATOMIC_RELAXED);
+        if (n > 0)
+            memcpy(out, &g->sites[(n < SITE_SLOTS ? n : SITE_SLOTS) - 1], sizeof(*out));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&g->site_seq, __ATOMIC_RELAXED) != before)
+            continue;
+        out->label[sizeof(out->label) - 1] = out->source[sizeof(out->source) - 1] = '\0';
+        *depth = n;
+        return n > 0 ? 0 : -1;
+    }
+    return -1;
+}
+
+/* The line that says why the worker is replaced, which handler did it (route, the file:line
+ * its function is defined at) and how many clients it drops. Watchdog thread; the loop thread
+ * is stuck in Lua, so the logger's buffer is not in use. */
+static void log_replacement(mw_lguard *g, const char *why)
+{
+    site s;
+    int depth = 0;
+    int known = read_site(g, &s, &depth) == 0;
+    if (!mw_log_begin(MW_LOG_ERROR, why))
+        return;
+    if (known) {
+        char where[sizeof(s.source) + 16];
+        snprintf(where, sizeof(where), "%s:%d", s.source, s.line);
+        mw_log_str("route", s.label);
+        mw_log_str("where", where);
+        if (depth > SITE_SLOTS) /* the one running is nested deeper than the slots kept */
+            mw_log_int("nestedDeeper", depth - SITE_SLOTS);
+    } else {
+        mw_log_str("route", "(the runtime's own code, no handler)");
+    }
+    if (g->clients)
+        mw_log_int("clientsDropped", (int64_t)__atomic_load_n(g->clients, __ATOMIC_RELAXED));
+    mw_log_end();
+}
+
 static void watchdog(void *arg)
 {
     mw_lguard *g = arg;
@@ -167,17 +244,20 @@ static void watchdog(void *arg)
         uint64_t ran = cpu - seq_cpu;
         uint64_t waited = now - __atomic_load_n(&g->entered_ns, __ATOMIC_ACQUIRE);
         if (ran > timeout_ns + grace_ns || waited > blocked_ns) {
+            char why[512];
             if (ran > timeout_ns + grace_ns)
-                mw_logf(MW_LOG_ERROR,
-                        "a handler is still running %.1f s after limits.handlerTimeout (%g s): a loop compiled by "
-                        "LuaJIT, or code that catches the timeout error, cannot be interrupted, so this worker is "
-                        "replaced; its clients reconnect",
-                        (double)(ran - timeout_ns) / 1e9, g->timeout);
+                snprintf(why, sizeof(why),
+                         "a handler is still running %.1f s after limits.handlerTimeout (%g s): a loop compiled by "
+                         "LuaJIT, or code that catches the timeout error, cannot be interrupted, so this worker is "
+                         "replaced; its clients reconnect (--dev runs the app's code without the JIT, where the "
+                         "time limit stops such a loop)",
+                         (double)(ran - timeout_ns) / 1e9, g->timeout);
             else
-                mw_logf(MW_LOG_ERROR,
-                        "a handler has not returned for %.0f s (blocked in a C call?), so this worker is replaced; "
-                        "its clients reconnect",
-                        (double)waited / 1e9);
+                snprintf(why, sizeof(why),
+                         "a handler has not returned for %.0f s (blocked in a C call?), so this worker is replaced; "
+                         "its clients reconnect",
+                         (double)waited / 1e9);
+            log_replacement(g, why);
             kill(getpid(), SIGKILL);
             return;
         }
@@ -223,6 +303,11 @@ void mw_lguard_leave(mw_lguard *g)
     if (__atomic_sub_fetch(&g->depth, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     lua_sethook(g->L, NULL, 0, 0);
+    if (g->n_sites) { /* a handler that yielded or raised never popped its site */
+        site_write_begin(g);
+        __atomic_store_n(&g->n_sites, 0, __ATOMIC_RELAXED);
+        site_write_end(g);
+    }
     if (!g->cap)
         return;
     /* LuaJIT has no emergency collection when an allocation fails (memory_hook makes one), and
@@ -245,6 +330,68 @@ void mw_lguard_leave(mw_lguard *g)
 }
 
 size_t mw_lguard_used(const mw_lguard *g) { return g ? g->used : 0; }
+
+void mw_lguard_watch_clients(mw_lguard *g, const size_t *count)
+{
+    if (g)
+        g->clients = count;
+}
+
+/* core.site_push(label, source, line): the loop thread starts or resumes the handler so named
+ * (runtime.lua calls it once per message, so it copies and nothing more). */
+static int l_site_push(lua_State *L)
+{
+    mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
+    size_t llen, slen;
+    const char *label = luaL_checklstring(L, 1, &llen);
+    const char *source = luaL_optlstring(L, 2, "?", &slen);
+    int line = (int)luaL_optinteger(L, 3, 0);
+    int n = g->n_sites;
+    site_write_begin(g);
+    if (n < SITE_SLOTS) {
+        site *s = &g->sites[n];
+        if (llen >= sizeof(s->label))
+            llen = sizeof(s->label) - 1;
+        memcpy(s->label, label, llen);
+        s->label[llen] = '\0';
+        if (slen >= sizeof(s->source)) { /* keep the end of a long path: the file name */
+            source += slen - (sizeof(s->source) - 4);
+            slen = sizeof(s->source) - 4;
+            memcpy(s->source, "...", 3);
+            memcpy(s->source + 3, source, slen);
+            s->source[slen + 3] = '\0';
+        } else {
+            memcpy(s->source, source, slen);
+            s->source[slen] = '\0';
+        }
+        s->line = line;
+    }
+    __atomic_store_n(&g->n_sites, n + 1, __ATOMIC_RELAXED);
+    site_write_end(g);
+    return 0;
+}
+
+/* core.site_pop(): the handler site_push named returned or yielded. */
+static int l_site_pop(lua_State *L)
+{
+    mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
+    if (g->n_sites > 0) {
+        site_write_begin(g);
+        __atomic_store_n(&g->n_sites, g->n_sites - 1, __ATOMIC_RELAXED);
+        site_write_end(g);
+    }
+    return 0;
+}
+
+void mw_lguard_inject(mw_lguard *g, lua_State *L)
+{
+    lua_pushlightuserdata(L, g);
+    lua_pushcclosure(L, l_site_push, 1);
+    lua_setfield(L, -2, "site_push");
+    lua_pushlightuserdata(L, g);
+    lua_pushcclosure(L, l_site_pop, 1);
+    lua_setfield(L, -2, "site_pop");
+}
 
 void mw_lguard_stop(mw_lguard *g)
 {

@@ -8,7 +8,10 @@
  *   hook fires in the interpreter only, so a loop LuaJIT compiled to machine code ignores it:
  *   if the entry still runs after a grace period, the watchdog logs why and kills the worker,
  *   and the supervisor replaces it (its clients reconnect). Time spent waiting on I/O is not
- *   Lua time: a coroutine that yields leaves Lua. */
+ *   Lua time: a coroutine that yields leaves Lua.
+ * - Sites: runtime.lua names the handler it starts or resumes (route label, file:line of the
+ *   function) through core.site_push/site_pop, so that the watchdog's log line says which
+ *   handler cost the worker, and how many clients go with it. */
 #ifndef MW_LGUARD_H
 #define MW_LGUARD_H
 
@@ -31,6 +34,12 @@ int mw_lguard_start(mw_lguard *g, struct lua_State *L);
 void mw_lguard_enter(mw_lguard *g);
 void mw_lguard_leave(mw_lguard *g);
 size_t mw_lguard_used(const mw_lguard *g);
+/* Adds core.site_push(label, source, line) and core.site_pop() to the table on top of the
+ * stack. [-0, +0] */
+void mw_lguard_inject(mw_lguard *g, struct lua_State *L);
+/* The worker's client count, read by the watchdog when it replaces the worker (it is stable
+ * then: the loop thread is stuck in Lua). */
+void mw_lguard_watch_clients(mw_lguard *g, const size_t *count);
 /* Stops the watchdog; the state must be closed before (the allocator still uses the guard). */
 void mw_lguard_stop(mw_lguard *g);
 void mw_lguard_free(mw_lguard *g);

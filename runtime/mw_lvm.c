@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mw_http.h"
 #include "mw_lapi.h"
@@ -27,10 +28,13 @@ struct mw_lvm {
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
 
-/* core.list_dir(path) -> sorted array of the *.lua file names in path ({} when absent). */
+/* core.list_dir(path [, folders]) -> sorted array of the *.lua file names in path, or with
+ * folders true the names of its subfolders (for `check` walking lib/); {} when absent.
+ * Names starting with a dot are skipped. */
 static int l_list_dir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    int folders = lua_toboolean(L, 2);
     DIR *d = opendir(path);
     lua_newtable(L);
     if (!d)
@@ -39,7 +43,21 @@ static int l_list_dir(lua_State *L)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0 && e->d_name[0] != '.') {
+        if (e->d_name[0] == '.')
+            continue;
+        int wanted;
+        if (folders) {
+            /* d_type is DT_UNKNOWN on some file systems: stat then (it also follows symlinks) */
+            struct stat st;
+            char full[4096];
+            snprintf(full, sizeof(full), "%s/%s", path, e->d_name);
+            wanted = e->d_type == DT_DIR ||
+                     ((e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) && stat(full, &st) == 0 &&
+                      S_ISDIR(st.st_mode));
+        } else {
+            wanted = len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0;
+        }
+        if (wanted) {
             lua_pushstring(L, e->d_name);
             lua_rawseti(L, -2, ++n);
         }
@@ -83,6 +101,8 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard
     lua_pushcfunction(L, l_list_dir);
     lua_setfield(L, -2, "list_dir");
     mw_lapi_log_inject(L);
+    if (guard)
+        mw_lguard_inject(guard, L);
     if (w) {
         mw_lapi_server_inject(L, w);
         mw_lapi_redis_inject(L, w);
@@ -141,6 +161,8 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     }
     vm->w = w;
     vm->guard = mw_lguard_new(cfg->limits.lua_memory, cfg->limits.handler_timeout);
+    if (vm->guard && w) /* for the watchdog's line: how many clients a replacement drops */
+        mw_lguard_watch_clients(vm->guard, &w->clients.count);
     vm->L = vm->guard ? new_state(cfg, w, vm->guard, err, errlen) : NULL;
     if (!vm->L) {
         if (!vm->guard)

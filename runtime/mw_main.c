@@ -10,17 +10,22 @@
 #include <sys/stat.h>
 
 #include "mw_config.h"
+#include "mw_db.h"
+#include "mw_jwt.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_metrics.h"
+#include "mw_redis.h"
 #include "mw_supervisor.h"
+#include "mw_version.h"
 
 static const char usage_main[] =
     "moonwire " MW_VERSION " - WebSocket application server with Lua controllers\n"
     "\n"
     "Usage:\n"
     "  moonwire [serve] [APP_DIR] [options]   start the server for the app in APP_DIR (default .)\n"
-    "  moonwire check [APP_DIR]               compile app.lua and every controller and job; exit 1 on error\n"
+    "  moonwire check [APP_DIR]               check app.lua, every controller, job and lib/ module;\n"
+    "                                         exit 1 listing every error\n"
     "  moonwire version                       print the version and the library versions\n"
     "\n"
     "Run 'moonwire serve --help' for the server options.\n";
@@ -51,14 +56,16 @@ static const char usage_serve[] =
 static const char usage_check[] =
     "Usage: moonwire check [APP_DIR]\n"
     "\n"
-    "Loads APP_DIR/app.lua (default: the current folder) and compiles every controller in\n"
-    "controllers/ and job in jobs/. Prints 'file:line: message' for each error and exits 1;\n"
-    "exits 0 when everything compiles.\n";
+    "Loads APP_DIR/app.lua (default: the current folder) with the MOONWIRE_* environment\n"
+    "variables, as serve would, and lists every config error. Loads every controller in\n"
+    "controllers/ and job in jobs/, and compiles every module under lib/. Prints\n"
+    "'file:line: message' for each error and exits 1; exits 0 when everything compiles.\n";
 
 static const char usage_version[] =
     "Usage: moonwire version\n"
     "\n"
-    "Prints the moonwire version.\n";
+    "Prints the moonwire version, then one line per library it uses: libuv, LuaJIT, wslay,\n"
+    "llhttp, hiredis, libjwt, SQLite, libpq and OpenSSL (paste it into bug reports).\n";
 
 typedef struct flag_def {
     const char *flag;
@@ -87,6 +94,17 @@ static int fail_usage(const char *msg, const char *arg, const char *usage)
     return 2;
 }
 
+/* The MOONWIRE_* variables as overrides. `check` reads them too, so it judges the config
+ * `serve` would run (auth.required is fine when MOONWIRE_JWT_SECRET is set). */
+static void add_env_overrides(mw_config *cfg)
+{
+    for (size_t f = 0; f < N_FLAGS; f++) {
+        const char *v = getenv(flags[f].env);
+        if (v && *v)
+            mw_config_add_override(cfg, flags[f].key, v, flags[f].env);
+    }
+}
+
 /* Parses argv after the command into cfg: APP_DIR and overrides. Returns -1 (printed) on error,
  * 1 when help was printed, 0 to go on. */
 static int parse_args(int argc, char **argv, mw_config *cfg, const char *usage, int allow_flags,
@@ -94,13 +112,8 @@ static int parse_args(int argc, char **argv, mw_config *cfg, const char *usage, 
 {
     *app_dir = NULL;
     /* environment first: flags replace these overrides below */
-    if (allow_flags) {
-        for (size_t f = 0; f < N_FLAGS; f++) {
-            const char *v = getenv(flags[f].env);
-            if (v && *v)
-                mw_config_add_override(cfg, flags[f].key, v, flags[f].env);
-        }
-    }
+    if (allow_flags)
+        add_env_overrides(cfg);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -147,6 +160,28 @@ static int parse_args(int argc, char **argv, mw_config *cfg, const char *usage, 
     return 0;
 }
 
+/* The settings each worker would otherwise refuse on its own (the JWT algorithm and key file,
+ * the Redis URL): checked once here, so a config error stops start-up (and `check` reports
+ * it) instead of the supervisor restarting workers that can never start. */
+static int check_auth_and_redis(const mw_config *cfg)
+{
+    char err[1024];
+    int bad = 0;
+    mw_jwt_verifier jwt;
+    if (mw_jwt_init(&jwt, cfg->auth_algorithm, cfg->auth_secret, cfg->auth_public_key_file, err,
+                    sizeof(err)) != 0) {
+        fprintf(stderr, "moonwire: %s\n", err);
+        bad = 1;
+    } else {
+        mw_jwt_free(&jwt);
+    }
+    if (cfg->redis_url[0] && mw_redis_check_url(cfg->redis_url, err, sizeof(err)) != 0) {
+        fprintf(stderr, "moonwire: config error: redis.url: %s\n", err);
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
 static int prepare(mw_config *cfg, const char *app_dir)
 {
     struct stat st;
@@ -169,10 +204,36 @@ static int prepare(mw_config *cfg, const char *app_dir)
     }
     char err[4096];
     if (mw_config_load(cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "moonwire: %s\n", err);
+        /* config.lua lists every config error, one per line: prefix each one */
+        for (char *line = err, *next; line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            fprintf(stderr, "moonwire: %s\n", line);
+        }
         return -1;
     }
-    return 0;
+    return check_auth_and_redis(cfg);
+}
+
+/* A database that cannot be written fails once, here, with the way out: otherwise every
+ * worker's queue poller would log "unable to open database file" five times a second. */
+static int check_database(const mw_config *cfg)
+{
+    char err[1024];
+    if (mw_db_probe(cfg->database_url, err, sizeof(err)) == 0)
+        return 0;
+    char default_url[sizeof(cfg->app_dir) + 32];
+    snprintf(default_url, sizeof(default_url), "sqlite:%s/data/app.db", cfg->app_dir);
+    fprintf(stderr, "moonwire: %s\n", err);
+    if (strcmp(cfg->database_url, default_url) == 0)
+        fprintf(stderr, "moonwire: that is where an app's data goes by default: moonwire must be "
+                        "able to create and write the folder %s/data.\n", cfg->app_dir);
+    fprintf(stderr, "moonwire: make the database's folder writable, or start with --database "
+                    "sqlite::memory: (kept in memory, lost at exit) or --database "
+                    "sqlite:/a/writable/folder/app.db (or set MOONWIRE_DATABASE_URL, or database.url "
+                    "in app.lua).\n");
+    return -1;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -191,6 +252,8 @@ static int cmd_serve(int argc, char **argv)
                         "or run with --workers 1.\n", cfg.workers);
         return 1;
     }
+    if (check_database(&cfg) != 0)
+        return 1;
     if (cfg.workers > MW_METRICS_MAX_WORKERS) {
         fprintf(stderr, "moonwire: config error: workers must be at most %d, got %d\n",
                 MW_METRICS_MAX_WORKERS, cfg.workers);
@@ -217,6 +280,7 @@ static int cmd_check(int argc, char **argv)
     int rv = parse_args(argc, argv, &cfg, usage_check, 0, &app_dir);
     if (rv != 0)
         return rv > 0 ? 0 : 2;
+    add_env_overrides(&cfg);
     if (prepare(&cfg, app_dir) != 0)
         return 1;
     return mw_lvm_check(&cfg, 0);
@@ -230,7 +294,9 @@ static int cmd_version(int argc, char **argv)
             return 0;
         }
     }
-    printf("moonwire %s\n", MW_VERSION);
+    char libs[1024];
+    mw_version_libraries(libs, sizeof(libs), "\n");
+    printf("moonwire %s\n%s\n", MW_VERSION, libs);
     return 0;
 }
 

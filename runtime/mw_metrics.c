@@ -36,6 +36,9 @@ static const struct {
     { "moonwire_jobs_completed_total", "counter", "Jobs whose processor returned." },
     { "moonwire_jobs_failed_total", "counter", "Jobs that failed their last attempt." },
     { "moonwire_jobs_retried_total", "counter", "Failed job attempts scheduled to run again." },
+    { "moonwire_connections_refused_total", "counter",
+      "New connections answered 503 and closed at once, by reason (max_connections, open_files)." },
+    { NULL, NULL, NULL }, /* MW_M_REFUSED_FDS: a label of the line above */
 };
 
 static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {
@@ -166,8 +169,8 @@ size_t mw_metrics_render(const mw_metrics *m, char **out)
         return 0;
     sb.buf[0] = '\0';
     for (int k = 0; k < MW_M_COUNT; k++) {
-        if (k == MW_M_DISCONNECTS)
-            continue; /* rendered below with a code label */
+        if (k == MW_M_DISCONNECTS || k == MW_M_REFUSED_LIMIT || k == MW_M_REFUSED_FDS)
+            continue; /* rendered below with a code or reason label */
         sb_printf(&sb, "# HELP %s %s\n# TYPE %s %s\n", metric_info[k].name, metric_info[k].help,
                   metric_info[k].name, metric_info[k].type);
         for (int w = 0; w < m->workers; w++)
@@ -186,6 +189,14 @@ size_t mw_metrics_render(const mw_metrics *m, char **out)
             else
                 sb_printf(&sb, "%s{worker=\"%d\",code=\"other\"} %llu\n", d, w, (unsigned long long)v);
         }
+    }
+    const char *r = metric_info[MW_M_REFUSED_LIMIT].name; /* labelled by reason */
+    sb_printf(&sb, "# HELP %s %s\n# TYPE %s counter\n", r, metric_info[MW_M_REFUSED_LIMIT].help, r);
+    for (int w = 0; w < m->workers; w++) {
+        sb_printf(&sb, "%s{worker=\"%d\",reason=\"max_connections\"} %llu\n", r, w,
+                  (unsigned long long)load(&m->slots[w].values[MW_M_REFUSED_LIMIT]));
+        sb_printf(&sb, "%s{worker=\"%d\",reason=\"open_files\"} %llu\n", r, w,
+                  (unsigned long long)load(&m->slots[w].values[MW_M_REFUSED_FDS]));
     }
     render_histogram(&sb, m, "moonwire_handler_duration_seconds", "Time spent running controller handlers.",
                      offsetof(mw_metrics_slot, handler));

@@ -39,6 +39,8 @@ typedef enum {
     MW_M_JOBS_COMPLETED,
     MW_M_JOBS_FAILED,
     MW_M_JOBS_RETRIED,
+    MW_M_REFUSED_LIMIT,       /* rendered as one family with a reason label */
+    MW_M_REFUSED_FDS,
     MW_M_COUNT
 } mw_metric;
 

@@ -494,6 +494,19 @@ static void reconnect_with(mw_redis *r, const char *err)
 
 void mw_redis_reconnect(mw_redis *r) { reconnect_with(r, err_closed); }
 
+int mw_redis_check_url(const char *url, char *err, size_t errlen)
+{
+    mw_redis *scratch = calloc(1, sizeof(*scratch));
+    if (!scratch) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rv = parse_url(scratch, url, err, errlen);
+    memset(scratch, 0, sizeof(*scratch)); /* it held the password */
+    free(scratch);
+    return rv;
+}
+
 mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err, size_t errlen)
 {
     mw_redis *r = calloc(1, sizeof(*r));

@@ -33,6 +33,9 @@ typedef struct mw_redis_options {
 mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err, size_t errlen);
 /* Disconnects; pending commands get "connection closed". The object is freed later. */
 void mw_redis_free(mw_redis *r);
+/* Whether url is a redis:// URL mw_redis_new accepts: 0, or -1 with the reason in err. Lets
+ * start-up refuse a bad URL once instead of every worker failing on it. */
+int mw_redis_check_url(const char *url, char *err, size_t errlen);
 int mw_redis_connected(const mw_redis *r);
 
 /* Sends a command. Returns 0 (cb will be called exactly once) or -1 when not connected (cb is

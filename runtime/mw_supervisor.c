@@ -4,14 +4,9 @@
 #include "mw_supervisor.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
-#include <libpq-fe.h>
-#include <llhttp.h>
-#include <luajit.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +16,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <uv.h>
-#include <wslay/wslayver.h>
 
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_metrics.h"
+#include "mw_version.h"
 #include "mw_worker.h"
 
 #define MW_MAX_BACKOFF_S 10.0
@@ -118,12 +112,9 @@ fail:
 
 static void log_start(const mw_config *cfg)
 {
-    char addr[512], libs[512];
+    char addr[512], libs[1024];
     snprintf(addr, sizeof(addr), "http://%s:%d", cfg->host, cfg->port);
-    snprintf(libs, sizeof(libs), "libuv %s, %s, wslay %s, llhttp %d.%d.%d, hiredis %d.%d.%d, sqlite %s, libpq %d.%d",
-             uv_version_string(), LUAJIT_VERSION, WSLAY_VERSION, LLHTTP_VERSION_MAJOR,
-             LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
-             sqlite3_libversion(), PQlibVersion() / 10000, PQlibVersion() % 10000);
+    mw_version_libraries(libs, sizeof(libs), ", ");
     if (mw_log_begin(MW_LOG_INFO, "moonwire " MW_VERSION " listening")) {
         mw_log_str("address", addr);
         mw_log_str("websocket", cfg->path);
@@ -181,12 +172,8 @@ int mw_supervisor_run(mw_config *cfg)
         fprintf(stderr, "moonwire: out of memory\n");
         return 1;
     }
-    struct rlimit rl;
-    if (cfg->limits.max_connections <= 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        long reserve = 64; /* log, Lua files, Redis, database, static files */
-        long lim = rl.rlim_cur == RLIM_INFINITY ? 1000000 : (long)rl.rlim_cur;
-        cfg->limits.max_connections = lim > reserve * 2 ? lim - reserve : lim / 2;
-    }
+    /* limits.maxConnections left at 0 is derived by each worker (mw_accept): it knows what it
+     * keeps open once started */
     if (open_listeners(cfg, slots, err, sizeof(err)) != 0) {
         fprintf(stderr, "moonwire: cannot listen on %s:%d: %s (is another server using this port? "
                         "choose another one with --port)\n", cfg->host, cfg->port, err);

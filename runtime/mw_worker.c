@@ -18,8 +18,6 @@
 #include "mw_reload.h"
 #include "mw_redis.h"
 
-#define MW_LISTEN_BACKLOG 4096
-
 static void ready_idle_cb(uv_idle_t *h);
 
 void mw_worker_want_flush(mw_worker *w, mw_conn *c)
@@ -89,21 +87,6 @@ static void ready_idle_cb(uv_idle_t *h)
         uv_idle_stop(&w->ready_idle);
 }
 
-static void on_connection_cb(uv_stream_t *server, int status)
-{
-    mw_worker *w = server->data;
-    if (status < 0) {
-        /* e.g. out of file descriptors: say so once a second, not once per attempt */
-        uint64_t now = uv_now(&w->loop);
-        if (now - w->last_accept_warning_ms >= 1000 || w->last_accept_warning_ms == 0) {
-            w->last_accept_warning_ms = now;
-            mw_logf(MW_LOG_WARN, "accept failed: %s", uv_strerror(status));
-        }
-        return;
-    }
-    mw_conn_accept(w, server);
-}
-
 /* Every tick: close clients inactive for too long (4408), ping each client once per heartbeat
  * interval and drop those whose pong is overdue, close clients whose token expired (4401). */
 static void housekeeping_cb(uv_timer_t *t)
@@ -117,6 +100,7 @@ static void housekeeping_cb(uv_timer_t *t)
     int check_inactive = now - w->last_inactivity_check_ms >= (uint64_t)(cfg->inactivity_check_interval * 1000);
     if (check_inactive)
         w->last_inactivity_check_ms = now;
+    mw_accept_tick(w);
     if (w->draining)
         return;
     mw_conn *next;
@@ -359,17 +343,6 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         return 3;
     }
 
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    int rv = uv_tcp_open(&w->listener, listen_fd);
-    if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&w->listener, MW_LISTEN_BACKLOG, on_connection_cb);
-    if (rv != 0) {
-        mw_logf(MW_LOG_ERROR, "worker %d cannot listen: %s", index, uv_strerror(rv));
-        status = 1;
-        goto out;
-    }
-    w->listening = 1;
     uv_prepare_init(&w->loop, &w->flush_prepare);
     w->flush_prepare.data = w;
     uv_prepare_start(&w->flush_prepare, flush_prepare_cb);
@@ -409,6 +382,13 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         w->reload = mw_reload_start(&w->loop, cfg->app_dir, cfg->runtime_dir, files_changed_cb, w);
     mw_logf(MW_LOG_DEBUG, "worker %d ready (pid %d, id %s)", index, (int)getpid(), w->id);
     mw_lvm_on_started(w->lvm);
+    /* last: the default connection limit leaves what is open by now plus a headroom */
+    int rv = mw_accept_start(w, listen_fd);
+    if (rv != 0) {
+        mw_logf(MW_LOG_ERROR, "worker %d cannot listen: %s", index, uv_strerror(rv));
+        status = 1;
+        goto out;
+    }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     mw_logf(MW_LOG_INFO, "worker %d stopped", index);
 
@@ -418,6 +398,7 @@ out:
     w->closing = 1;
     mw_reload_stop(w->reload);
     w->reload = NULL;
+    mw_accept_stop(w);
     mw_lapi_timer_close_all(w);
     struct mw_db *db = w->db;
     w->db = NULL; /* callbacks run by the close find no database to queue more on */

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <uv.h>
 
+#include "mw_accept.h"
 #include "mw_clients.h"
 #include "mw_config.h"
 #include "mw_jwt.h"
@@ -27,8 +28,7 @@ typedef struct mw_worker {
     char tag[MW_WORKER_TAG_LEN + 1]; /* prefix of this worker's clientIds, its bus address */
     mw_metrics *metrics;
     mw_metrics_slot *m;
-    uv_tcp_t listener;
-    int listening;
+    mw_acceptor acceptor;     /* the listening socket, the connection limit, the reserve descriptor */
     uv_prepare_t flush_prepare; /* writes every pending send queue once per loop iteration, before it blocks */
     uv_idle_t ready_idle;     /* runs queued messages of clients whose handler finished */
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -59,8 +59,7 @@ typedef struct mw_worker {
     long jobs_active;         /* jobs running here (see mw_lapi_queue.c): draining waits for them */
     struct mw_reload *reload;   /* --dev's file watcher (NULL otherwise) */
     int closing;              /* the loop ended: callbacks run only to clean up, no new timers */
-    long tcp_conns;           /* every open TCP connection, HTTP or WebSocket */
-    uint64_t last_accept_warning_ms;
+    long tcp_conns;           /* every open TCP connection, HTTP or WebSocket: what the limit counts */
     uint8_t read_buf[MW_READ_BUF_SIZE];
 } mw_worker;
 

@@ -1,4 +1,4 @@
-// clients/js/moonwire.js: the browser client for moonwire's wire protocol (DESIGN.md section 8),
+// clients/js/moonwire.js: the browser client for moonwire's wire protocol (docs/reference.md),
 // served by every moonwire server at GET /moonwire.js. A dependency-free ES module, so a page
 // needs no build step:
 //
@@ -323,7 +323,10 @@ export class MoonwireClient {
     if (!msg || typeof msg !== "object") return;
     if (msg.type === "error") {
       const d = msg.data || {};
-      const err = failure(d.error || "error", d.code, d);
+      // "Unknown route" alone does not say which of the page's calls was mistyped
+      const where = d.code === "not_found" && d.type !== undefined && d.action !== undefined
+        ? ": " + d.type + "/" + d.action : "";
+      const err = failure((d.error || "error") + where, d.code, d);
       if (d.requestId !== undefined && this.#settle(d.requestId, undefined, err)) return;
     } else if (msg.requestId !== undefined || "response" in msg) {
       // A reply: to its request (a late one, or one to send(), is dropped), never to on().

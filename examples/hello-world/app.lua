@@ -1,5 +1,5 @@
 -- examples/hello-world: the smallest moonwire app. Every setting is the default; this file is
--- here to show where configuration goes (see DESIGN.md section 3 for every key).
+-- here to show where configuration goes (docs/reference.md lists every key).
 return {
   events = {
     onConnect = function(clientId)

@@ -89,32 +89,47 @@ local checks = {
   logformat = function(v) return v == "text" or v == "json", "\"text\" or \"json\"" end,
 }
 
+-- An error that stops at once (app.lua cannot be read at all).
 local function fail(key, msg)
   error({ config_error = "config error: " .. key .. " " .. msg }, 0)
 end
 
-local function validate(value, spec, prefix)
+-- An error that is collected: a newcomer fixing app.lua wants every mistake in one run, not
+-- one per restart. errors holds {key=, text=}; load() sorts them by key.
+local function add_error(errors, key, msg)
+  errors[#errors + 1] = { key = key, text = "config error: " .. key .. " " .. msg }
+end
+
+-- Returns a copy of value without the keys that fail spec (each one added to errors), so the
+-- checks after it see the defaults there and can still report their own errors.
+local function validate(value, spec, prefix, errors)
+  local clean = {}
   for k, v in pairs(value) do
     local key = prefix .. tostring(k)
     local want = type(k) == "string" and spec[k] or nil
     if want == nil then
-      fail(key, "is not a known setting (valid keys" ..
+      add_error(errors, key, "is not a known setting (valid keys" ..
         (prefix ~= "" and " in " .. prefix:sub(1, -2) or "") .. ": " .. sorted_keys(spec) .. ")")
     elseif type(want) == "table" then
-      if type(v) ~= "table" then fail(key, "must be a table, got " .. type(v)) end
-      validate(v, want, key .. ".")
+      if type(v) ~= "table" then add_error(errors, key, "must be a table, got " .. type(v))
+      else clean[k] = validate(v, want, key .. ".", errors) end
     else
       local ok, what = checks[want](v)
-      if not ok then
-        fail(key, "must be " .. what .. ", got " .. (type(v) == "string" and ("\"" .. v .. "\"") or type(v)))
+      if ok then clean[k] = v
+      else
+        local got = type(v) == "string" and ("\"" .. v .. "\"") or type(v) == "number" and tostring(v) or type(v)
+        add_error(errors, key, "must be " .. what .. ", got " .. got)
       end
     end
   end
+  return clean
 end
 
 local function merge(into, from)
   for k, v in pairs(from) do
-    if type(v) == "table" and type(into[k]) == "table" and not is_list(v) then
+    -- a section with defaults (limits, auth...) is merged into, also by an empty table;
+    -- lists (routes) and empty defaults (events) are replaced
+    if type(v) == "table" and type(into[k]) == "table" and not is_list(into[k]) then
       merge(into[k], v)
     else
       into[k] = v
@@ -133,12 +148,12 @@ local override_paths = {
 local function convert(name, spec_type, raw, origin)
   if spec_type == "port" or spec_type == "posint" then
     local n = tonumber(raw)
-    if not n then error({ config_error = "config error: " .. origin .. " must be a number, got \"" .. raw .. "\"" }, 0) end
+    if not n then return nil, "must be a number, got \"" .. raw .. "\"" end
     return n
   elseif spec_type == "workers" then
     if raw == "auto" then return "auto" end
     local n = tonumber(raw)
-    if not n then error({ config_error = "config error: " .. origin .. " must be a number or auto, got \"" .. raw .. "\"" }, 0) end
+    if not n then return nil, "must be a number or auto, got \"" .. raw .. "\"" end
     return n
   elseif spec_type == "boolean" then
     return raw ~= "0" and raw ~= "" and raw ~= "false" and raw ~= "no"
@@ -171,47 +186,62 @@ function M.load(app_dir, overrides)
       if type(value) ~= "table" then fail("app.lua", "must return a table, got " .. type(value)) end
       user = value
     end
-    validate(user, schema, "")
-    merge(cfg, user)
+    local errors = {}
+    merge(cfg, validate(user, schema, "", errors))
+    local function bad(key, msg) add_error(errors, key, msg) end
     for name, o in pairs(overrides or {}) do
       local path = override_paths[name]
       if path then
         local target = cfg
         for i = 1, #path - 1 do target = target[path[i]] end
-        local v = convert(name, spec_of(path), o.value, o.origin)
+        local v, why = convert(name, spec_of(path), o.value, o.origin)
         local good, what = checks[spec_of(path)](v)
-        if not good then
-          error({ config_error = "config error: " .. o.origin .. " must be " .. what .. ", got \"" .. o.value .. "\"" }, 0)
+        if why then
+          bad(o.origin, why)
+        elseif not good then
+          bad(o.origin, "must be " .. what .. ", got \"" .. o.value .. "\"")
+        else
+          target[path[#path]] = v
         end
-        target[path[#path]] = v
       end
     end
     -- --dev means debug logs unless a level was chosen explicitly
-    if cfg.dev and not (overrides and overrides.log_level) and not (user.log and user.log.level) then
+    if cfg.dev and not (overrides and overrides.log_level) and not (type(user.log) == "table" and user.log.level) then
       cfg.log.level = "debug"
     end
     -- cross-field checks
     if cfg.auth.secret and #cfg.auth.secret < 32 and cfg.auth.algorithm:sub(1, 2) == "HS" then
-      fail("auth.secret", "must be at least 32 bytes long for " .. cfg.auth.algorithm ..
+      bad("auth.secret", "must be at least 32 bytes long for " .. cfg.auth.algorithm ..
         " (a short HMAC secret can be brute-forced); got " .. #cfg.auth.secret)
     end
     if cfg.redis.url and not cfg.redis.url:match("^redis://") then
-      fail("redis.url", "must look like redis://host:port/db, got \"" .. cfg.redis.url .. "\"")
+      bad("redis.url", "must look like redis://host:port/db, got \"" .. cfg.redis.url .. "\"")
     end
     if #cfg.subscribers > 0 and not cfg.redis.url then
-      fail("subscribers", "need Redis: start with --redis redis://host:port or set redis.url")
+      bad("subscribers", "need Redis: start with --redis redis://host:port or set redis.url")
     end
     if cfg.limits.rate.burst < 1 then
-      fail("limits.rate.burst", "must be at least 1 (a bucket that never holds a whole token refuses everything)")
+      bad("limits.rate.burst", "must be at least 1 (a bucket that never holds a whole token refuses everything)")
     end
     if cfg.auth.secret and #cfg.auth.secret > 4095 then
-      fail("auth.secret", "must be at most 4095 bytes long")
+      bad("auth.secret", "must be at most 4095 bytes long")
     end
-    if cfg.path:sub(1, 1) ~= "/" then fail("path", "must start with /, got \"" .. cfg.path .. "\"") end
+    if cfg.path:sub(1, 1) ~= "/" then bad("path", "must start with /, got \"" .. cfg.path .. "\"") end
     local url = cfg.database.url
     if url and not (url:find("^sqlite:.") or url:find("^postgres://") or url:find("^postgresql://")) then
-      fail("database.url", "must be sqlite:PATH, sqlite::memory: or postgres://user:password@host:port/db, got \"" ..
+      bad("database.url", "must be sqlite:PATH, sqlite::memory: or postgres://user:password@host:port/db, got \"" ..
         (url:gsub("//([^:/@]*):[^@]*@", "//%1:***@")) .. "\"")
+    end
+    if cfg.auth.required and not cfg.auth.secret and not cfg.auth.publicKeyFile then
+      bad("auth.required", "is true but nothing can verify a token, so every connection would be refused: " ..
+        "set auth.secret (at least 32 bytes; or start with --jwt-secret / MOONWIRE_JWT_SECRET) " ..
+        "or auth.publicKeyFile (RS256/ES256)")
+    end
+    if #errors > 0 then
+      table.sort(errors, function(a, b) return a.key < b.key or (a.key == b.key and a.text < b.text) end)
+      local lines = {}
+      for i, e in ipairs(errors) do lines[i] = e.text end
+      error({ config_error = table.concat(lines, "\n") }, 0)
     end
     if not cfg.database.url then
       cfg.database.url = "sqlite:" .. app_dir .. "/data/app.db"

@@ -11,6 +11,7 @@
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 local queue = require "moonwire.queue"
+local loader = require "moonwire.loader"
 
 local M = {}
 
@@ -24,7 +25,7 @@ local GRACE_MS = 30000    -- a job entry idle this long past its timeout has no 
 -- polls under way keep counting on the same object.
 local processors = {}
 local names = {}          -- sorted queue names with a processor here
-local store, bindings, spawn
+local store, bindings, spawn, spawn_at
 local poll_timer
 local store_down = false
 
@@ -34,7 +35,7 @@ local function load_processor(path, name)
   if not queue.valid_name(name) then
     error(path .. ": a job file name must be a queue name (letters, digits, '_', '.', '-')", 0)
   end
-  local chunk, err = loadfile(path)
+  local chunk, err = loader.loadfile(path) -- --dev: interpreted, so the time limit can stop it
   if not chunk then error(err, 0) end
   local ok, def = pcall(chunk)
   if not ok then error(path .. ": error while loading: " .. tostring(def), 0) end
@@ -216,7 +217,7 @@ local function run(p, rec)
     if rec.co then require("moonwire.await").waiting[rec.co] = nil end
     settle(p, rec, false, string.format("timed out after %gs", timeout))
   end)
-  spawn("job " .. p.name, function()
+  spawn_at("job " .. p.name, p.fn, function() -- the watchdog names the job's function
     rec.co = coroutine.running()
     local ok, result = xpcall(p.fn, capture, job, bindings)
     if not ok then rec.traceback = result.traceback end
@@ -309,6 +310,7 @@ end
 -- so a jobs/ file added later (reload) is served.
 function M.start(opts)
   store, bindings, spawn = opts.store, opts.bindings, opts.spawn
+  spawn_at = opts.spawn_at or function(what, _, fn, ...) return spawn(what, fn, ...) end
   if core.draining() then return end
   poll_timer = bindings.timer:every(POLL_INTERVAL, tick)
   if #names > 0 then spawn("queue start", recover) end

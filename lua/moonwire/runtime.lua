@@ -4,6 +4,7 @@
 -- with a fixed key order, so they are byte-for-byte predictable.
 local core = require "moonwire.core"
 local json = require "moonwire.json"
+local loader = require "moonwire.loader"
 
 local encode, decode, null = json.encode, json.decode, json.null
 local co_create, co_resume, co_yield =
@@ -16,6 +17,29 @@ local concat = table.concat
 local M = {}
 
 local DONE, FAILED, PENDING = 0, 1, 2
+
+-- ---- handler sites ------------------------------------------------------------------------
+-- What the watchdog names when a handler costs the worker (runtime/mw_lguard.c): a label
+-- ("chat:send", "timer", "job mail") and the file:line where the handler's function is
+-- defined, pushed when a handler starts or resumes and popped when it returns or yields (the
+-- C side forgets them all when Lua returns to C). No watchdog in `moonwire check`: no-ops.
+local site_push = core.site_push or function() end
+local site_pop = core.site_pop or function() end
+local getinfo, co_status = debug.getinfo, coroutine.status
+local site_cache = setmetatable({}, { __mode = "k" }) -- fn -> {source, line}: getinfo allocates
+local sites = setmetatable({}, { __mode = "k" })      -- waiting coroutine -> {label, source, line}
+
+local function site_of(fn)
+  local s = site_cache[fn]
+  if not s then
+    local info = type(fn) == "function" and getinfo(fn, "S") or nil
+    local src = info and info.source or "?"
+    if byte(src, 1) == 64 then src = src:sub(2) end -- "@path": a file
+    s = { src, info and info.linedefined or 0 }
+    site_cache[fn] = s
+  end
+  return s[1], s[2]
+end
 
 local state = {
   dev = false,
@@ -115,7 +139,7 @@ end
 -- ---- controllers --------------------------------------------------------------------------
 
 local function load_controller(path, name, base)
-  local chunk, err = loadfile(path)
+  local chunk, err = loader.loadfile(path) -- --dev: interpreted, so the time limit can stop it
   if not chunk then error(err, 0) end
   local ok, ctrl = pcall(chunk)
   if not ok then error(path .. ": error while loading: " .. tostring(ctrl), 0) end
@@ -193,13 +217,16 @@ local function resolve(t, a)
       ctrl, fn = {}, function()
         error({ code = "unavailable", message = "Controller does not load: " .. state.broken[t] }, 0)
       end
-      return { controller = ctrl, fn = fn, prefix = '{"type":' .. encode(t) .. ',"action":' .. encode(a) }
+      return { controller = ctrl, fn = fn, prefix = '{"type":' .. encode(t) .. ',"action":' .. encode(a),
+               label = t .. ":" .. a, source = "controllers/" .. t .. ".lua (does not load)", line = 0 }
     end
     if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
     fn = rawget(ctrl, a)
     if type(fn) ~= "function" then return nil end
   end
-  hit = { controller = ctrl, fn = fn, prefix = '{"type":' .. encode(t) .. ',"action":' .. encode(a) }
+  hit = { controller = ctrl, fn = fn, prefix = '{"type":' .. encode(t) .. ',"action":' .. encode(a),
+          label = t .. ":" .. a }
+  hit.source, hit.line = site_of(fn)
   if not by_type then by_type = {}; resolved[t] = by_type end
   by_type[a] = hit
   return hit
@@ -212,7 +239,8 @@ end
 local local_only = setmetatable({}, { __mode = "k" })
 
 -- Runs fn(...) in a new coroutine for an event/timer; errors are logged, never raised.
-local function spawn_co(what, fn, mark_local, ...)
+-- site_fn: the function the watchdog names (fn itself unless fn is the runtime's wrapper).
+local function spawn_co(what, fn, mark_local, site_fn, ...)
   local co = co_create(function(...)
     local ok, err = xpcall(fn, capture, ...)
     if not ok then
@@ -222,12 +250,21 @@ local function spawn_co(what, fn, mark_local, ...)
     end
   end)
   if mark_local then local_only[co] = true end
+  local source, line = site_of(site_fn or fn)
+  site_push(what, source, line)
   local ok, err = co_resume(co, ...)
+  site_pop()
   if not ok then core.log("error", "handler error", { route = what, error = tostring(err) }) end
+  if co_status(co) == "suspended" then sites[co] = { label = what, source = source, line = line } end
 end
 
-local function spawn(what, fn, ...) return spawn_co(what, fn, false, ...) end
+local function spawn(what, fn, ...) return spawn_co(what, fn, false, nil, ...) end
 M.spawn = spawn
+-- spawn, naming site_fn (the job's function, not the runtime's wrapper around it) as the site.
+local function spawn_at(what, site_fn, fn, ...) return spawn_co(what, fn, false, site_fn, ...) end
+
+-- The site of the message handler that ran last (hooks.on_message keeps it when it waits on I/O).
+local running_site
 
 -- The body of one message's coroutine. Returns DONE or FAILED.
 local function handle(clientId, text)
@@ -258,6 +295,9 @@ local function handle(clientId, text)
   end
   local data = msg.data
   if data == null then data = nil end
+  -- popped by the C side when Lua returns to it (this is the outermost handler)
+  site_push(route.label, route.source, route.line)
+  running_site = route
   local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
   if not ran and result == MEMORY_MESSAGE then collectgarbage() end -- free what the handler built
   if ran then
@@ -280,7 +320,10 @@ local function handle(clientId, text)
   return FAILED
 end
 
+local raw_site -- set by M.start
 local function handle_raw(clientId, payload, isBinary)
+  site_push(raw_site.label, raw_site.source, raw_site.line)
+  running_site = raw_site
   local ran, err = xpcall(state.raw, capture, clientId, payload, isBinary)
   if ran then return DONE end
   err = failure(err)
@@ -334,8 +377,12 @@ function M.resume(co, call, ...)
   local waiting = require("moonwire.await").waiting
   if waiting[co] ~= call then return end
   waiting[co] = nil
+  local site = sites[co]
+  if site then site_push(site.label, site.source, site.line) end
   local ok, mark, status = co_resume(co, ...)
+  if site then site_pop() end
   if ok and mark ~= FINISHED then return end -- waits again
+  sites[co] = nil
   local clientId = state.pending[co]
   state.pending[co] = nil
   if ok then
@@ -359,7 +406,9 @@ end
 
 -- Runs a hook that must answer at once (onAuthenticate): no coroutine, errors logged.
 local function run_now(fn, ...)
+  site_push("events.onAuthenticate", site_of(fn))
   local ok, result = xpcall(fn, capture, ...)
+  site_pop()
   if ok then return result end
   result = failure(result)
   if result.__internal then log_handler_error("events.onAuthenticate", result)
@@ -394,6 +443,7 @@ function hooks.on_message(clientId, payload, isBinary)
   if finished then return status end
   if finished == nil then
     state.pending[status] = clientId
+    sites[status] = running_site
     return PENDING
   end
   -- a bug in the runtime itself: never leave the client without an answer
@@ -438,7 +488,7 @@ end
 function hooks.on_redis_message(pattern, channel, payload)
   local list = state.subscribers[pattern or channel]
   for _, handler in ipairs(list or {}) do
-    spawn_co("subscriber " .. (pattern or channel), handler, true, channel, payload)
+    spawn_co("subscriber " .. (pattern or channel), handler, true, nil, channel, payload)
   end
 end
 
@@ -609,7 +659,8 @@ end
 function run_started()
   if started then return end
   started = true
-  require("moonwire.jobs").start({ store = state.queue_store, bindings = state.bindings, spawn = spawn })
+  require("moonwire.jobs").start({ store = state.queue_store, bindings = state.bindings, spawn = spawn,
+                                   spawn_at = spawn_at })
   local fn = state.events.onServerStarted
   if fn then spawn("events.onServerStarted", fn, state.bindings) end
 end
@@ -654,6 +705,8 @@ function M.start(opts)
   state.dev = opts.dev
   state.events = config.events or {}
   state.raw = config.raw
+  loader.setup(opts) -- before anything of the app loads: --dev interprets it
+  if state.raw then raw_site = { label = "raw" }; raw_site.source, raw_site.line = site_of(state.raw) end
   json.set_depth(config.limits.jsonDepth)
 
   local Server = require "moonwire.server"
@@ -702,14 +755,37 @@ function M.start(opts)
   return hooks
 end
 
--- `moonwire check`: compiles and loads every controller and job; prints file:line errors.
+-- The *.lua files under dir and its subfolders, in a stable order (each folder's files sorted,
+-- then its subfolders sorted).
+local function lua_files_under(dir, out)
+  out = out or {}
+  for _, file in ipairs(core.list_dir(dir)) do out[#out + 1] = dir .. "/" .. file end
+  for _, sub in ipairs(core.list_dir(dir, true)) do lua_files_under(dir .. "/" .. sub, out) end
+  return out
+end
+
+-- `moonwire check`: compiles and loads every controller and job, compiles every lib/ module;
+-- prints file:line errors.
 function M.check(opts)
   local config = opts.config
   package.loaded["moonwire"] = package.loaded["moonwire"] or { config = config }
   local good = true
+  local count = 0
+  -- lib/ is only compiled, not run (a module runs when something requires it), and only by
+  -- `moonwire check`: serve's quiet pre-check must not refuse to start over a module nothing
+  -- uses. First, so a broken module is named before the controllers that require it.
+  if not opts.quiet then
+    for _, path in ipairs(lua_files_under(opts.app_dir .. "/lib")) do
+      local chunk, err = loadfile(path)
+      count = count + 1
+      if not chunk then
+        io.stderr:write(err, "\n")
+        good = false
+      end
+    end
+  end
   local dirs = controller_dirs(opts)
   dirs[#dirs + 1] = opts.app_dir .. "/jobs"
-  local count = 0
   local controllers = {}
   for _, dir in ipairs(dirs) do
     for _, file in ipairs(core.list_dir(dir)) do

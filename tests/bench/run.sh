@@ -14,7 +14,8 @@ port, waits for GET /health, runs mw_loadgen against it, stops it, and prints a 
   -d, --duration S      measured seconds per run       (BENCH_DURATION, default 10)
   -w, --warmup S        warm-up seconds per run        (BENCH_WARMUP, default 2)
   --scenarios LIST      "echo broadcast"               (BENCH_SCENARIOS)
-  --servers LIST        "moonwire ws bun"              (BENCH_SERVERS; bun is skipped if absent)
+  --servers LIST        "moonwire ws bun"              (BENCH_SERVERS; bun is skipped if absent;
+                        moonwire-dev is moonwire serve --dev: app code without the JIT, hot reload)
   --payload BYTES       data.p size                    (BENCH_PAYLOAD, default 32)
   --depth N             echo pipeline depth            (BENCH_DEPTH, default 1)
   --rate R              broadcasts per second          (BENCH_RATE, default 50)
@@ -96,7 +97,8 @@ for s in $SCENARIOS; do
   [[ $s == echo || $s == broadcast ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
 done
 for s in $SERVERS; do
-  [[ $s == moonwire || $s == ws || $s == bun ]] || { echo "run.sh: unknown server $s" >&2; exit 2; }
+  [[ $s == moonwire || $s == moonwire-dev || $s == ws || $s == bun ]] ||
+    { echo "run.sh: unknown server $s" >&2; exit 2; }
 done
 has_server() { [[ " $SERVERS " == *" $1 "* ]]; }
 
@@ -121,7 +123,7 @@ LOADGEN=$BUILD_DIR/tests/bench/mw_loadgen
 MOONWIRE=$BUILD_DIR/moonwire
 if [[ $BUILD == 1 ]]; then
   targets=(mw_loadgen)
-  has_server moonwire && targets+=(moonwire)
+  { has_server moonwire || has_server moonwire-dev; } && targets+=(moonwire)
   echo "== building ${targets[*]} (Release) in $BUILD_DIR"
   if cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-configure.log" 2>&1 &&
      cmake --build "$BUILD_DIR" --target "${targets[@]}" -j "$(nproc)" >"$OUT/cmake-build.log" 2>&1; then
@@ -144,7 +146,7 @@ if [[ ! -x $LOADGEN && -x $BUILD_DIR/bench-standalone/mw_loadgen ]]; then
   LOADGEN=$BUILD_DIR/bench-standalone/mw_loadgen
 fi
 [[ -x $LOADGEN ]] || { echo "run.sh: $LOADGEN not built" >&2; exit 1; }
-if has_server moonwire && [[ ! -x $MOONWIRE ]]; then
+if { has_server moonwire || has_server moonwire-dev; } && [[ ! -x $MOONWIRE ]]; then
   echo "run.sh: $MOONWIRE not built" >&2
   exit 1
 fi
@@ -192,9 +194,11 @@ start_server() {
     return 1
   fi
   case $name in
-    moonwire)
+    moonwire|moonwire-dev)
+      local dev=()
+      [[ $name == moonwire-dev ]] && dev=(--dev)
       MOONWIRE_LOG_LEVEL=$LOG_LEVEL "${TASKSET_SERVER[@]}" "$MOONWIRE" serve tests/bench/app \
-        --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+        --host 127.0.0.1 --port "$port" "${dev[@]}" >"$log" 2>&1 &
       ;;
     ws) "${TASKSET_SERVER[@]}" "$NODE" tests/bench/ws_peer.js --host 127.0.0.1 --port "$port" >"$log" 2>&1 & ;;
     bun) "${TASKSET_SERVER[@]}" $BUN tests/bench/ws_peer.js --host 127.0.0.1 --port "$port" >"$log" 2>&1 & ;;
@@ -277,6 +281,7 @@ echo "== mw_loadgen: $CONNECTIONS connections, $DURATION s after $WARMUP s warm-
 echo "== results in $OUT"
 for scenario in $SCENARIOS; do
   has_server moonwire && run_one "$scenario" moonwire "$MW_PORT"
+  has_server moonwire-dev && run_one "$scenario" moonwire-dev "$MW_PORT"
   has_server ws && run_one "$scenario" ws "$WS_PORT"
   has_server bun && [[ -n $BUN ]] && run_one "$scenario" bun "$BUN_PORT"
 done
@@ -288,7 +293,7 @@ const fs = require('fs');
 const rows = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? '-' : Number(v).toFixed(d));
 const cols = [
-  ['scenario', 10], ['server', 9], ['conns', 6], ['msgs/s', 10], ['p50 ms', 8], ['p99 ms', 8],
+  ['scenario', 10], ['server', 12], ['conns', 6], ['msgs/s', 10], ['p50 ms', 8], ['p99 ms', 8],
   ['max ms', 8], ['deliv %', 8], ['errors', 7], ['RSS KiB', 9], ['KiB/conn', 9], ['added', 8],
 ];
 const line = (cells) => cells.map((c, i) => String(c).padStart(cols[i][1])).join(' ');
@@ -309,6 +314,11 @@ const scenarios = [...new Set(rows.map((r) => r.scenario))];
 const printed = [];
 for (const s of scenarios) {
   const mw = rows.find((r) => r.scenario === s && r.label === 'moonwire' && !r.failed);
+  const dev = rows.find((r) => r.scenario === s && r.label === 'moonwire-dev' && !r.failed);
+  if (mw && dev) {
+    printed.push(`${s.padEnd(10)} moonwire-dev/moonwire msgs/s ${ratio(dev.msgs_per_s, mw.msgs_per_s)}` +
+      `   p99 ${ratio(dev.p99_ms, mw.p99_ms)}`);
+  }
   for (const peer of ['ws', 'bun']) {
     const p = rows.find((r) => r.scenario === s && r.label === peer && !r.failed);
     if (!mw || !p) continue;

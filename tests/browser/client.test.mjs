@@ -4,7 +4,7 @@
 // The page is tests/browser/app's empty index.html; each test imports /moonwire.js into it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Server, TEST_APP, SLOW, copyApp, launchBrowser, mintToken, waitFor } from "./harness.mjs";
+import { PATIENCE, Server, TEST_APP, copyApp, launchBrowser, mintToken, waitFor } from "./harness.mjs";
 
 let server, browser;
 
@@ -45,10 +45,10 @@ async function clientPage(options = {}) {
   return page;
 }
 
-const isOpen = (page, timeout = 5000 * SLOW) =>
+const isOpen = (page, timeout = PATIENCE) =>
   page.waitForFunction(() => window.mw.client.state === "open", null, { timeout });
 
-test("request() resolves with the response, rejects with the error code, times out", { timeout: 60000 }, async () => {
+test("request() resolves with the response, rejects with the error code, times out", { timeout: 180000 }, async () => {
   const page = await clientPage();
   const r = await page.evaluate(async () => {
     const c = window.mw.client;
@@ -61,6 +61,10 @@ test("request() resolves with the response, rejects with the error code, times o
     out.nothing = await outcome(c.request("probe", "echo"));
     out.coded = await outcome(c.request("probe", "fail", { code: "nope", message: "no way" }));
     out.unknown = await outcome(c.request("probe", "missing", {}));
+    out.unknownData = await c.request("probe", "missing", {}).catch((err) => {
+      const { requestId, ...fields } = err.data; // requestId is the client's own counter
+      return fields;
+    });
     out.parallel = await Promise.all([1, 2, 3].map((n) => c.request("probe", "echo", { n })));
     const t0 = performance.now();
     out.timeout = await outcome(c.request("probe", "sleep", { seconds: 1.5 }, { timeout: 300 }));
@@ -79,10 +83,12 @@ test("request() resolves with the response, rejects with the error code, times o
   assert.deepEqual(r.nothing, { value: undefined }, "a reply without `response` resolves with undefined");
   assert.deepEqual(r.coded, { code: "nope", message: "no way", isError: true });
   assert.equal(r.unknown.code, "not_found");
-  assert.equal(r.unknown.message, "Unknown route");
+  assert.equal(r.unknown.message, "Unknown route: probe/missing", "the message names the route");
+  assert.deepEqual(r.unknownData, { error: "Unknown route", code: "not_found", type: "probe", action: "missing" },
+    "the error keeps the frame's fields");
   assert.deepEqual(r.parallel, [{ n: 1 }, { n: 2 }, { n: 3 }]);
   assert.equal(r.timeout.code, "timeout");
-  assert.ok(r.timeoutMs >= 290 && r.timeoutMs < 1500 * SLOW, `timed out after ${r.timeoutMs} ms`);
+  assert.ok(r.timeoutMs >= 290, `timed out after ${r.timeoutMs} ms`); // the code above says it was the timeout, not the reply
   assert.equal(r.lateReplyPushed, false, "a late reply is dropped, not passed to on()");
   assert.equal(r.after, "still working");
   assert.equal(r.sent, true);
@@ -90,7 +96,7 @@ test("request() resolves with the response, rejects with the error code, times o
   await page.context().close();
 });
 
-test("reconnects after a server restart and rejoins its rooms", { timeout: 120000 }, async () => {
+test("reconnects after a server restart and rejoins its rooms", { timeout: 180000 }, async () => {
   const a = await clientPage();
   await isOpen(a);
   const before = await a.evaluate(async () => {
@@ -110,14 +116,14 @@ test("reconnects after a server restart and rejoins its rooms", { timeout: 12000
 
   const exit = await server.stop();
   assert.deepEqual(exit, { code: 0, signal: null });
-  await a.waitForFunction(() => window.mw.client.state === "reconnecting", null, { timeout: 5000 });
+  await a.waitForFunction(() => window.mw.client.state === "reconnecting", null, { timeout: PATIENCE });
   await server.start();
   const restarted = Date.now();
   await a.waitForFunction((old) => window.mw.client.state === "open" && window.mw.client.clientId !== old,
-    before.clientId, { timeout: 10000 * SLOW });
-  const reconnectMs = Date.now() - restarted;
-  // backoff capped at 5 s (jittered to 2.5-5 s) plus the time the server needs to answer
-  assert.ok(reconnectMs < 7000 * SLOW, `reconnected ${reconnectMs} ms after the restart`);
+    before.clientId, { timeout: PATIENCE });
+  // The backoff cap (5 s) is checked on the recorded delays below, not on the wall clock,
+  // which a busy machine stretches.
+  console.log(`reconnected ${Date.now() - restarted} ms after the restart`);
 
   // Handled after the rejoin (one client's messages run in order): the server has it in lobby.
   const who = await a.evaluate(() => window.mw.client.request("probe", "whoami"));
@@ -133,12 +139,12 @@ test("reconnects after a server restart and rejoins its rooms", { timeout: 12000
   const said = await b.evaluate(() => window.mw.client.request("probe", "say", { room: "lobby", text: "after the restart" }));
   assert.equal(said.delivered, 1);
   await a.waitForFunction(() => window.mw.pushed.some((m) => m.type === "probe" && m.action === "said" &&
-    m.data.text === "after the restart"), null, { timeout: 3000 * SLOW });
+    m.data.text === "after the restart"), null, { timeout: PATIENCE });
   await a.context().close();
   await b.context().close();
 });
 
-test("getToken() runs before each connect; a 4401 close brings a fresh token", { timeout: 60000 }, async () => {
+test("getToken() runs before each connect; a 4401 close brings a fresh token", { timeout: 180000 }, async () => {
   const issued = [];
   const page = await clientPage({
     getToken: true,
@@ -151,10 +157,10 @@ test("getToken() runs before each connect; a 4401 close brings a fresh token", {
   });
   const authenticated = (sub, timeout) => page.waitForFunction((s) => window.mw.pushed.some((m) =>
     m.type === "auth" && m.action === "authenticated" && m.data.userId === s), sub, { timeout });
-  await authenticated("user-1", 5000 * SLOW);
+  await authenticated("user-1", PATIENCE);
   assert.equal(issued.length, 1);
-  await page.waitForFunction(() => window.mw.states.some((s) => s.code === 4401), null, { timeout: 6000 * SLOW });
-  await authenticated("user-2", 3000 * SLOW);
+  await page.waitForFunction(() => window.mw.states.some((s) => s.code === 4401), null, { timeout: PATIENCE });
+  await authenticated("user-2", PATIENCE);
   await isOpen(page);
   const states = await page.evaluate(() => window.mw.states);
   const expired = states.find((s) => s.code === 4401);
@@ -167,11 +173,11 @@ test("getToken() runs before each connect; a 4401 close brings a fresh token", {
   await page.context().close();
 });
 
-test("a fixed token that expires (4401) closes the client instead of looping; close() stops it", { timeout: 60000 }, async () => {
+test("a fixed token that expires (4401) closes the client instead of looping; close() stops it", { timeout: 180000 }, async () => {
   const now = Math.floor(Date.now() / 1000);
   const page = await clientPage({ token: mintToken({ sub: 42, exp: now + 2 }) });
   await isOpen(page);
-  await page.waitForFunction(() => window.mw.client.state === "closed", null, { timeout: 6000 * SLOW });
+  await page.waitForFunction(() => window.mw.client.state === "closed", null, { timeout: PATIENCE });
   const r = await page.evaluate(async () => {
     await new Promise((resolve) => setTimeout(resolve, 1500)); // no reconnect attempts follow
     const c = window.mw.client;

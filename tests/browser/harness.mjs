@@ -31,6 +31,9 @@ export const SANITIZED = (() => {
   }
 })();
 export const SLOW = SANITIZED ? 3 : 1;
+/** How long to wait for something that should happen: generous, so that a busy machine or the
+ * sanitizer build is not a failure; waits end as soon as it happens. */
+export const PATIENCE = 15000 * SLOW;
 
 export function freePort() {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { ROOT, Server, SLOW, copyApp, launchBrowser } from "./harness.mjs";
+import { PATIENCE, ROOT, Server, copyApp, launchBrowser } from "./harness.mjs";
 
 let browser;
 const servers = [];
@@ -43,12 +43,12 @@ async function tab(server) {
   return page;
 }
 
-const connected = (page, timeout = 5000 * SLOW) =>
+const connected = (page, timeout = PATIENCE) =>
   page.waitForSelector('#status[data-state="connected"]', { timeout });
 
 const unique = (prefix) => prefix + "-" + Math.random().toString(36).slice(2, 8);
 
-test("hello-world: a greeting from tab 1 shows in tab 2 within a second", { timeout: 60000 }, async () => {
+test("hello-world: a greeting from tab 1 shows in tab 2", { timeout: 180000 }, async () => {
   const server = await serveExample("hello-world");
   const [one, two] = [await tab(server), await tab(server)];
   await connected(one);
@@ -58,19 +58,21 @@ test("hello-world: a greeting from tab 1 shows in tab 2 within a second", { time
   const clientId = /clientId ([A-Za-z0-9_-]{16,})/.exec(feedText);
   assert.ok(clientId, feedText);
   assert.ok(server.log().includes(clientId[1]), "the server logged the same clientId on connect");
+  // Both tabs are on the one worker, so their clientIds share the worker's tag: the status
+  // shows a part that differs, and it is part of this tab's own clientId.
+  const labels = [await one.textContent("#status"), await two.textContent("#status")];
+  assert.match(labels[0], /^connected as \S{8}$/);
+  assert.notEqual(labels[0], labels[1], "two tabs show different labels");
+  assert.ok(clientId[1].endsWith(labels[1].slice("connected as ".length)), `${labels[1]} vs ${clientId[1]}`);
 
   const text = unique("hello from tab 1");
   await one.fill("#name", "Ada");
   await one.fill("#message", text);
-  const sentAt = Date.now();
   await one.click("#send");
-  // "within a second" (three under the sanitizer build, whose server is several times slower)
   await two.waitForFunction((t) => [...document.querySelectorAll("#feed li.greeting")]
-    .some((li) => li.textContent.includes("Ada: " + t)), text, { timeout: 1000 * SLOW });
-  const tookMs = Date.now() - sentAt;
-  await one.waitForFunction((t) => document.querySelector("#feed").textContent.includes(t), text, { timeout: 2000 * SLOW });
+    .some((li) => li.textContent.includes("Ada: " + t)), text, { timeout: PATIENCE });
+  await one.waitForFunction((t) => document.querySelector("#feed").textContent.includes(t), text, { timeout: PATIENCE });
   assert.equal(await one.inputValue("#message"), "", "the message box is cleared");
-  assert.ok(tookMs < 1000 * SLOW, `took ${tookMs} ms`);
   await one.context().close();
   await two.context().close();
 });
@@ -82,7 +84,7 @@ async function joinChat(page, nick, room) {
   await page.fill("#room", room);
   await page.click("#join-btn");
   await page.waitForFunction(([r, n]) => document.querySelector("#where").textContent === `In #${r} as ${n}.`,
-    [room, nick], { timeout: 5000 * SLOW });
+    [room, nick], { timeout: PATIENCE });
 }
 
 async function say(page, text) {
@@ -90,13 +92,13 @@ async function say(page, text) {
   await page.click("#send-btn");
 }
 
-const hasLine = (page, selector, text, timeout = 3000 * SLOW) =>
+const hasLine = (page, selector, text, timeout = PATIENCE) =>
   page.waitForFunction(([s, t]) => [...document.querySelectorAll(s)].some((li) => li.textContent.includes(t)),
     [selector, text], { timeout });
 
 const members = (page) => page.$$eval("#members li", (lis) => lis.map((li) => li.textContent));
 
-test("chat: two tabs in one room, history on join, rejoin after a restart", { timeout: 120000 }, async (t) => {
+test("chat: two tabs in one room, history on join, rejoin after a restart", { timeout: 180000 }, async (t) => {
   const server = await serveExample("chat");
   const room = unique("room");
   const ada = await tab(server);
@@ -115,9 +117,11 @@ test("chat: two tabs in one room, history on join, rejoin after a restart", { ti
   assert.ok(history.some((m) => m.text === early), "the history has what Ada said before Bob came");
   assert.equal(await bob.locator("#messages li.history").count(), history.length,
     "one line per history entry");
-  await ada.waitForFunction(() => document.querySelectorAll("#members li").length === 2, null, { timeout: 3000 * SLOW });
+  await ada.waitForFunction(() => document.querySelectorAll("#members li").length === 2, null, { timeout: PATIENCE });
   assert.deepEqual((await members(bob)).sort(), ["Ada", "Bob (you)"]);
   assert.deepEqual((await members(ada)).sort(), ["Ada (you)", "Bob"]);
+  assert.notEqual(await ada.textContent("#status"), await bob.textContent("#status"),
+    "two tabs show different 'connected as' labels");
 
   const toBob = unique("hi Bob");
   await say(ada, toBob);
@@ -129,13 +133,13 @@ test("chat: two tabs in one room, history on join, rejoin after a restart", { ti
   // A restart: both pages reconnect, set their nickname and rejoin the room by themselves.
   const exit = await server.stop();
   assert.deepEqual(exit, { code: 0, signal: null });
-  await ada.waitForSelector('#status[data-state="closed"]', { timeout: 5000 });
+  await ada.waitForSelector('#status[data-state="closed"]', { timeout: PATIENCE });
   await server.start();
   for (const [page, nick] of [[ada, "Ada"], [bob, "Bob"]]) {
     await page.waitForFunction(([r, n]) => document.querySelector("#where").textContent === `In #${r} as ${n}.`,
-      [room, nick], { timeout: 10000 * SLOW });
+      [room, nick], { timeout: PATIENCE });
   }
-  await ada.waitForFunction(() => document.querySelectorAll("#members li").length === 2, null, { timeout: 3000 * SLOW });
+  await ada.waitForFunction(() => document.querySelectorAll("#members li").length === 2, null, { timeout: PATIENCE });
   const afterRestart = unique("back again");
   await say(ada, afterRestart);
   await hasLine(bob, "#messages li.message", afterRestart);
@@ -143,7 +147,7 @@ test("chat: two tabs in one room, history on join, rejoin after a restart", { ti
   await bob.context().close();
 });
 
-test("ticker: ticked symbols get live prices", { timeout: 60000 }, async () => {
+test("ticker: ticked symbols get live prices", { timeout: 180000 }, async () => {
   const server = await serveExample("ticker");
   const page = await tab(server);
   await connected(page);
@@ -151,10 +155,10 @@ test("ticker: ticked symbols get live prices", { timeout: 60000 }, async () => {
   await page.waitForFunction(() => {
     const row = [...document.querySelectorAll("#rows tr")].find((tr) => tr.textContent.includes("AAPL"));
     return row && !row.classList.contains("off") && Number(row.lastElementChild.textContent) >= 2;
-  }, null, { timeout: 5000 * SLOW });
+  }, null, { timeout: PATIENCE });
   const aapl = page.locator("#rows tr", { hasText: "AAPL" });
   await aapl.locator("input[type=checkbox]").uncheck();
   await page.waitForFunction(() => [...document.querySelectorAll("#rows tr")]
-    .find((tr) => tr.textContent.includes("AAPL")).classList.contains("off"), null, { timeout: 3000 * SLOW });
+    .find((tr) => tr.textContent.includes("AAPL")).classList.contains("off"), null, { timeout: PATIENCE });
   await page.context().close();
 });

@@ -10,7 +10,7 @@ import pytest
 import mwtest
 import pgserver
 
-TEST_TIMEOUT = 90  # seconds; a hard cap per test (no pytest-timeout on Debian)
+TEST_TIMEOUT = 180  # seconds; a hard cap per test (no pytest-timeout on Debian)
 
 
 def pytest_configure(config):

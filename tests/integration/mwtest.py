@@ -23,6 +23,9 @@ APPS = HERE / "apps"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,}$")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+# How long to wait for something that should happen (a frame, a log line, a state). Generous,
+# so that a busy machine or a sanitizer build is not a failure: waits end as soon as it happens.
+POSITIVE_WAIT = 15.0
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -82,13 +85,18 @@ def _killpg(pgid):
 
 
 def _group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    """Whether a live (not zombie) process is left in the group. Where PID 1 does not reap (a
+    container running the tests), killed workers stay zombies: they are dead all the same."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def make_app(dest, app_lua=None, files=None, template="basic"):
@@ -152,9 +160,12 @@ class Server:
     def output(self):
         return self.stdout() + self.log()
 
-    def wait_log(self, predicate, timeout=3.0):
-        """Poll the stderr log until predicate(text) is true; returns the text (or None)."""
-        deadline = time.monotonic() + timeout
+    def wait_log(self, predicate, timeout=POSITIVE_WAIT):
+        """Poll the stderr log until predicate(text) is true; returns the text (or None).
+
+        Waits at least POSITIVE_WAIT: this is for what should happen, and returns as soon as it
+        does, so only a failing test pays for the margin."""
+        deadline = time.monotonic() + max(timeout, POSITIVE_WAIT)
         while True:
             text = self.log()
             if predicate(text):
@@ -163,7 +174,7 @@ class Server:
                 return None
             time.sleep(0.05)
 
-    def wait_ready(self, timeout=10.0):
+    def wait_ready(self, timeout=30.0):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -173,6 +184,7 @@ class Server:
             try:
                 resp = http_get(self.port, "/health", timeout=1.0)
                 if resp.status == 200:
+                    self._settle_ready(deadline)
                     return resp
                 last = f"status {resp.status}"
             except (OSError, EOFError, ValueError) as exc:
@@ -180,6 +192,21 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"moonwire not ready on port {self.port} within {timeout}s ({last})\n"
                              f"--- stderr ---\n{self.log()}")
+
+    def _settle_ready(self, deadline):
+        """With Redis configured, /ready turns 200 once the worker's Redis connections are up: wait
+        for it (a busy machine connects late) so a test's first queue:add or cluster call does not
+        race the connect. Tests that start with Redis down simply run out this bounded wait."""
+        if "redis" not in " ".join(map(str, self.args)) and not (self.env or {}).get("MOONWIRE_REDIS_URL"):
+            return
+        deadline = min(deadline, time.monotonic() + 10)
+        while time.monotonic() < deadline:
+            try:
+                if http_get(self.port, "/ready", timeout=1.0).status == 200:
+                    return
+            except (OSError, EOFError, ValueError):
+                pass
+            time.sleep(0.05)
 
     def wait_exit(self, timeout=10.0):
         """Wait for the supervisor to exit by itself; returns its exit code (None on timeout)."""
@@ -483,7 +510,7 @@ class RawWS:
         self.send_text(json.dumps(obj))
 
     # receiving
-    def recv_frame(self, timeout=5.0):
+    def recv_frame(self, timeout=POSITIVE_WAIT):
         deadline = time.monotonic() + timeout
         b0, b1 = self.bs.read_exact(2, deadline)
         assert not (b1 & 0x80), "server frames must not be masked"
@@ -495,7 +522,7 @@ class RawWS:
         payload = self.bs.read_exact(n, deadline)
         return Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, payload)
 
-    def recv_message(self, timeout=5.0):
+    def recv_message(self, timeout=POSITIVE_WAIT):
         """The next text/binary message (answers pings, skips pongs); raises on close."""
         deadline = time.monotonic() + timeout
         parts, opcode = [], None
@@ -516,12 +543,12 @@ class RawWS:
             if f.fin:
                 return opcode, b"".join(parts)
 
-    def recv_json(self, timeout=5.0):
+    def recv_json(self, timeout=POSITIVE_WAIT):
         opcode, data = self.recv_message(timeout)
         assert opcode == OP_TEXT, f"expected a text frame, got opcode {opcode}"
         return json.loads(data.decode("utf-8"))
 
-    def request(self, type_, action, data=None, request_id=None, timeout=5.0, with_data=True):
+    def request(self, type_, action, data=None, request_id=None, timeout=POSITIVE_WAIT, with_data=True):
         """Send a message and return the next frame whose type/action match (skips others)."""
         msg = {"type": type_, "action": action}
         if with_data:
@@ -535,7 +562,7 @@ class RawWS:
             if reply.get("type") in (type_, "error") and reply.get("requestId", request_id) == request_id:
                 return reply
 
-    def assert_served(self, timeout=5.0):
+    def assert_served(self, timeout=POSITIVE_WAIT):
         """Round-trip an echo on this already-open connection: the next message must be its reply."""
         self._rid += 1
         rid = f"alive-{self._rid}"
@@ -545,7 +572,7 @@ class RawWS:
         assert reply == {"type": "echo", "action": "say", "response": value, "requestId": rid}, \
             "an already-connected client must still be served (and get nothing unexpected)"
 
-    def expect_close(self, timeout=5.0):
+    def expect_close(self, timeout=POSITIVE_WAIT):
         """Read until the server's close frame; answer it; return its code.
 
         Afterwards `self.tcp_closed` tells whether the server closed TCP in time."""
@@ -579,7 +606,7 @@ class RawWS:
 _OPEN_WS = []
 
 
-def arun(coro, timeout=30.0):
+def arun(coro, timeout=60.0):
     """Run a coroutine to completion with a hard timeout; aborts its websockets at the end."""
     async def bounded():
         try:
@@ -602,10 +629,10 @@ class WsClient:
     async def send(self, obj):
         await self.ws.send(obj if isinstance(obj, str) else json.dumps(obj))
 
-    async def recv(self, timeout=5.0):
+    async def recv(self, timeout=POSITIVE_WAIT):
         return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
 
-    async def request(self, obj, timeout=5.0):
+    async def request(self, obj, timeout=POSITIVE_WAIT):
         await self.send(obj)
         return await self.recv(timeout)
 
@@ -690,8 +717,9 @@ def metric_sum(text, name, label_contains=None):
     return total if seen else None
 
 
-def wait_until(predicate, timeout=3.0, interval=0.05):
-    deadline = time.monotonic() + timeout
+def wait_until(predicate, timeout=POSITIVE_WAIT, interval=0.05):
+    """Polls predicate until it is truthy (returned) or at least POSITIVE_WAIT has passed."""
+    deadline = time.monotonic() + max(timeout, POSITIVE_WAIT)
     while True:
         value = predicate()
         if value:

@@ -2,10 +2,11 @@
 import json
 import re
 import socket
+import subprocess
 
 import pytest
 
-from mwtest import free_port, http_get, http_request, run_cli, upgrade_request
+from mwtest import ROOT, clean_env, free_port, http_get, http_request, run_cli, upgrade_request
 
 BAD_CONTROLLER = """local M = {}
 function M:x(clientId, data)
@@ -36,6 +37,15 @@ def test_version():
     rc, out, err = run_cli(["version"])
     assert rc == 0, (rc, out, err)
     assert re.search(r"\d+\.\d+\.\d+", out), f"no version number on stdout: {out!r} {err!r}"
+
+
+def test_version_names_every_library():
+    # what `moonwire version --help` and `moonwire --help` promise: one line per library
+    rc, out, err = run_cli(["version"])
+    assert rc == 0, (rc, out, err)
+    for lib in ["moonwire", "libuv", "LuaJIT", "wslay", "llhttp", "hiredis", "libjwt", "SQLite",
+                "libpq", "OpenSSL"]:
+        assert re.search(rf"^{lib} \d+\.\d+", out, re.M), f"no '{lib} X.Y' line in:\n{out}"
 
 
 def test_unknown_command_or_flag_fails():
@@ -86,7 +96,83 @@ def test_check_config_error(app_dir):
     assert "limits.maxMessageSize" in out + err
 
 
+def test_check_lists_every_config_error_sorted_by_key(app_dir):
+    # written in an order that is neither sorted nor pairs() order: the output is sorted by key
+    app = app_dir(app_lua='return {\n  port = "eighty",\n  limits = { maxMessageSize = "big" },\n'
+                          '  bogusKey = 1,\n}\n')
+    outputs = set()
+    for _ in range(3):
+        rc, out, err = run_cli(["check", app])
+        assert rc == 1, (rc, out, err)
+        keys = re.findall(r"config error: (\S+)", out + err)
+        assert keys == ["bogusKey", "limits.maxMessageSize", "port"], out + err
+        outputs.add(out + err)
+    assert len(outputs) == 1, "the same app gives the same output every time"
+
+
+def test_serve_lists_every_config_error(server):
+    srv = server(app_lua='return { port = "eighty", limits = { rate = { burst = 0 } } }\n', wait=False)
+    rc = srv.wait_exit(10)
+    assert rc is not None and rc != 0
+    keys = re.findall(r"config error: (\S+)", srv.output())
+    assert keys == ["limits.rate.burst", "port"], srv.output()
+
+
+LIB_BROKEN = """local M = {}
+function M.add(a, b)
+  return a +
+end
+return M
+"""
+
+
+def test_check_compiles_lib_modules(app_dir):
+    # lib/ modules are compiled (recursively) even when no controller requires them
+    app = app_dir(files={"lib/util.lua": LIB_BROKEN, "lib/ok.lua": "return {}\n",
+                         "lib/deep/er.lua": "local x = = 1\nreturn x\n"})
+    rc, out, err = run_cli(["check", app])
+    assert rc == 1, (rc, out, err)
+    assert re.search(r"lib/util\.lua:4\b", out + err), out + err
+    assert re.search(r"lib/deep/er\.lua:1\b", out + err), out + err
+    assert "lib/ok.lua" not in out + err
+
+
+def test_check_good_lib_modules(app_dir):
+    app = app_dir(files={"lib/util.lua": "return { add = function(a, b) return a + b end }\n"})
+    rc, out, err = run_cli(["check", app])
+    assert rc == 0, (rc, out, err)
+
+
 # --------------------------------------------------------------------------- config errors
+
+AUTH_REQUIRED = "return { auth = { required = true } }\n"
+
+
+@pytest.mark.parametrize("app_lua,env,rc_want", [
+    (AUTH_REQUIRED, {}, 1),
+    ('return { auth = { required = true, secret = os.getenv("NO_SUCH_VAR_HERE") } }\n', {}, 1),
+    (AUTH_REQUIRED, {"MOONWIRE_JWT_SECRET": "s" * 32}, 0),
+    ('return { auth = { required = true, algorithm = "RS256", publicKeyFile = "key.pem" } }\n', {}, 0),
+], ids=["no-secret", "unset-env-secret", "env-secret", "public-key-file"])
+def test_auth_required_needs_a_key_at_check(app_dir, app_lua, env, rc_want):
+    # without a key every token fails: every connection would be refused with 401
+    from test_auth import rsa_keys
+    files = {"key.pem": rsa_keys()[1].decode()} if "publicKeyFile" in app_lua else None
+    rc, out, err = run_cli(["check", app_dir(app_lua=app_lua, files=files)], app_env=env)
+    assert rc == rc_want, (rc, out, err)
+    if rc_want:
+        assert "config error: auth.required" in out + err, out + err
+        assert "auth.secret" in out + err and "auth.publicKeyFile" in out + err, out + err
+
+
+def test_auth_required_needs_a_key_at_serve(server):
+    srv = server(app_lua=AUTH_REQUIRED, wait=False)
+    rc = srv.wait_exit(10)
+    assert rc is not None and rc != 0
+    assert "config error: auth.required" in srv.output(), srv.output()
+    # the same app with --jwt-secret starts (server() waits for /health)
+    server(app_lua=AUTH_REQUIRED, args=["--jwt-secret", "s" * 32])
+
 
 @pytest.mark.parametrize("app_lua,key", [
     ("return { bogusKey = 1 }\n", "bogusKey"),
@@ -251,3 +337,30 @@ def test_a_database_url_of_an_unknown_kind_stops_startup(server, url):
     out = srv.output()
     assert "config error: database.url must be sqlite:PATH, sqlite::memory: or postgres://" in out, out
     assert "secret" not in out, "the password must not be printed"
+
+
+# --------------------------------------------------------------------------- scripts/start
+
+@pytest.mark.parametrize("args,env,url", [
+    ([], {}, "http://localhost:8080"),
+    (["--port", "9000"], {}, "http://localhost:9000"),
+    (["--port=9001", "--host", "127.0.0.1"], {}, "http://127.0.0.1:9001"),
+    ([], {"MOONWIRE_PORT": "8500"}, "http://localhost:8500"),
+    (["--port", "8600"], {"MOONWIRE_PORT": "8500", "MOONWIRE_HOST": "0.0.0.0"}, "http://localhost:8600"),
+    (["examples/chat", "--host", "::1", "--port", "7000"], {}, "http://[::1]:7000"),
+], ids=["default", "port", "port-eq-host", "env-port", "flag-beats-env", "app-dir-ipv6"])
+def test_start_script_prints_the_url_it_serves(args, env, url):
+    # the dry run skips install-deps and the build (and never starts a server)
+    proc = subprocess.run([str(ROOT / "scripts" / "start"), *args], capture_output=True, text=True,
+                          timeout=20, cwd=ROOT, env=clean_env({**env, "MOONWIRE_START_DRY_RUN": "1"}))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert f"Open {url} in a browser" in proc.stdout, proc.stdout
+    assert "moonwire serve " in proc.stdout, proc.stdout
+
+
+def test_start_script_reads_the_port_from_app_lua(tmp_path):
+    (tmp_path / "app.lua").write_text("return {\n  -- port = 1234,\n  port = 9100,\n}\n")
+    proc = subprocess.run([str(ROOT / "scripts" / "start"), str(tmp_path)], capture_output=True, text=True,
+                          timeout=20, env=clean_env({"MOONWIRE_START_DRY_RUN": "1"}))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "Open http://localhost:9100 in a browser" in proc.stdout, proc.stdout

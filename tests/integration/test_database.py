@@ -165,6 +165,36 @@ def test_sqlite_in_memory(server):
 # An unknown scheme is a config error that stops start-up: test_cli.py.
 
 
+def test_sqlite_default_folder_not_writable_fails_once_at_start(server):
+    # The tests run as root, for whom chmod does not stop a write: instead `data` is a regular
+    # file, so data/app.db can be neither created nor opened, whoever runs the server.
+    srv = server(files={"controllers/d.lua": DB_LUA, "data": ""}, wait=False)
+    rc = srv.wait_exit(10)
+    assert rc is not None, "serve must stop instead of retrying forever"
+    assert rc != 0
+    out = srv.output()
+    assert str(srv.app_dir / "data" / "app.db") in out, out
+    assert "--database sqlite::memory:" in out, out
+    assert out.count("unable to open database file") <= 1, out
+    # the way out it names works: the same app in memory
+    ok = server(files={"controllers/d.lua": DB_LUA, "data": ""}, args=("--database", "sqlite::memory:"))
+    w = ok.client()
+    c = ok.client()
+    c.request("d", "setup")
+    assert c.request("d", "add", {"room": "r", "text": "t"})["response"] == {"changes": 1, "lastInsertId": 1}
+    w.assert_served()
+
+
+def test_sqlite_explicit_path_not_creatable_fails_at_start(server):
+    # /proc refuses new folders, also to root
+    srv = server(args=("--database", "sqlite:/proc/moonwire-no-such-folder/app.db"), wait=False)
+    rc = srv.wait_exit(10)
+    assert rc is not None and rc != 0
+    out = srv.output()
+    assert "/proc/moonwire-no-such-folder/app.db" in out, out
+    assert "--database sqlite::memory:" in out, out
+
+
 # --------------------------------------------------------------------------- PostgreSQL only
 
 def closed_port():

@@ -160,10 +160,14 @@ $("send-form").addEventListener("submit", async (event) => {
 
 // ---- the connection --------------------------------------------------------------------
 
+// A clientId starts with its worker's tag (the same for every tab on that worker): the end
+// is the random part that tells tabs apart.
+const shortId = (id) => id.slice(-8);
+
 client.onStateChange((state, info) => {
   if (state === "open") {
     clientId = info.clientId;
-    setStatus("connected", "connected as " + clientId.slice(0, 8));
+    setStatus("connected", "connected as " + shortId(clientId));
     restore();
   } else if (state === "reconnecting") {
     if (joinedRoom) addLine("system", "Connection lost; reconnecting…");

@@ -33,8 +33,12 @@ function addToFeed(kind, text, meta) {
 
 const client = connect(); // ws(s)://this host/ws
 
+// A clientId starts with its worker's tag (the same for every tab on that worker): the end
+// is the random part that tells tabs apart.
+const shortId = (id) => id.slice(-8);
+
 client.onStateChange((state, info) => {
-  if (state === "open") setStatus("connected", "connected as " + info.clientId.slice(0, 8));
+  if (state === "open") setStatus("connected", "connected as " + shortId(info.clientId));
   else if (state === "reconnecting") {
     setStatus("closed", "disconnected (" + (info.code || "no connection") + "), retrying in " +
       (info.delay / 1000).toFixed(1) + " s…");

@@ -193,9 +193,13 @@ async function restore() {
 
 // ---- the connection --------------------------------------------------------------------
 
+// A clientId starts with its worker's tag (the same for every tab on that worker): the end
+// is the random part that tells tabs apart.
+const shortId = (id) => id.slice(-8);
+
 client.onStateChange((state, info) => {
   if (state === "open") {
-    setStatus("connected", "connected as " + info.clientId.slice(0, 8));
+    setStatus("connected", "connected as " + shortId(info.clientId));
     restore();
   } else if (state === "reconnecting") {
     if (live.size) log("info", "Connection lost; reconnecting…");

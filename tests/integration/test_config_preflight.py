@@ -1,0 +1,41 @@
+"""Settings a worker would refuse on its own are config errors at start-up and in `check`.
+
+A bad `auth.algorithm`, an RS/ES algorithm given a secret but no `publicKeyFile`, an
+unreadable or non-PEM key file, and a malformed `redis.url` used to pass the config check and
+fail only inside each worker, so the supervisor restarted workers forever. Now `serve` exits
+1 at once naming the key, and `moonwire check` reports the same.
+"""
+import pytest
+
+from mwtest import run_cli
+
+CASES = {
+    "bad-algorithm": ('return { auth = { secret = "%s", algorithm = "HS1024" } }\n' % ("s" * 32),
+                      "auth.algorithm"),
+    "rs-with-secret-only": ('return { auth = { secret = "%s", algorithm = "RS256" } }\n' % ("s" * 32),
+                            "auth.publicKeyFile"),
+    "missing-key-file": ('return { auth = { algorithm = "ES256", publicKeyFile = "nope.pem" } }\n',
+                         "auth.publicKeyFile"),
+    "key-file-not-pem": ('return { auth = { algorithm = "RS256", publicKeyFile = "app.lua" } }\n',
+                         "auth.publicKeyFile"),
+    "redis-scheme": ('return { redis = { url = "http://127.0.0.1:6379" } }\n', "redis.url"),
+    "redis-port": ('return { redis = { url = "redis://127.0.0.1:99999" } }\n', "redis.url"),
+    "redis-db": ('return { redis = { url = "redis://127.0.0.1:6379/x" } }\n', "redis.url"),
+}
+
+
+@pytest.mark.parametrize("app_lua,key", list(CASES.values()), ids=list(CASES.keys()))
+def test_worker_settings_are_checked_before_start(server, app_lua, key):
+    srv = server(app_lua=app_lua, wait=False)
+    rc = srv.wait_exit(20)
+    assert rc == 1, f"serve must exit 1 on a config error, got {rc}\n{srv.output()}"
+    assert f"config error: {key}" in srv.output(), srv.output()
+    assert "worker" not in srv.log().lower() or "restart" not in srv.log().lower(), srv.log()
+
+
+@pytest.mark.parametrize("app_lua,key", list(CASES.values()), ids=list(CASES.keys()))
+def test_check_reports_worker_settings(app_dir, app_lua, key):
+    app = app_dir(app_lua=app_lua)
+    rc, out, err = run_cli(["check", str(app)])
+    assert rc == 1, (rc, out, err)
+    assert f"config error: {key}" in err, err
