@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "mw_config.h"
+#include "mw_config_lua.h"
 #include "mw_db.h"
 #include "mw_jwt.h"
 #include "mw_log.h"

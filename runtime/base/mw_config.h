@@ -1,5 +1,6 @@
 /* mw_config: the settings the C runtime needs, read out of the merged config table that
- * lua/moonwire/config.lua builds (defaults < app.lua < environment < flags). */
+ * lua/moonwire/config.lua builds (defaults < app.lua < environment < flags; the loading is
+ * in vm/mw_config_lua.c, which runs that file). */
 #ifndef MW_CONFIG_H
 #define MW_CONFIG_H
 
@@ -61,14 +62,5 @@ int mw_config_find_runtime_dir(char *out, size_t size);
 
 /* Adds an override; later ones win. Returns -1 when the table is full. */
 int mw_config_add_override(mw_config *cfg, const char *key, const char *value, const char *origin);
-
-/* Loads and validates APP_DIR/app.lua with the overrides in a throwaway Lua state and fills
- * cfg. On error returns -1 with a message naming the key in err. */
-int mw_config_load(mw_config *cfg, char *err, size_t errlen);
-
-struct lua_State;
-/* Pushes the merged config table (built by lua/moonwire/config.lua) onto L's stack, or
- * returns -1 with the message in err and nothing pushed. [-0, +1 or +0] */
-int mw_config_push(struct lua_State *L, const mw_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,8 @@
  * under lua_pcall so that nothing a controller does can unwind through C. */
 #include "mw_lvm.h"
 
+#include "mw_config_lua.h"
+
 #include <dirent.h>
 #include <lauxlib.h>
 #include <lua.h>
