@@ -215,7 +215,8 @@ function M.load(app_dir, overrides)
         " (a short HMAC secret can be brute-forced); got " .. #cfg.auth.secret)
     end
     if cfg.redis.url and not cfg.redis.url:match("^redis://") then
-      bad("redis.url", "must look like redis://host:port/db, got \"" .. cfg.redis.url .. "\"")
+      bad("redis.url", "must look like redis://host:port/db, got \"" ..
+        (cfg.redis.url:gsub("//([^:/@]*):[^@/]*@", "//%1:***@")) .. "\"")
     end
     if #cfg.subscribers > 0 and not cfg.redis.url then
       bad("subscribers", "need Redis: start with --redis redis://host:port or set redis.url")

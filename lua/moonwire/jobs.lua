@@ -120,7 +120,7 @@ end
 -- ---- running one job ----------------------------------------------------------------------
 
 -- {"type":"queue","action":A,"data":{"jobId":..,"queue":..,"result"|"error":..}} in this key
--- order (DESIGN §5), to job.data.clientId when there is one.
+-- order (docs/reference.md section 5), to job.data.clientId when there is one.
 local function notify(rec, action, key, value)
   local d = rec.data
   local clientId = type(d) == "table" and d.clientId or nil

@@ -2,7 +2,7 @@
 -- every function in them runs in LuaJIT's interpreter (jit.off on the chunk and, recursively,
 -- on every function defined in it): the count hook of the handler time limit fires only there,
 -- so a runaway loop gets the "Handler timed out" error reply instead of costing the worker and
--- all its clients (DESIGN section 5). Without --dev the JIT compiles them as usual.
+-- all its clients. Without --dev the JIT compiles them as usual.
 local M = {}
 
 local dev = false

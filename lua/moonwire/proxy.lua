@@ -1,4 +1,4 @@
--- moonwire.proxy: the client's address behind a reverse proxy (DESIGN §8b). Only a peer listed
+-- moonwire.proxy: the client's address behind a reverse proxy. Only a peer listed
 -- in trustedProxies (an IP, or an IPv4 CIDR such as 10.0.0.0/8) is believed about
 -- X-Forwarded-For; the client is the right-most address in that header that is not itself a
 -- trusted proxy (the left part can be forged by the client).

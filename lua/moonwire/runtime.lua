@@ -1,6 +1,6 @@
 -- moonwire.runtime: the Lua half of a worker. Loads the controllers, routes each message
 -- {type, action, data, requestId} to controllers/<type>.lua method <action> in its own
--- coroutine, and writes the replies and error frames of the wire protocol (DESIGN.md section 4)
+-- coroutine, and writes the replies and error frames of the wire protocol (docs/reference.md)
 -- with a fixed key order, so they are byte-for-byte predictable.
 local core = require "moonwire.core"
 local json = require "moonwire.json"

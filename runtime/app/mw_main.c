@@ -52,7 +52,8 @@ static const char usage_serve[] =
     "  --log-format FORMAT   text or json                   MOONWIRE_LOG_FORMAT   (text)\n"
     "  -h, --help            show this help\n"
     "\n"
-    "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads controllers in every worker.\n";
+    "Signals: SIGTERM/SIGINT drain and stop;\n"
+    "         SIGHUP reloads controllers, jobs and lib/ modules in every worker.\n";
 
 static const char usage_check[] =
     "Usage: moonwire check [APP_DIR]\n"

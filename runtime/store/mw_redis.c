@@ -126,11 +126,33 @@ static int uv_events_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 /* ---- URL ---------------------------------------------------------------------------------- */
 
+/* url for an error message, with the password (between the scheme's "//" and the last '@' of
+ * the authority) replaced by "***": config errors end up in logs. */
+static void redact_url(const char *url, char *out, size_t size)
+{
+    const char *auth = strstr(url, "//");
+    auth = auth ? auth + 2 : url;
+    const char *path = strchr(auth, '/');
+    const char *at = NULL;
+    for (const char *q = auth; *q && (!path || q < path); q++)
+        if (*q == '@')
+            at = q;
+    if (!at) {
+        snprintf(out, size, "%s", url);
+        return;
+    }
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    const char *secret = colon ? colon + 1 : auth;
+    snprintf(out, size, "%.*s***%s", (int)(secret - url), url, at);
+}
+
 static int parse_url(mw_redis *r, const char *url, char *err, size_t errlen)
 {
     const char *p = url;
+    char shown[1100];
+    redact_url(url, shown, sizeof(shown));
     if (strncmp(p, "redis://", 8) != 0) {
-        snprintf(err, errlen, "redis URL must start with redis:// (got \"%s\")", url);
+        snprintf(err, errlen, "redis URL must start with redis:// (got \"%s\")", shown);
         return -1;
     }
     p += 8;
@@ -161,7 +183,7 @@ static int parse_url(mw_redis *r, const char *url, char *err, size_t errlen)
         char *stop;
         long port = strtol(colon + 1, &stop, 10);
         if (stop != end || port <= 0 || port > 65535) {
-            snprintf(err, errlen, "redis URL has an invalid port (got \"%s\")", url);
+            snprintf(err, errlen, "redis URL has an invalid port (got \"%s\")", shown);
             return -1;
         }
         r->port = (int)port;
@@ -171,7 +193,7 @@ static int parse_url(mw_redis *r, const char *url, char *err, size_t errlen)
         char *stop;
         long db = strtol(slash + 1, &stop, 10);
         if (*stop || db < 0) {
-            snprintf(err, errlen, "redis URL has an invalid database number (got \"%s\")", url);
+            snprintf(err, errlen, "redis URL has an invalid database number (got \"%s\")", shown);
             return -1;
         }
         r->db = (int)db;

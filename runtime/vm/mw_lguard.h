@@ -1,4 +1,4 @@
-/* mw_lguard: keeps one worker's Lua within its limits (DESIGN §5).
+/* mw_lguard: keeps one worker's Lua within its limits (limits.luaMemory, limits.handlerTimeout).
  * - Memory: the Lua state's allocator counts every byte; while Lua code runs, an allocation past
  *   limits.luaMemory fails, which raises "not enough memory" in the running handler only.
  *   (Debian's LuaJIT 2.1 in GC64 mode accepts a custom allocator; this one wraps LuaJIT's own,

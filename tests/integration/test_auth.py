@@ -1,4 +1,4 @@
-"""JWT authentication (DESIGN §4; CONTRACT-2of5 "Auth (JWT)"): accepted tokens and the
+"""JWT authentication (CONTRACT-2of5 "Auth (JWT)"): accepted tokens and the
 `auth/authenticated` frame, every refusal (HTTP 401 before the upgrade, the process keeps
 serving), expiry (4401), onAuthenticate, sendMessageToUser, getClient with a user.
 

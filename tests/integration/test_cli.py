@@ -1,4 +1,4 @@
-"""Command line (DESIGN §2, §3): help, version, check, config errors, env vars, logs."""
+"""Command line (docs/reference.md section 1): help, version, check, config errors, env vars, logs."""
 import json
 import re
 import socket

@@ -39,3 +39,13 @@ def test_check_reports_worker_settings(app_dir, app_lua, key):
     rc, out, err = run_cli(["check", str(app)])
     assert rc == 1, (rc, out, err)
     assert f"config error: {key}" in err, err
+
+
+@pytest.mark.parametrize("url", ["redis://user:s3cretpw@127.0.0.1:0", "http://:s3cretpw@127.0.0.1/",
+                                 "redis://:s3cretpw@127.0.0.1:6379/x"], ids=["port", "scheme", "db"])
+def test_redis_url_errors_hide_the_password(app_dir, url):
+    # config errors end up in logs: the URL is shown with its password replaced
+    rc, out, err = run_cli(["check", str(app_dir())], app_env={"MOONWIRE_REDIS_URL": url})
+    assert rc == 1, (rc, out, err)
+    assert "config error: redis.url" in err, err
+    assert "s3cretpw" not in out + err and ":***@127.0.0.1" in err, err

@@ -1,4 +1,4 @@
-"""examples/echo (raw mode, DESIGN §4) served by the real binary: every text and binary message
+"""examples/echo (raw mode) served by the real binary: every text and binary message
 comes back byte-identical with the same opcode, no `connected` frame is sent, and the framing
 rules still hold (1007 invalid UTF-8, 1009 too big) without disturbing other clients.
 

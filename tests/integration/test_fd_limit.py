@@ -1,5 +1,5 @@
-"""Idle sockets cannot silence a worker (DESIGN §3 limits.maxConnections, §4 "Connections still in
-their HTTP phase count against maxConnections too..."): connections that never send their
+"""Idle sockets cannot silence a worker (limits.maxConnections: connections still in
+their HTTP phase count against it too): connections that never send their
 upgrade count against the limit, and past it (or out of descriptors) a new client is answered
 503 at once instead of waiting for handshakeTimeout; the limit is logged once per interval, not
 once per refusal; once the idle sockets go, the server serves normally again.

@@ -1,4 +1,4 @@
-"""WebSocket framing (RFC 6455, DESIGN §4 close codes) with a raw client that can
+"""WebSocket framing (RFC 6455, the close codes of docs/reference.md) with a raw client that can
 send broken frames. Each test also probes an already-connected witness."""
 import json
 import random

@@ -1,4 +1,4 @@
-"""HTTP side of the port (DESIGN §4): the upgrade, refused upgrades, /health, /metrics,
+"""HTTP side of the port (docs/reference.md section 8): the upgrade, refused upgrades, /health, /metrics,
 handshake limits and timeouts. Each test also probes an already-connected witness."""
 import base64
 import json

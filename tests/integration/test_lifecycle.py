@@ -1,4 +1,4 @@
-"""Connection lifecycle (DESIGN §3, §4, §6; CONTRACT-2of5 "Limits and lifecycle"): the
+"""Connection lifecycle (CONTRACT-2of5 "Limits and lifecycle"): the
 events hooks, inactivity (4408), protocol heartbeat, graceful shutdown with handlers in
 flight. Hooks are observed through log lines written by app.lua (`EV ...`).
 """

@@ -1,4 +1,4 @@
-"""Admission and per-connection limits (DESIGN §3, §4; CONTRACT-2of5 "Limits and lifecycle"):
+"""Admission and per-connection limits (CONTRACT-2of5 "Limits and lifecycle"):
 allowedOrigins (403), limits.maxConnections (503), the per-connection rate limit
 (rate_limited frames, then 4429), slow consumers (4503, the others unaffected),
 limits.jsonDepth. Each test checks a witness connection is still served afterwards.
@@ -85,7 +85,7 @@ def test_max_connections_503(server):
     assert c, "a slot must free up after a client disconnected"
     c.assert_served()
     assert upgrade_status(srv) == 503
-    # HTTP-phase connections count against maxConnections too (DESIGN §4): at the limit a plain
+    # HTTP-phase connections count against maxConnections too: at the limit a plain
     # request is answered 503 at once as well (tests/integration/test_fd_limit.py)
     assert srv.http("/health").status == 503
     w.assert_served()

@@ -1,4 +1,4 @@
-"""GET /moonwire.js: the browser client (DESIGN §4, §8) served from the runtime's own folder
+"""GET /moonwire.js: the browser client served from the runtime's own folder
 (RUNTIME_DIR/clients/js/moonwire.js), whatever the app, with a JavaScript content type. The
 client's behaviour is tested in a real browser by tests/browser (ctest browser_client)."""
 import shutil

@@ -1,4 +1,4 @@
-"""Process model (DESIGN §2, §6): supervisor + worker, worker replacement, shutdown."""
+"""Process model: supervisor + worker, worker replacement, shutdown."""
 import os
 import signal
 import socket

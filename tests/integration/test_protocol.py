@@ -1,4 +1,4 @@
-"""Wire protocol (DESIGN §4, §5): message shapes, errors, routing, delivery.
+"""Wire protocol (docs/reference.md sections 5, 6): message shapes, errors, routing, delivery.
 
 Clients are python3-websockets connections; `w` is a RawWS witness opened before
 the behaviour under test and probed afterwards to show the server still serves it.

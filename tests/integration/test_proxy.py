@@ -1,4 +1,4 @@
-"""trustedProxies (DESIGN §8b): only a peer listed there is believed about X-Forwarded-For; the
+"""trustedProxies: only a peer listed there is believed about X-Forwarded-For; the
 client is the right-most address in the header that is not itself a trusted proxy. The address
 shows in the connect log line, in getClient().remoteAddress and in onAuthenticate's request."""
 import pytest

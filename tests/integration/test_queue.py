@@ -1,4 +1,4 @@
-"""The `queue` binding and jobs/ processors (DESIGN §5 `queue`), on every store: a table in the
+"""The `queue` binding and jobs/ processors, on every store: a table in the
 embedded SQLite database (no Redis), the same table in PostgreSQL (--database postgres://, no
 Redis) and Redis Streams with a consumer group (--redis).
 
@@ -6,7 +6,7 @@ Every test runs once per store (the `store` fixture). The app is apps/basic plus
 controllers/work.lua adds jobs, jobs/*.lua process them and lib/runlog.lua appends a line per
 run to $QUEUE_RUNS_LOG, the witness that survives the server being killed.
 
-Choices where DESIGN.md is silent (README "Jobs"):
+Choices where docs/reference.md is silent (README "Jobs"):
 - jobs/NAME.lua may return a function or {process=, concurrency= (1 per worker), timeout= (60 s)}.
 - A retry waits backoff * 2^(attempt-1) seconds; attempts default to 3 and backoff to 1 s.
 - A run cut short because its worker died does not count as an attempt; a job whose worker
@@ -182,7 +182,7 @@ def test_a_job_runs_and_its_client_gets_exactly_one_completed(server, store, run
     c.drain(0.5)
     assert len(c.queue_frames(job_id)) == 1
     assert len(runlog.entries("run", job_id)) == 1
-    # the wire order of the keys is DESIGN's: type, action, data{jobId, queue, result}
+    # the wire order of the keys is docs/reference.md's: type, action, data{jobId, queue, result}
     c.ws.send_json({"type": "work", "action": "add", "data": {"queue": "echo", "payload": {"value": 1}, "notify": True}})
     raw = None
     deadline = time.monotonic() + 5

@@ -1,12 +1,12 @@
-"""Redis bindings against a real redis-server (DESIGN §5 `redis`, `timer`, `subscribers`;
-§6 Redis faults).
+"""Redis bindings against a real redis-server (`redis`, `timer`, `subscribers`;
+Redis faults).
 
 Each test starts its own `redis-server --port P --save "" --appendonly no` on a free port
 (the `redis_server` fixture below) and a moonwire with `--redis redis://127.0.0.1:P/DB`.
 The controller under test is apps/redis/controllers/rd.lua, copied next to apps/basic's
 controllers (echo is the witness probe).
 
-Choices made where DESIGN.md is silent:
+Choices made where docs/reference.md is silent:
 - An error reply's message is passed on as Redis wrote it ("ERR ...", "WRONGTYPE ...").
 - Refusal of blocking/subscribing commands ignores the command's case (`blpop` too).
 - During an outage a call returns `nil, err` within 1 s (no waiting for the 5 s timeout),
@@ -580,7 +580,7 @@ def test_outage_then_reconnect(redis_server, server):
     t_down = time.monotonic()
 
     # /ready 503 within about a second; /health stays 200
-    assert wait_ready(srv, 503, 1.5), ready(srv)    # "within a second" (DESIGN §4), plus slack
+    assert wait_ready(srv, 503, 1.5), ready(srv)    # "within a second", plus slack
     resp = ready(srv)
     assert resp.status == 503 and resp.json().get("status") == "redis unavailable", resp
     assert srv.http("/health").status == 200

@@ -1,4 +1,4 @@
-"""Hot reload (DESIGN §7): --dev watches controllers/, jobs/, lib/ (and the runtime's lua/),
+"""Hot reload: --dev watches controllers/, jobs/, lib/ (and the runtime's lua/),
 SIGHUP reloads every worker without --dev. A reload never drops a connection; a file that
 does not compile keeps its previous version serving and is logged with file:line; a new file
 that never compiled answers its calls with an error frame.

@@ -1,4 +1,4 @@
-"""Rooms and client records (DESIGN §4, §5; CONTRACT-2of5 "Lua webSocketServer" and
+"""Rooms and client records (CONTRACT-2of5 "Lua webSocketServer" and
 "system controller"): the built-in system joinRoom/leaveRoom, the room bindings, room
 broadcasts, getClient/updateClient, disconnectClient.
 

@@ -1,4 +1,4 @@
-"""A runaway handler costs less (DESIGN §5 "runaway handler", §7 --dev).
+"""A runaway handler costs less (limits.handlerTimeout, --dev).
 
 - Without --dev, a loop LuaJIT compiled cannot be interrupted: the watchdog replaces the worker,
   and its log line names the handler (route, the file:line where its function is defined) and

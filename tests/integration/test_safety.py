@@ -1,4 +1,4 @@
-"""Safe Lua (DESIGN §5): the handler time budget (limits.handlerTimeout), the Lua memory cap
+"""Safe Lua: the handler time budget (limits.handlerTimeout), the Lua memory cap
 (limits.luaMemory) and reports of accidental global writes. A runaway handler, a memory hog or
 an error costs one error frame, never the other clients.
 

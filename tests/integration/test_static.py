@@ -1,4 +1,4 @@
-"""Static files from APP_DIR/public (DESIGN §2, §4)."""
+"""Static files from APP_DIR/public."""
 import pytest
 
 from mwtest import http_request

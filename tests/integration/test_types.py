@@ -1,4 +1,4 @@
-"""The LuaLS annotations in lua/types/moonwire.lua stay complete (DESIGN §7).
+"""The LuaLS annotations in lua/types/moonwire.lua stay complete.
 
 A controller lists, inside the real server, every public method of every binding (the object
 and its metatable __index chain; `_private` names skipped), the keys of the records the
