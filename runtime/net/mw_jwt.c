@@ -47,7 +47,13 @@ int mw_jwt_init(mw_jwt_verifier *v, const char *algorithm, const char *secret,
         }
         unsigned char buf[16384];
         size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        int too_big = n == sizeof(buf) - 1 && fgetc(f) != EOF; /* a public key PEM is a few KB */
         fclose(f);
+        if (too_big) {
+            snprintf(err, errlen, "config error: auth.publicKeyFile '%s' is larger than %zu bytes: "
+                     "give the file holding only the PEM public key", public_key_file, sizeof(buf) - 1);
+            return -1;
+        }
         buf[n] = 0;
         if (n == 0 || !strstr((char *)buf, "-----BEGIN")) {
             snprintf(err, errlen, "config error: auth.publicKeyFile '%s' is not a PEM public key",

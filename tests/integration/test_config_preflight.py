@@ -49,3 +49,14 @@ def test_redis_url_errors_hide_the_password(app_dir, url):
     assert rc == 1, (rc, out, err)
     assert "config error: redis.url" in err, err
     assert "s3cretpw" not in out + err and ":***@127.0.0.1" in err, err
+
+
+def test_a_key_file_too_large_is_refused_not_cut(app_dir):
+    # a PEM followed by 20 KB of anything: silently reading the first 16 KB would hide the mistake
+    from test_auth import rsa_keys
+    pem = rsa_keys()[1] + b"#" * 20000 + b"\n"
+    app = app_dir(app_lua='return { auth = { algorithm = "RS256", publicKeyFile = "key.pem" } }\n',
+                  files={"key.pem": pem})
+    rc, out, err = run_cli(["check", str(app)])
+    assert rc == 1, (rc, out, err)
+    assert "config error: auth.publicKeyFile" in err and "larger than" in err, err
