@@ -1,48 +1,27 @@
--- moonwire.json: the one cjson instance of the runtime, configured once: invalid numbers
--- (NaN, Infinity, hex) refused both ways, sparse arrays encoded as objects instead of failing.
--- Debian's lua-cjson 2.1.0 has no empty-array marker: an empty Lua table is encoded as {}.
-local cjson = require "cjson"
+-- moonwire.json: the runtime's JSON, the C wire codec (runtime/vm/mw_json.c, loaded as
+-- "moonwire.wire"): integers up to 2^53 exact, other numbers in the shortest text that reads
+-- back the same, [] and {} kept apart (decoded arrays carry the array metatable; emptyArray and
+-- array(t) mark them), NaN and infinities refused, numbers beyond the double range a parse
+-- error. lua-cjson stays available to apps as require "cjson"; its null is the same value.
+local wire = require "moonwire.wire"
 
 local M = {}
-local json = cjson.new()
-json.decode_invalid_numbers(false)
-json.encode_invalid_numbers(false)
-json.encode_sparse_array(true)
-json.encode_number_precision(14)
+M.null = wire.null
+M.emptyArray = wire.emptyArray
+M.array = wire.array
+M.array_mt = wire.array_mt
+M.encode = wire.encode
 
-M.null = cjson.null
-M.encode = json.encode
+local wire_decode = wire.decode
+local depth = 32 -- limits.jsonDepth
 
-local raw_decode, find, type, pairs, huge = json.decode, string.find, type, pairs, math.huge
-
-local function has_infinity(v)
-  if type(v) == "number" then return v == huge or v == -huge end
-  if type(v) == "table" then
-    for k, x in pairs(v) do
-      if has_infinity(x) or has_infinity(k) then return true end
-    end
-  end
-  return false
-end
-
--- cjson turns a number beyond the double range (1e400, a 400-digit integer) into an infinity,
--- which no reply can encode again: such text is a parse error instead. Only text with a
--- three-digit exponent or a 32-digit run can overflow, so other messages skip the walk.
 function M.decode(text)
-  local value = raw_decode(text)
-  if type(value) == "table" and (find(text, "[eE][+-]?%d%d%d") or find(text, "%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d"))
-      and has_infinity(value) then
-    error("number out of range", 0)
-  elseif value == huge or value == -huge then
-    error("number out of range", 0)
-  end
-  return value
+  return wire_decode(text, depth)
 end
 
 -- Sets how deeply nested a client's JSON may be (limits.jsonDepth).
-function M.set_depth(depth)
-  json.decode_max_depth(depth)
-  json.encode_max_depth(math.max(depth, 64))
+function M.set_depth(d)
+  depth = d
 end
 
 return M

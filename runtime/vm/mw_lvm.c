@@ -4,6 +4,7 @@
 #include "mw_lvm.h"
 
 #include "mw_config_lua.h"
+#include "mw_json.h"
 
 #include <dirent.h>
 #include <lauxlib.h>
@@ -113,6 +114,8 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard
         mw_lapi_queue_inject(L, w);
     }
     lua_setfield(L, -2, "moonwire.core");
+    mw_json_push_module(L); /* the wire codec; lua/moonwire/json.lua wraps it */
+    lua_setfield(L, -2, "moonwire.wire");
     lua_pop(L, 2);
     return L;
 }
