@@ -12,7 +12,7 @@ local scheduler = require "moonwire.scheduler"
 
 local decode, null = json.decode, json.null
 local spawn, run_message = scheduler.spawn, scheduler.run_message
-local FAILED, PENDING = scheduler.FAILED, scheduler.PENDING
+local FAILED = scheduler.FAILED
 
 local M = {}
 local hooks = {} -- the table runtime.start returns to C
