@@ -7,7 +7,7 @@
 -- coroutines go on using the others. Inside fn, the coroutine's own database:query/exec calls
 -- run in the transaction too, on both backends.
 local core = require "moonwire.core"
-local await = require "moonwire.await"
+local scheduler = require "moonwire.scheduler"
 
 local running = coroutine.running
 
@@ -27,9 +27,9 @@ local queue = {}
 local function wait_turn()
   local co = running()
   while owner ~= nil and owner ~= co do
-    local token = await.next_token()
+    local token = scheduler.next_token()
     queue[#queue + 1] = { co = co, token = token }
-    await.wait(token)
+    scheduler.wait(token)
   end
 end
 
@@ -37,17 +37,16 @@ local function release()
   owner = nil
   local waiters = queue
   queue = {}
-  local resume = require("moonwire.runtime").resume
-  for _, w in ipairs(waiters) do resume(w.co, w.token) end -- each checks again whose turn it is
+  for _, w in ipairs(waiters) do scheduler.resume(w.co, w.token) end -- each checks again whose turn it is
 end
 
 -- Runs one statement, inside tx when given (else inside the caller's own open transaction, if
 -- any); returns rows, changes, lastInsertId or nil, err.
 local function run(what, tx, sql, ...)
   if type(sql) ~= "string" then error(what .. ": sql must be a string, got " .. type(sql), 3) end
-  await.check(what)
+  scheduler.check(what)
   tx = tx or open_tx[running()]
-  local token = await.next_token()
+  local token = scheduler.next_token()
   local sent, err
   if tx and tx.session then
     sent, err = core.db_run_in(token, tx.session, sql, ...)
@@ -56,7 +55,7 @@ local function run(what, tx, sql, ...)
     sent, err = core.db_run(token, sql, ...)
   end
   if not sent then return nil, err end
-  return await.wait(token)
+  return scheduler.wait(token)
 end
 
 local function as_exec(rows, changes, last)
@@ -108,7 +107,7 @@ end
 --- Returns what fn returned, or nil, err when BEGIN or COMMIT failed.
 function Database:transaction(fn)
   if type(fn) ~= "function" then error("database:transaction: fn must be a function", 2) end
-  await.check("database:transaction")
+  scheduler.check("database:transaction")
   local co = running()
   if open_tx[co] then error("database:transaction: transactions do not nest", 2) end
   local backend, berr = core.db_backend()

@@ -12,6 +12,10 @@ local core = require "moonwire.core"
 local json = require "moonwire.json"
 local queue = require "moonwire.queue"
 local loader = require "moonwire.loader"
+local frames = require "moonwire.frames"
+local scheduler = require "moonwire.scheduler"
+
+local spawn, spawn_at = scheduler.spawn, scheduler.spawn_at
 
 local M = {}
 
@@ -25,7 +29,7 @@ local GRACE_MS = 30000    -- a job entry idle this long past its timeout has no 
 -- polls under way keep counting on the same object.
 local processors = {}
 local names = {}          -- sorted queue names with a processor here
-local store, bindings, spawn, spawn_at
+local store, bindings
 local poll_timer
 local store_down = false
 
@@ -119,23 +123,19 @@ end
 
 -- ---- running one job ----------------------------------------------------------------------
 
--- {"type":"queue","action":A,"data":{"jobId":..,"queue":..,"result"|"error":..}} in this key
--- order (docs/reference.md section 5), to job.data.clientId when there is one.
+-- The queue/completed or queue/failed frame (frames.job), to job.data.clientId when there is one.
 local function notify(rec, action, key, value)
   local d = rec.data
   local clientId = type(d) == "table" and d.clientId or nil
   if type(clientId) ~= "string" then return end
-  local encode = json.encode
-  local head = '{"type":"queue","action":"' .. action .. '","data":{"jobId":' .. encode(rec.id) ..
-               ',"queue":' .. encode(rec.queue)
   local ok, tail = true, "null"
-  if value ~= nil then ok, tail = pcall(encode, value) end
+  if value ~= nil then ok, tail = pcall(json.encode, value) end
   if not ok then
     core.log("warn", "queue: a job result cannot be sent as JSON; the client gets null", {
       queue = rec.queue, jobId = rec.id, error = tostring(tail) })
     tail = "null"
   end
-  local frame = head .. ',"' .. key .. '":' .. tail .. "}}"
+  local frame = frames.job(action, rec.id, rec.queue, key, tail)
   local sent, err = pcall(bindings.webSocketServer.sendMessageToClient, bindings.webSocketServer, clientId, frame)
   if not sent then core.log("warn", "queue: could not notify the client", { clientId = clientId, error = tostring(err) }) end
 end
@@ -214,7 +214,7 @@ local function run(p, rec)
     if rec.settled then return end
     -- cancelled: the coroutine waits on I/O (a running one would block this timer), and the
     -- reply it waits for will not resume it
-    if rec.co then require("moonwire.await").waiting[rec.co] = nil end
+    if rec.co then scheduler.cancel(rec.co) end
     settle(p, rec, false, string.format("timed out after %gs", timeout))
   end)
   spawn_at("job " .. p.name, p.fn, function() -- the watchdog names the job's function
@@ -307,10 +307,9 @@ local function tick()
 end
 
 -- Starts polling (from onServerStarted time on); the poll timer runs even without processors,
--- so a jobs/ file added later (reload) is served.
+-- so a jobs/ file added later (reload) is served. opts = {store, bindings}.
 function M.start(opts)
-  store, bindings, spawn = opts.store, opts.bindings, opts.spawn
-  spawn_at = opts.spawn_at or function(what, _, fn, ...) return spawn(what, fn, ...) end
+  store, bindings = opts.store, opts.bindings
   if core.draining() then return end
   poll_timer = bindings.timer:every(POLL_INTERVAL, tick)
   if #names > 0 then spawn("queue start", recover) end

@@ -5,7 +5,7 @@
 -- (queue_sql.lua). Jobs run in the workers that have jobs/<name>.lua (see jobs.lua).
 local core = require "moonwire.core"
 local json = require "moonwire.json"
-local await = require "moonwire.await"
+local scheduler = require "moonwire.scheduler"
 
 local M = {}
 
@@ -68,7 +68,7 @@ function Queue:add(name, data, opts)
   if not pcall(json.decode, encoded) then
     error("queue:add: data is nested too deeply to be read back (limits.jsonDepth)", 2)
   end
-  await.check("queue:add")
+  scheduler.check("queue:add")
   local stored, err = self._store.add(name, record.id, encoded, delay)
   if not stored then return nil, "queue:add: " .. tostring(err) end
   core.job_count("added")

@@ -6,7 +6,7 @@ local core = require "moonwire.core"
 local Redis = {}
 Redis.__index = Redis
 
-local await = require "moonwire.await"
+local scheduler = require "moonwire.scheduler"
 
 -- Commands that block the connection or turn it into a subscriber: use app.lua subscribers.
 local refused = {
@@ -33,7 +33,7 @@ function Redis:call(cmd, ...)
   if name == "CLIENT" and type((...)) == "string" and (...):upper() == "REPLY" then
     error("redis:call: CLIENT REPLY would break the shared connection's reply order", 2)
   end
-  await.check("redis:call")
+  scheduler.check("redis:call")
   if name == "XREAD" or name == "XREADGROUP" then
     for i = 1, select("#", ...) do
       local a = select(i, ...)
@@ -42,10 +42,10 @@ function Redis:call(cmd, ...)
       end
     end
   end
-  local call = await.next_token()
+  local call = scheduler.next_token()
   local sent, err = core.redis_call(call, cmd, ...)
   if not sent then return nil, err end
-  return await.wait(call)
+  return scheduler.wait(call)
 end
 
 --- PUBLISH channel message; returns the number of receivers, or nil, err.

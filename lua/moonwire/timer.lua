@@ -2,6 +2,7 @@
 -- return a handle with :stop(); every run of fn is its own coroutine (it may use redis:call).
 -- timer:sleep(seconds) pauses the calling coroutine without blocking the worker.
 local core = require "moonwire.core"
+local scheduler = require "moonwire.scheduler"
 
 local Timer = {}
 Timer.__index = Timer
@@ -39,12 +40,11 @@ function Timer:sleep(seconds)
   if type(seconds) ~= "number" or seconds < 0 then
     error("timer:sleep: seconds must be a number >= 0, got " .. tostring(seconds), 2)
   end
-  local await = require "moonwire.await"
-  await.check("timer:sleep")
-  local token = await.next_token()
+  scheduler.check("timer:sleep")
+  local token = scheduler.next_token()
   local co = coroutine.running()
-  core.timer_start(seconds, false, function() require("moonwire.runtime").resume(co, token) end)
-  await.wait(token)
+  core.timer_start(seconds, false, function() scheduler.resume(co, token) end)
+  scheduler.wait(token)
 end
 
 return Timer

@@ -1,0 +1,82 @@
+-- moonwire.frames: the wire-protocol frames the Lua side writes (DESIGN.md section 4): replies,
+-- error frames and the auth/authenticated greeting. Built by hand with a fixed key order, so
+-- they are byte-for-byte predictable (cjson would order the keys as the table hashes them).
+local json = require "moonwire.json"
+
+local encode = json.encode
+local format = string.format
+local huge = math.huge
+local concat = table.concat
+
+local M = {}
+
+-- A requestId is echoed exactly: integers up to 2^53 in full (cjson would keep 14 digits),
+-- other numbers with 17 significant digits. NaN and infinities are not ids (nil).
+function M.encode_id(rid)
+  if type(rid) == "string" then return encode(rid) end
+  if rid ~= rid or rid == huge or rid == -huge then return nil end
+  if rid % 1 == 0 and rid < 9007199254740992 and rid > -9007199254740992 then
+    return format("%.0f", rid)
+  end
+  return format("%.17g", rid)
+end
+
+-- An error code is a string or a finite number; anything else is sent as its tostring.
+local function encode_code(code)
+  local t = type(code)
+  if t == "string" then return encode(code) end
+  if t == "number" and code == code and code ~= huge and code ~= -huge then return encode(code) end
+  return encode(tostring(code))
+end
+
+-- {"type":"error","action":"message","data":{"error":text[,"code"][,"type"][,"action"]
+-- [,"requestId"][,"traceback"]}}; every argument after text may be nil. rid is already
+-- encoded (encode_id).
+function M.error(text, code, t, a, rid, tb)
+  local parts = { '{"type":"error","action":"message","data":{"error":', encode(text) }
+  if code ~= nil then parts[#parts + 1] = ',"code":' .. encode_code(code) end
+  if t ~= nil then parts[#parts + 1] = ',"type":' .. encode(t) end
+  if a ~= nil then parts[#parts + 1] = ',"action":' .. encode(a) end
+  if rid ~= nil then parts[#parts + 1] = ',"requestId":' .. rid end
+  if tb ~= nil then parts[#parts + 1] = ',"traceback":' .. encode(tb) end
+  parts[#parts + 1] = "}}"
+  return concat(parts)
+end
+
+-- '{"type":T,"action":A': the start of every reply to route T/A (the router caches it).
+function M.reply_prefix(t, a)
+  return '{"type":' .. encode(t) .. ',"action":' .. encode(a)
+end
+
+-- A reply: prefix (reply_prefix) [,"response":response] [,"requestId":rid] }. rid is already
+-- encoded; raises when response cannot be encoded as JSON.
+function M.reply(prefix, response, rid)
+  if response ~= nil then
+    if rid ~= nil then
+      return prefix .. ',"response":' .. encode(response) .. ',"requestId":' .. rid .. "}"
+    end
+    return prefix .. ',"response":' .. encode(response) .. "}"
+  end
+  if rid ~= nil then return prefix .. ',"requestId":' .. rid .. "}" end
+  return prefix .. "}"
+end
+
+-- {"type":"queue","action":action,"data":{"jobId":..,"queue":..,key:value}} in this key order
+-- (DESIGN section 5): what a job's client is told when it completed or failed. value is
+-- already encoded JSON text.
+function M.job(action, jobId, queue, key, value)
+  return '{"type":"queue","action":"' .. action .. '","data":{"jobId":' .. encode(jobId) ..
+         ',"queue":' .. encode(queue) .. ',"' .. key .. '":' .. value .. "}}"
+end
+
+-- The greeting a client with a valid token gets once connected.
+function M.authenticated(userId)
+  local id
+  if type(userId) == "number" then id = format("%.0f", userId)
+  elseif userId == nil then id = "null"
+  else id = encode(userId) end
+  return '{"type":"auth","action":"authenticated","data":{"userId":' .. id ..
+         ',"message":"Authentication successful"}}'
+end
+
+return M

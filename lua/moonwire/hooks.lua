@@ -1,0 +1,201 @@
+-- moonwire.hooks: the functions C calls into Lua (runtime/vm/mw_lvm.c keeps a reference to
+-- each field of M.hooks: admit, on_message, on_connect, on_disconnect, resume, spawn,
+-- on_redis_message, on_bus_op, on_redis_state, on_started, reload), and the app's events they
+-- fire (app.lua events.onConnect, onDisconnect, onJoinRoom, onLeaveRoom, onServerStarted,
+-- onAuthenticate) and subscribers they run. Each hook returns to C at once: handlers run in
+-- the scheduler's coroutines.
+local core = require "moonwire.core"
+local json = require "moonwire.json"
+local frames = require "moonwire.frames"
+local router = require "moonwire.router"
+local scheduler = require "moonwire.scheduler"
+
+local decode, null = json.decode, json.null
+local spawn, run_message = scheduler.spawn, scheduler.run_message
+local FAILED = scheduler.FAILED
+
+local M = {}
+local hooks = {} -- the table runtime.start returns to C
+M.hooks = hooks
+
+-- clientId -> {user = {userId, payload} or nil, metadata = {}}: the local clients, shared with
+-- the webSocketServer binding.
+local clients = {}
+M.clients = clients
+
+local state = {
+  config = nil,
+  events = {},
+  raw = nil,           -- app.lua raw: no protocol frames of ours
+  body = nil,          -- the router's body for a message (router.handler())
+  bindings = nil,
+  queue_store = nil,
+  subscribers = {},    -- channel or pattern -> {handler, ...}
+  admitted_user = nil, -- handed from hooks.admit to the hooks.on_connect that follows it
+  reload = nil,        -- fn(changed): moonwire.reload's run
+}
+
+-- ctx = {config, events, raw, bindings, queue_store, reload}: once per worker, before C
+-- calls any hook.
+function M.setup(ctx)
+  state.config, state.events, state.raw = ctx.config, ctx.events or {}, ctx.raw
+  state.bindings, state.queue_store, state.reload = ctx.bindings, ctx.queue_store, ctx.reload
+  state.body = router.handler()
+end
+
+-- Calls events[name](...) in its own coroutine when the app defined it.
+local function fire(name, ...)
+  local fn = state.events[name]
+  if fn then spawn("events." .. name, fn, ...) end
+end
+M.fire = fire
+
+-- Runs a hook that must answer at once (onAuthenticate): no coroutine, errors logged.
+local function run_now(fn, ...)
+  return scheduler.call("events.onAuthenticate", fn, ...)
+end
+
+-- Decides on an upgrade: returns status, reason, userKey, expiry ms (see moonwire.auth).
+function hooks.admit(request, claims_json, token_error, has_token)
+  local auth = require "moonwire.auth" -- required here: a reload may replace it
+  -- behind a trusted proxy, the client's own address (config.trustedProxies)
+  local forwarded = require("moonwire.proxy").client_address(state.config.trustedProxies,
+    request.remoteAddress, request.headers["x-forwarded-for"])
+  if forwarded then request.remoteAddress = forwarded end
+  local status, reason, user, expires = auth.admit(state.config, request, claims_json, token_error,
+    has_token, core.now_ms(), run_now)
+  state.admitted_user = user
+  return status, reason, user and auth.user_key(user.userId), expires, forwarded
+end
+
+function hooks.on_message(clientId, payload, isBinary)
+  local status, err = run_message(clientId, state.body, clientId, payload, isBinary)
+  if status then return status end
+  -- a bug in the runtime itself: never leave the client without an answer
+  core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(err) })
+  if not state.raw then core.send(clientId, frames.error("Internal error", "internal")) end
+  return FAILED
+end
+
+function hooks.on_connect(clientId)
+  local user = state.admitted_user
+  state.admitted_user = nil
+  clients[clientId] = { user = user, metadata = {} }
+  if user and not state.raw then core.send(clientId, frames.authenticated(user.userId)) end -- raw: the app owns every frame
+  state.bindings.webSocketServer:_publishClient(clientId)
+  if state.events.onConnect then
+    fire("onConnect", clientId, state.bindings.webSocketServer:getClient(clientId))
+  end
+end
+
+-- rooms_left: the rooms the C side removed the client from as it closed.
+function hooks.on_disconnect(clientId, code, reason, rooms_left)
+  local cluster = require "moonwire.cluster"
+  for _, room in ipairs(rooms_left or {}) do cluster.room_left(clientId, room, #core.room_members(room) == 0) end
+  cluster.remove_client(clientId)
+  for _, room in ipairs(rooms_left or {}) do fire("onLeaveRoom", clientId, room) end
+  fire("onDisconnect", clientId, code, reason)
+  clients[clientId] = nil
+end
+
+-- From C: the reply to call number `call` of coroutine co arrived (see moonwire.scheduler).
+hooks.resume = scheduler.resume
+
+-- From C (timers): what names it in logs; fn runs in its own coroutine.
+function hooks.spawn(what, fn, ...)
+  spawn(what, fn, ...)
+end
+
+-- ---- app.lua subscribers: {channel = "name" or "pattern*", handler = fn(channel, payload)} --
+
+local function is_pattern(channel)
+  return channel:find("[%*%?%[]") ~= nil
+end
+
+function hooks.on_redis_message(pattern, channel, payload)
+  local list = state.subscribers[pattern or channel]
+  for _, handler in ipairs(list or {}) do
+    scheduler.spawn_local("subscriber " .. (pattern or channel), handler, channel, payload)
+  end
+end
+
+-- Checks app.lua `subscribers` and subscribes to their channels; raises a config error.
+function M.subscribe(list)
+  state.subscribers = {}
+  for i, sub in ipairs(list or {}) do
+    local where = "config error: subscribers[" .. i .. "]"
+    if type(sub) ~= "table" or type(sub.channel) ~= "string" or sub.channel == "" then
+      error(where .. " needs a channel (string)", 0)
+    end
+    if type(sub.handler) ~= "function" then error(where .. " needs a handler (function)", 0) end
+    if not core.redis_configured() then
+      error(where .. ": subscribers need Redis (start with --redis URL)", 0)
+    end
+    local key = sub.channel
+    if not state.subscribers[key] then
+      state.subscribers[key] = {}
+      core.redis_subscribe(key, is_pattern(key))
+    end
+    table.insert(state.subscribers[key], sub.handler)
+  end
+end
+
+-- ---- the cluster --------------------------------------------------------------------------
+
+-- Another worker asks for a webSocketServer call on one of our clients.
+function hooks.on_bus_op(clientId, payload)
+  local ok, call = pcall(decode, payload)
+  if not ok or type(call) ~= "table" or type(call[1]) ~= "string" then
+    core.log("warn", "bus: ignoring a malformed operation")
+    return
+  end
+  local a, b = call[2], call[3]
+  if a == null then a = nil end
+  if b == null then b = nil end
+  spawn("bus " .. call[1], function() state.bindings.webSocketServer:_busOp(clientId, call[1], a, b) end)
+end
+
+local started = false -- see run_started
+
+-- onServerStarted (and the job runner) start once Redis is connected, so their first calls
+-- work; when Redis is configured but unreachable they start after redis.timeout anyway (their
+-- calls then return nil, err like during any outage).
+local function run_started()
+  if started then return end
+  started = true
+  require("moonwire.jobs").start({ store = state.queue_store, bindings = state.bindings })
+  local fn = state.events.onServerStarted
+  if fn then spawn("events.onServerStarted", fn, state.bindings) end
+end
+
+-- The command connection came back: write the local state again, then beat.
+function hooks.on_redis_state(up)
+  local cluster = require "moonwire.cluster"
+  if not up then return end
+  if cluster.enabled() then
+    local ws = state.bindings.webSocketServer
+    local infos = {}
+    for id in pairs(clients) do
+      local c = ws:_localClient(id)
+      if c then c.lastActivity = nil; infos[#infos + 1] = c end
+    end
+    cluster.resync(infos)
+    cluster.heartbeat(core.room_names())
+  end
+  if not started then spawn("redis connected", run_started) end -- the first connection
+end
+
+function hooks.on_started()
+  if core.redis_configured() and not core.redis_connected() then
+    core.timer_start(state.config.redis.timeout, false, run_started)
+    return
+  end
+  run_started()
+end
+
+-- changed: the files --dev saw change (empty for SIGHUP: reload everything of the app).
+function hooks.reload(changed)
+  state.reload(changed)
+end
+
+return M

@@ -1,0 +1,224 @@
+-- moonwire.router: from a message {type, action, data, requestId} to the controller method that
+-- answers it, and the reply or error frame it earns. Loads controllers/*.lua (the runtime's,
+-- then the app's), applies app.lua `routes`, and resolves type/action to controllers/<type>.lua
+-- method <action> unless a route says otherwise; "_private" methods are never routable.
+-- handle() is the body of one message's coroutine (the scheduler runs it).
+local core = require "moonwire.core"
+local json = require "moonwire.json"
+local loader = require "moonwire.loader"
+local frames = require "moonwire.frames"
+local errors = require "moonwire.errors"
+local scheduler = require "moonwire.scheduler"
+
+local decode, null = json.decode, json.null
+local byte, find = string.byte, string.find
+local capture, failure = errors.capture, errors.failure
+local error_frame, reply, encode_id = frames.error, frames.reply, frames.encode_id
+local enter, site_of = scheduler.enter, scheduler.site_of
+local DONE, FAILED = scheduler.DONE, scheduler.FAILED
+local MEMORY_MESSAGE = errors.MEMORY_MESSAGE
+
+local M = {}
+
+local state = {
+  dev = false,        -- --dev: internal error frames carry the traceback
+  controllers = {},   -- type -> controller table
+  routes = {},        -- type -> action -> { controller = table, fn = function }
+  broken = {},        -- type -> load error of a controller file that never loaded (reload)
+  raw = nil,          -- app.lua raw = fn(clientId, payload, isBinary): no protocol at all
+  raw_site = nil,     -- raw's site for the watchdog
+}
+
+-- ---- controllers --------------------------------------------------------------------------
+
+-- Loads one controller file; base (the bindings) backs the methods it does not define.
+-- Raises path:line on a file that does not compile, load or return a table.
+function M.load_controller(path, name, base)
+  local chunk, err = loader.loadfile(path) -- --dev: interpreted, so the time limit can stop it
+  if not chunk then error(err, 0) end
+  local ok, ctrl = pcall(chunk)
+  if not ok then error(path .. ": error while loading: " .. tostring(ctrl), 0) end
+  if type(ctrl) ~= "table" then
+    error(path .. ": a controller must return a table of methods, got " .. type(ctrl), 0)
+  end
+  if base then
+    local mt = getmetatable(ctrl)
+    if mt == nil then
+      setmetatable(ctrl, { __index = base })
+    else
+      for k, v in pairs(base) do
+        if rawget(ctrl, k) == nil then rawset(ctrl, k, v) end
+      end
+    end
+  end
+  return ctrl
+end
+
+-- The folders controllers load from, in order: the runtime's, then the app's.
+function M.controller_dirs(opts)
+  return { opts.runtime_dir .. "/controllers", opts.app_dir .. "/controllers" }
+end
+
+-- Loads every controllers/*.lua of the runtime, then of the app (an app file of the same name
+-- replaces the built-in one). Returns type -> controller.
+function M.load_controllers(dirs, base)
+  local out = {}
+  for _, dir in ipairs(dirs) do
+    for _, file in ipairs(core.list_dir(dir)) do
+      local name = file:sub(1, -5)
+      out[name] = M.load_controller(dir .. "/" .. file, name, base)
+    end
+  end
+  return out
+end
+
+-- app.lua `routes` ({type, action, controller?, method?}) -> type -> action -> {controller, fn};
+-- raises a config error naming the route that does not match the controllers.
+function M.build_routes(list, controllers)
+  local routes = {}
+  for i, r in ipairs(list or {}) do
+    local where = "config error: routes[" .. i .. "]"
+    if type(r) ~= "table" or type(r.type) ~= "string" or type(r.action) ~= "string" then
+      error(where .. " needs string fields type and action", 0)
+    end
+    local cname = r.controller or r.type
+    local ctrl = controllers[cname]
+    if not ctrl then error(where .. ": no controller named '" .. tostring(cname) .. "' in controllers/", 0) end
+    local mname = r.method or r.action
+    local fn = ctrl[mname]
+    if type(fn) ~= "function" then
+      error(where .. ": controller '" .. cname .. "' has no method '" .. tostring(mname) .. "'", 0)
+    end
+    routes[r.type] = routes[r.type] or {}
+    routes[r.type][r.action] = { controller = ctrl, fn = fn }
+  end
+  return routes
+end
+
+-- type -> action -> {controller, fn, prefix, label, source, line}; filled on the first
+-- successful lookup only, so its size is bounded by the routes that exist. Cleared when the
+-- controllers change.
+local resolved = {}
+
+-- Serves these controllers, routes and broken files (type -> load error) from now on.
+function M.install(controllers, routes, broken)
+  state.controllers, state.routes, state.broken = controllers, routes, broken or {}
+  for k in pairs(resolved) do resolved[k] = nil end
+end
+
+-- The controllers served now (type -> controller).
+function M.controllers() return state.controllers end
+
+-- {dev = bool, raw = fn or nil}: set once per worker before the first message.
+function M.setup(opts)
+  state.dev = opts.dev and true or false
+  state.raw = opts.raw
+  if state.raw then
+    state.raw_site = { label = "raw" }
+    state.raw_site.source, state.raw_site.line = site_of(state.raw)
+  end
+end
+
+-- The route of type t, action a, or nil when there is none.
+local function resolve(t, a)
+  local by_type = resolved[t]
+  local hit = by_type and by_type[a]
+  if hit then return hit end
+  local ctrl, fn
+  local over = state.routes[t]
+  local r = over and over[a]
+  if r then
+    ctrl, fn = r.controller, r.fn
+  else
+    ctrl = state.controllers[t]
+    if ctrl == nil and state.broken[t] and byte(a, 1) ~= 95 then
+      -- a new controller file that never compiled: its calls get an error frame until it does
+      ctrl, fn = {}, function()
+        error({ code = "unavailable", message = "Controller does not load: " .. state.broken[t] }, 0)
+      end
+      return { controller = ctrl, fn = fn, prefix = frames.reply_prefix(t, a),
+               label = t .. ":" .. a, source = "controllers/" .. t .. ".lua (does not load)", line = 0 }
+    end
+    if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
+    fn = rawget(ctrl, a)
+    if type(fn) ~= "function" then return nil end
+  end
+  hit = { controller = ctrl, fn = fn, prefix = frames.reply_prefix(t, a), label = t .. ":" .. a }
+  hit.source, hit.line = site_of(fn)
+  if not by_type then by_type = {}; resolved[t] = by_type end
+  by_type[a] = hit
+  return hit
+end
+M.resolve = resolve
+
+-- ---- one message --------------------------------------------------------------------------
+
+-- The body of one message's coroutine: decodes text, calls the route's method and sends its
+-- reply or error frame. Returns DONE or FAILED (an internal error).
+function M.handle(clientId, text)
+  local ok, msg = pcall(decode, text)
+  if not ok then
+    core.send(clientId, error_frame("Failed to parse JSON"))
+    return DONE
+  end
+  if type(msg) ~= "table" or not find(text, "^%s*{") then
+    core.send(clientId, error_frame("Invalid WebSocket message"))
+    return DONE
+  end
+  local t, a, rid = msg.type, msg.action, msg.requestId
+  if type(t) ~= "string" then
+    core.send(clientId, error_frame("Missing WebSocket message type"))
+    return DONE
+  end
+  if type(a) ~= "string" then
+    core.send(clientId, error_frame("Missing WebSocket message action"))
+    return DONE
+  end
+  local rt = type(rid)
+  if rt == "string" or rt == "number" then rid = encode_id(rid) else rid = nil end
+  local route = resolve(t, a)
+  if not route then
+    core.send(clientId, error_frame("Unknown route", "not_found", t, a, rid))
+    return DONE
+  end
+  local data = msg.data
+  if data == null then data = nil end
+  enter(route)
+  local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
+  if not ran and result == MEMORY_MESSAGE then collectgarbage() end -- free what the handler built
+  if ran then
+    local encoded, frame = pcall(reply, route.prefix, result, rid)
+    if encoded then
+      core.send(clientId, frame)
+      return DONE
+    end
+    result = capture(t .. ":" .. a .. " returned a value that cannot be sent as JSON: " .. tostring(frame))
+  end
+  result = failure(result)
+  if not result.__internal then
+    local m = result.message
+    if m == nil or m == null then m = "Error" end
+    core.send(clientId, error_frame(tostring(m), result.code, t, a, rid))
+    return DONE
+  end
+  errors.log(t .. ":" .. a, result)
+  core.send(clientId, errors.internal_frame(result, t, a, rid, state.dev))
+  return FAILED
+end
+
+-- The body of one message's coroutine under app.lua `raw`: the app owns every frame.
+function M.handle_raw(clientId, payload, isBinary)
+  enter(state.raw_site)
+  local ran, err = xpcall(state.raw, capture, clientId, payload, isBinary)
+  if ran then return DONE end
+  err = failure(err)
+  if err.__internal then errors.log("raw", err) end
+  return FAILED
+end
+
+-- The body for every message of this worker: handle, or handle_raw under app.lua `raw`.
+function M.handler()
+  return state.raw and M.handle_raw or M.handle
+end
+
+return M
