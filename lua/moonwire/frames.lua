@@ -1,4 +1,4 @@
--- moonwire.frames: the wire-protocol frames the Lua side writes (DESIGN.md section 4): replies,
+-- moonwire.frames: the wire-protocol frames the Lua side writes: replies,
 -- error frames and the auth/authenticated greeting. Built by hand with a fixed key order, so
 -- they are byte-for-byte predictable (cjson would order the keys as the table hashes them).
 local json = require "moonwire.json"
@@ -62,7 +62,7 @@ function M.reply(prefix, response, rid)
 end
 
 -- {"type":"queue","action":action,"data":{"jobId":..,"queue":..,key:value}} in this key order
--- (DESIGN section 5): what a job's client is told when it completed or failed. value is
+--: what a job's client is told when it completed or failed. value is
 -- already encoded JSON text.
 function M.job(action, jobId, queue, key, value)
   return '{"type":"queue","action":"' .. action .. '","data":{"jobId":' .. encode(jobId) ..

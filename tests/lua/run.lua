@@ -5,6 +5,8 @@
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local root = here .. "/../.."
 package.path = here .. "/?.lua;" .. root .. "/lua/?.lua;" .. package.path
+-- the wire codec, built as a C module by the build (tests/CMakeLists.txt sets MW_LUA_CPATH)
+package.cpath = (os.getenv("MW_LUA_CPATH") or root .. "/build/tests/lua-modules/?.so") .. ";" .. package.cpath
 
 local t = require "harness"
 local core = require "fake_core"

@@ -1,4 +1,4 @@
--- The wire frames the Lua side writes: exact bytes, fixed key order (DESIGN.md section 4).
+-- The wire frames the Lua side writes: exact bytes, fixed key order.
 local t = require "harness"
 local frames = require "moonwire.frames"
 local test, eq = t.test, t.eq

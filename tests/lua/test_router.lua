@@ -196,7 +196,7 @@ test("a controller that never loaded answers unavailable until it does", functio
   local status, frame = one_frame('{"type":"notes","action":"add","requestId":1}')
   eq(status, scheduler.DONE)
   eq(frame, '{"type":"error","action":"message","data":{"error":"Controller does not load: ' ..
-            'controllers\\/notes.lua:3: syntax error","code":"unavailable","type":"notes","action":"add","requestId":1}}')
+            'controllers/notes.lua:3: syntax error","code":"unavailable","type":"notes","action":"add","requestId":1}}')
   _, frame = one_frame('{"type":"notes","action":"_add"}')
   truthy(frame:find('"code":"not_found"', 1, true))
 end)
