@@ -18,7 +18,8 @@ end
 -- opts = {config, app_dir, runtime_dir, dev, quiet}. Returns true when everything compiles.
 function M.run(opts)
   local config = opts.config
-  package.loaded["moonwire"] = package.loaded["moonwire"] or { config = config }
+  package.loaded["moonwire"] = package.loaded["moonwire"] or
+    { config = config, emptyArray = require("moonwire.json").emptyArray, array = require("moonwire.json").array }
   local good = true
   local count = 0
   -- lib/ is only compiled, not run (a module runs when something requires it), and only by

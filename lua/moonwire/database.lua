@@ -42,6 +42,8 @@ end
 
 -- Runs one statement, inside tx when given (else inside the caller's own open transaction, if
 -- any); returns rows, changes, lastInsertId or nil, err.
+local array = require("moonwire.json").array -- rows go out as a JSON array, also when none
+
 local function run(what, tx, sql, ...)
   if type(sql) ~= "string" then error(what .. ": sql must be a string, got " .. type(sql), 3) end
   scheduler.check(what)
@@ -76,7 +78,7 @@ end
 function Database:query(sql, ...)
   local rows, err = run("database:query", nil, sql, ...)
   if rows == nil then return nil, err end
-  return rows
+  return array(rows)
 end
 
 --- Runs a statement: {changes = n, lastInsertId = id}, or nil, err. On PostgreSQL lastInsertId
@@ -94,7 +96,7 @@ function Tx:query(sql, ...)
   check_open(self, "tx:query")
   local rows, err = run("tx:query", self, sql, ...)
   if rows == nil then return nil, err end
-  return rows
+  return array(rows)
 end
 
 --- Like database:exec, inside the transaction.

@@ -7,6 +7,16 @@ local Redis = {}
 Redis.__index = Redis
 
 local scheduler = require "moonwire.scheduler"
+local array = require("moonwire.json").array
+
+-- Marks a reply's arrays (nested too) so they encode as JSON arrays, also when empty.
+local function mark_arrays(v)
+  if type(v) == "table" then
+    array(v)
+    for i = 1, #v do mark_arrays(v[i]) end
+  end
+  return v
+end
 
 -- Commands that block the connection or turn it into a subscriber: use app.lua subscribers.
 local refused = {
@@ -45,7 +55,8 @@ function Redis:call(cmd, ...)
   local call = scheduler.next_token()
   local sent, err = core.redis_call(call, cmd, ...)
   if not sent then return nil, err end
-  return scheduler.wait(call)
+  local reply, why = scheduler.wait(call)
+  return mark_arrays(reply), why
 end
 
 --- PUBLISH channel message; returns the number of receivers, or nil, err.

@@ -56,6 +56,9 @@ local function make_bindings(config, opts)
     redis = core.redis_configured() and Redis.new() or nil,
     timer = Timer.new(),
     database = Database.new(),
+    -- JSON arrays: emptyArray encodes as [], array(t) marks t as an array (also when empty)
+    emptyArray = require("moonwire.json").emptyArray,
+    array = require("moonwire.json").array,
     clock = setmetatable({}, { __index = {
       --- Milliseconds since the epoch (os.time() has only seconds).
       now = function() return core.now_ms() end,

@@ -11,6 +11,7 @@ local Server = {}
 Server.__index = Server
 
 local encode = json.encode
+local array = json.array -- lists go out as JSON arrays, also when empty
 
 local function payload(msg, fname)
   local t = type(msg)
@@ -66,6 +67,7 @@ function Server:_localClient(clientId)
     local state = self._ctx.clients[clientId]
     c.user = state and deep_copy(state.user) or nil
     c.metadata = state and deep_copy(state.metadata) or {}
+    if type(c.rooms) == "table" then array(c.rooms) end
   end
   return c
 end
@@ -88,7 +90,9 @@ function Server:getClient(clientId)
   check_id(clientId, "getClient")
   local c = self:_localClient(clientId)
   if c or not cluster_read(self) or clientId:sub(1, #self._ctx.tag) == self._ctx.tag then return c end
-  return cluster.client(self._ctx.redis, clientId)
+  local remote_client, err = cluster.client(self._ctx.redis, clientId)
+  if type(remote_client) == "table" and type(remote_client.rooms) == "table" then array(remote_client.rooms) end
+  return remote_client, err
 end
 
 -- A call for a client of another worker: that worker performs it (its events fire there).
@@ -185,14 +189,20 @@ end
 --- The clientIds in a room across the cluster (nil, err during a Redis outage).
 function Server:getRoomClients(room)
   if type(room) ~= "string" then error("getRoomClients: room must be a string, got " .. type(room), 2) end
-  if cluster_read(self) then return cluster.room_clients(self._ctx.redis, room) end
-  return core.room_members(room)
+  local members, err
+  if cluster_read(self) then members, err = cluster.room_clients(self._ctx.redis, room)
+  else members = core.room_members(room) end
+  if type(members) == "table" then array(members) end
+  return members, err
 end
 
 --- The rooms with members across the cluster (nil, err during a Redis outage).
 function Server:getRooms()
-  if cluster_read(self) then return cluster.rooms(self._ctx.redis) end
-  return core.room_names()
+  local names, err
+  if cluster_read(self) then names, err = cluster.rooms(self._ctx.redis)
+  else names = core.room_names() end
+  if type(names) == "table" then array(names) end
+  return names, err
 end
 
 --- Sends msg to every member of room except opts.excludeClientId; returns the count.
