@@ -24,15 +24,11 @@
 #include "mw_worker.h"
 
 #define MW_MAX_QUEUED_MESSAGES 64   /* past this, stop reading from the client */
-#define MW_MAX_WRITE_BUFS 64
 #define MW_CLOSE_HANDSHAKE_TIMEOUT_MS 5000
 #define MW_SLOW_CONSUMER_GRACE_MS 1000
 #define MW_RESPONSE_TIMEOUT_MS 10000 /* an HTTP response must be taken by then */
 #define MW_LINGER_MS 2000            /* after a response: drain the request before closing */
 #define MW_MAX_STATIC_FILE (8u * 1024 * 1024)
-/* A handler may queue a burst beyond sendQueueBytes within one loop turn (it is measured
- * after the kernel took what it could); this many times the limit is refused outright. */
-#define MW_SEND_QUEUE_HARD_FACTOR 4
 
 static void on_ws_message(void *owner, int opcode, const uint8_t *data, size_t len);
 static int on_ws_output(void *owner, const uint8_t *data, size_t len);
@@ -45,70 +41,10 @@ static void unregister_client(mw_conn *c);
 
 /* ---- send queue -------------------------------------------------------------------------- */
 
-static int outq_push(mw_conn *c, mw_frame *f)
-{
-    if (c->out_head + c->out_len == c->out_cap) {
-        if (c->out_head > 0) { /* compact */
-            memmove(c->outq, c->outq + c->out_head, c->out_len * sizeof(mw_frame *));
-            c->out_head = 0;
-        }
-        if (c->out_len == c->out_cap) {
-            uint32_t ncap = c->out_cap ? c->out_cap * 2 : 8;
-            mw_frame **n = realloc(c->outq, ncap * sizeof(mw_frame *));
-            if (!n)
-                return -1;
-            c->outq = n;
-            c->out_cap = ncap;
-        }
-    }
-    c->outq[c->out_head + c->out_len++] = f;
-    c->out_bytes += f->len;
-    return 0;
-}
-
-/* Drops n bytes from the front of the queue (they were written). */
-static void outq_consume(mw_conn *c, size_t n)
-{
-    while (n > 0 && c->out_len > 0) {
-        mw_frame *f = c->outq[c->out_head];
-        size_t left = f->len - c->out_head_off;
-        if (n < left) {
-            c->out_head_off += n;
-            c->out_bytes -= n;
-            return;
-        }
-        n -= left;
-        c->out_bytes -= left;
-        mw_frame_unref(f);
-        c->out_head++;
-        c->out_len--;
-        c->out_head_off = 0;
-    }
-    if (c->out_len == 0)
-        c->out_head = 0;
-}
-
-/* Drops every frame not yet handed to the kernel or to an in-flight uv_write. */
-static void outq_drop_unsent(mw_conn *c)
-{
-    uint32_t keep = c->writing ? c->inflight : 0;
-    if (!c->writing && c->out_len > 0 && c->out_head_off > 0)
-        keep = 1; /* a partly written frame must be finished or the stream is corrupt */
-    for (uint32_t i = keep; i < c->out_len; i++) {
-        mw_frame *f = c->outq[c->out_head + i];
-        c->out_bytes -= f->len;
-        mw_frame_unref(f);
-    }
-    c->out_len = keep;
-}
-
 static int queue_bytes(mw_conn *c, const void *bytes, size_t len)
 {
-    mw_frame *f = mw_frame_raw(bytes, len);
-    if (!f || outq_push(c, f) != 0) {
-        mw_frame_unref(f);
+    if (mw_outq_push_bytes(&c->out, bytes, len) != 0)
         return -1;
-    }
     mw_worker_want_flush(c->w, c);
     return 0;
 }
@@ -123,12 +59,12 @@ static void cut_slow_consumer(mw_conn *c)
     mw_metrics_add(c->w->m, MW_M_SLOW_CONSUMERS, 1);
     if (mw_log_begin(MW_LOG_WARN, "slow consumer")) {
         mw_log_str("clientId", c->id);
-        mw_log_int("queuedBytes", (int64_t)c->out_bytes);
+        mw_log_int("queuedBytes", (int64_t)c->out.bytes);
         mw_log_int("limit", (int64_t)c->w->cfg->limits.send_queue_bytes);
         mw_log_end();
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
-    outq_drop_unsent(c);
+    mw_outq_drop_unsent(&c->out);
     mw_ws_close(c->ws, 4503, "Slow consumer");
     uv_timer_start(&c->timer, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS, 0);
     mw_worker_want_flush(c->w, c);
@@ -138,11 +74,11 @@ int mw_conn_send(mw_conn *c, mw_frame *f)
 {
     if (c->state != MW_CONN_WS || !c->ws || mw_ws_closing(c->ws) || c->slow_consumer)
         return -1;
-    if (c->out_bytes + f->len > c->w->cfg->limits.send_queue_bytes * MW_SEND_QUEUE_HARD_FACTOR) {
+    if (mw_outq_refuses(&c->out, f->len)) {
         cut_slow_consumer(c); /* refused, not queued: the caller learns it was not sent */
         return -1;
     }
-    if (outq_push(c, mw_frame_ref(f)) != 0) {
+    if (mw_outq_push(&c->out, mw_frame_ref(f)) != 0) {
         mw_frame_unref(f);
         return -1;
     }
@@ -153,17 +89,10 @@ int mw_conn_send(mw_conn *c, mw_frame *f)
 
 /* ---- writing ----------------------------------------------------------------------------- */
 
-static void write_cb(uv_write_t *req, int status)
+/* A uv_write of the send queue ended. */
+static void written_cb(void *owner, int status, size_t bytes)
 {
-    mw_conn *c = req->data;
-    size_t bytes = 0;
-    for (uint32_t i = 0; i < c->inflight; i++) {
-        mw_frame *f = c->outq[c->out_head + i];
-        bytes += f->len - (i == 0 ? c->out_head_off : 0);
-    }
-    c->writing = 0;
-    c->inflight = 0;
-    outq_consume(c, bytes);
+    mw_conn *c = owner;
     if (status < 0) {
         mw_conn_close(c);
         return;
@@ -190,7 +119,7 @@ void mw_conn_abort(mw_conn *c)
 static void close_timeout_cb(uv_timer_t *t)
 {
     mw_conn *c = t->data;
-    if (c->slow_consumer || c->out_len > 0)
+    if (c->slow_consumer || !mw_outq_empty(&c->out))
         mw_conn_abort(c); /* it is not reading: do not leave data queued in the kernel */
     else
         mw_conn_close(c);
@@ -246,7 +175,6 @@ static void after_flush(mw_conn *c)
 
 void mw_conn_flush(mw_conn *c)
 {
-    uv_buf_t bufs[MW_MAX_WRITE_BUFS];
     if (c->state == MW_CONN_CLOSED)
         return;
     if (c->state == MW_CONN_WS && c->ws) {
@@ -259,54 +187,30 @@ void mw_conn_flush(mw_conn *c)
         if (mw_ws_closing(c->ws) && !uv_is_active((uv_handle_t *)&c->timer))
             uv_timer_start(&c->timer, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS, 0);
     }
-    if (c->writing) {
-        if (c->out_bytes > c->w->cfg->limits.send_queue_bytes && c->state == MW_CONN_WS)
+    if (c->out.writing) {
+        if (mw_outq_over(&c->out) && c->state == MW_CONN_WS)
             cut_slow_consumer(c); /* the kernel took nothing more since the last turn */
         return;
     }
-    while (c->out_len > 0) {
-        uint32_t nb = c->out_len < MW_MAX_WRITE_BUFS ? c->out_len : MW_MAX_WRITE_BUFS;
-        size_t total = 0;
-        for (uint32_t i = 0; i < nb; i++) {
-            mw_frame *f = c->outq[c->out_head + i];
-            size_t off = i == 0 ? c->out_head_off : 0;
-            bufs[i] = uv_buf_init((char *)f->data + off, (unsigned)(f->len - off));
-            total += f->len - off;
-        }
-        int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
-        if (n == UV_EAGAIN || n == UV_ENOSYS)
-            n = 0;
-        if (n < 0) {
-            mw_conn_close(c);
-            return;
-        }
-        outq_consume(c, (size_t)n);
-        mw_metrics_add(c->w->m, MW_M_BYTES_OUT, n);
-        if ((size_t)n == total)
-            continue;
+    size_t written;
+    int rv = mw_outq_try_write(&c->out, &written);
+    mw_metrics_add(c->w->m, MW_M_BYTES_OUT, (int64_t)written);
+    if (rv < 0) {
+        mw_conn_close(c);
+        return;
+    }
+    if (!mw_outq_empty(&c->out)) {
         /* the kernel buffer is full: what is left is what the client has not taken */
-        if (c->state == MW_CONN_WS && c->out_bytes > c->w->cfg->limits.send_queue_bytes) {
+        if (c->state == MW_CONN_WS && mw_outq_over(&c->out)) {
             cut_slow_consumer(c);
-            if (c->out_len == 0) {
+            if (mw_outq_empty(&c->out)) {
                 after_flush(c);
                 return;
             }
         }
         /* hand the rest of this batch to libuv and wait */
-        nb = c->out_len < MW_MAX_WRITE_BUFS ? c->out_len : MW_MAX_WRITE_BUFS;
-        for (uint32_t i = 0; i < nb; i++) {
-            mw_frame *f = c->outq[c->out_head + i];
-            size_t off = i == 0 ? c->out_head_off : 0;
-            bufs[i] = uv_buf_init((char *)f->data + off, (unsigned)(f->len - off));
-        }
-        c->inflight = nb;
-        c->writing = 1;
-        c->wreq.data = c;
-        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, nb, write_cb) != 0) {
-            c->writing = 0;
-            c->inflight = 0;
+        if (mw_outq_write_async(&c->out) != 0)
             mw_conn_close(c);
-        }
         return;
     }
     after_flush(c);
@@ -373,9 +277,7 @@ void mw_conn_close(mw_conn *c)
 void mw_conn_free(mw_conn *c)
 {
     mw_worker *w = c->w;
-    for (uint32_t i = 0; i < c->out_len; i++)
-        mw_frame_unref(c->outq[c->out_head + i]);
-    free(c->outq);
+    mw_outq_free(&c->out);
     for (mw_msg *m = c->msg_head, *next; m; m = next) {
         next = m->next;
         free(m);
@@ -555,7 +457,7 @@ static void resume_reading_if_paused(mw_conn *c)
 {
     if (c->read_paused && c->msg_count < MW_MAX_QUEUED_MESSAGES / 2)
         c->read_paused = 0;
-    if (c->out_paused && c->out_bytes <= c->w->cfg->limits.send_queue_bytes / 2)
+    if (c->out_paused && mw_outq_below_half(&c->out))
         c->out_paused = 0;
     if (c->state == MW_CONN_WS && !c->read_paused && !c->out_paused && !c->slow_consumer &&
         !(c->ws && mw_ws_closing(c->ws) && !mw_ws_want_read(c->ws)))
@@ -574,14 +476,11 @@ static void on_ws_bytes(mw_conn *c, const uint8_t *data, size_t len)
 static int on_ws_output(void *owner, const uint8_t *data, size_t len)
 {
     mw_conn *c = owner;
-    mw_frame *f = mw_frame_raw(data, len);
-    if (!f || outq_push(c, f) != 0) {
-        mw_frame_unref(f);
+    if (mw_outq_push_bytes(&c->out, data, len) != 0)
         return -1;
-    }
     /* pongs count against the send queue too: a peer that pings without reading stops being
      * read from (no more pings) and is cut off at the next flush */
-    if (c->out_bytes > c->w->cfg->limits.send_queue_bytes && !c->out_paused) {
+    if (mw_outq_over(&c->out) && !c->out_paused) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->out_paused = 1;
     }
@@ -625,7 +524,7 @@ static void respond(mw_conn *c, int status, const char *content_type, const char
     memcpy(f->data, header, (size_t)n);
     if (!head_only && len)
         memcpy(f->data + n, body, len);
-    if (outq_push(c, f) != 0) {
+    if (mw_outq_push(&c->out, f) != 0) {
         mw_frame_unref(f);
         mw_conn_close(c);
         return;
@@ -911,6 +810,7 @@ void mw_conn_accept(mw_worker *w, int fd)
     c->state = MW_CONN_HTTP;
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
+    mw_outq_init(&c->out, (uv_stream_t *)&c->tcp, w->cfg->limits.send_queue_bytes, written_cb, c);
     c->handles_open = 1;
     w->tcp_conns++;
     c->tcp_next = w->conns;

@@ -8,6 +8,7 @@
 
 #include "mw_frame.h"
 #include "mw_http.h"
+#include "mw_outq.h"
 #include "mw_rooms.h"
 #include "mw_util.h"
 #include "mw_ws.h"
@@ -36,16 +37,9 @@ typedef struct mw_conn {
     char remote[64];
     uint64_t connected_at_ms, last_activity_ms, connected_hr;
 
-    /* send queue: frames shared by reference; bytes before out_head_off of the first are sent */
-    mw_frame **outq;
-    uint32_t out_head, out_len, out_cap;
-    size_t out_head_off;
-    size_t out_bytes;
-    uint32_t inflight; /* entries handed to uv_write, counted from out_head */
-    int writing;
+    mw_outq out; /* the send queue: frames shared by reference */
     int close_after_flush;
     int slow_consumer;
-    uv_write_t wreq;
     int in_flush;
     struct mw_conn *flush_next;
 
