@@ -73,15 +73,24 @@ void mw_conn_defer(mw_conn *c)
     uv_idle_start(&net->defer_idle, defer_idle_cb);
 }
 
+/* Called for a connection just taken off one of the lists. Returns 1 when it is alive; a
+ * connection closed while on a list is freed by the last list that lets go of it. */
+static int off_list_alive(mw_conn *c)
+{
+    if (!c->free_pending)
+        return 1;
+    if (!c->in_flush && !c->in_defer)
+        conn_free(c);
+    return 0;
+}
+
 void mw_net_flush(mw_net *net)
 {
     while (net->flush_head) {
         mw_conn *c = net->flush_head;
         net->flush_head = c->flush_next;
         c->in_flush = 0;
-        if (c->free_pending && !c->in_defer)
-            conn_free(c);
-        else if (!c->free_pending)
+        if (off_list_alive(c))
             flush(c);
     }
 }
@@ -95,9 +104,7 @@ static void defer_idle_cb(uv_idle_t *h)
         mw_conn *c = list;
         list = c->defer_next;
         c->in_defer = 0;
-        if (c->free_pending && !c->in_flush)
-            conn_free(c);
-        else if (!c->free_pending)
+        if (off_list_alive(c))
             net->handler->deferred(net->owner, c);
     }
     if (!net->defer_head)
@@ -116,15 +123,13 @@ void mw_net_free_closed(mw_net *net)
         mw_conn *c = net->flush_head;
         net->flush_head = c->flush_next;
         c->in_flush = 0;
-        if (c->free_pending && !c->in_defer)
-            conn_free(c);
+        off_list_alive(c);
     }
     while (net->defer_head) {
         mw_conn *c = net->defer_head;
         net->defer_head = c->defer_next;
         c->in_defer = 0;
-        if (c->free_pending && !c->in_flush)
-            conn_free(c);
+        off_list_alive(c);
     }
 }
 
