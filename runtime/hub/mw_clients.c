@@ -1,15 +1,18 @@
-/* mw_clients: FNV-1a over the clientId picks a bucket; the table doubles when it fills up. */
+/* mw_clients: a chained hash by clientId (mw_hashtab) plus the list of every client, newest first. */
 #include "mw_clients.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "mw_hashtab.h"
 
 int mw_clients_init(mw_clients *cs)
 {
     memset(cs, 0, sizeof(*cs));
     cs->n_buckets = 1024;
-    cs->buckets = calloc(cs->n_buckets, sizeof(mw_client *));
+    cs->buckets = calloc(cs->n_buckets, sizeof(mw_hash_link *));
     return cs->buckets ? 0 : -1;
 }
 
@@ -19,30 +22,20 @@ void mw_clients_free(mw_clients *cs)
     cs->buckets = NULL;
 }
 
-static void grow(mw_clients *cs)
+static void client_key(const mw_hash_link *l, const char **key, size_t *len)
 {
-    size_t n = cs->n_buckets * 2;
-    mw_client **b = calloc(n, sizeof(mw_client *));
-    if (!b)
-        return; /* keep the longer chains; still correct */
-    for (mw_client *c = cs->head; c; c = c->all_next) {
-        size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (n - 1);
-        c->hash_next = b[i];
-        b[i] = c;
-    }
-    free(cs->buckets);
-    cs->buckets = b;
-    cs->n_buckets = n;
+    *key = MW_HASH_ENTRY(l, const mw_client, hash_link)->id;
+    *len = MW_CLIENT_ID_LEN;
 }
 
 void mw_clients_add(mw_clients *cs, mw_client *c)
 {
     assert(!c->registered);
     if (cs->count + 1 > cs->n_buckets)
-        grow(cs);
-    size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
-    c->hash_next = cs->buckets[i];
-    cs->buckets[i] = c;
+        mw_hashtab_grow(&cs->buckets, &cs->n_buckets, client_key);
+    size_t i = mw_hashtab_bucket(c->id, MW_CLIENT_ID_LEN, cs->n_buckets);
+    c->hash_link.next = cs->buckets[i];
+    cs->buckets[i] = &c->hash_link;
     c->all_prev = NULL;
     c->all_next = cs->head;
     if (cs->head)
@@ -56,10 +49,10 @@ void mw_clients_remove(mw_clients *cs, mw_client *c)
 {
     if (!c->registered)
         return;
-    size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
-    for (mw_client **p = &cs->buckets[i]; *p; p = &(*p)->hash_next) {
-        if (*p == c) {
-            *p = c->hash_next;
+    size_t i = mw_hashtab_bucket(c->id, MW_CLIENT_ID_LEN, cs->n_buckets);
+    for (mw_hash_link **p = &cs->buckets[i]; *p; p = &(*p)->next) {
+        if (*p == &c->hash_link) {
+            *p = c->hash_link.next;
             break;
         }
     }
@@ -69,7 +62,8 @@ void mw_clients_remove(mw_clients *cs, mw_client *c)
         cs->head = c->all_next;
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
-    c->all_prev = c->all_next = c->hash_next = NULL;
+    c->all_prev = c->all_next = NULL;
+    c->hash_link.next = NULL;
     assert(cs->count > 0);
     cs->count--;
     c->registered = 0;
@@ -79,10 +73,12 @@ mw_client *mw_clients_find(const mw_clients *cs, const char *id, size_t len)
 {
     if (len != MW_CLIENT_ID_LEN)
         return NULL;
-    size_t i = mw_hash_bytes(id, len) & (cs->n_buckets - 1);
-    for (mw_client *c = cs->buckets[i]; c; c = c->hash_next)
+    size_t i = mw_hashtab_bucket(id, len, cs->n_buckets);
+    for (mw_hash_link *l = cs->buckets[i]; l; l = l->next) {
+        mw_client *c = MW_HASH_ENTRY(l, mw_client, hash_link);
         if (memcmp(c->id, id, len) == 0)
             return c;
+    }
     return NULL;
 }
 

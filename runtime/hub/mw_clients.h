@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "mw_hashtab.h"
 #include "mw_rooms.h"
 #include "mw_util.h"
 
@@ -17,12 +18,13 @@ typedef struct mw_client {
     struct mw_conn *conn;   /* what mw_fanout sends through (NULL in the unit tests) */
     char *user_key;         /* the token's sub (NULL: anonymous); freed by mw_client_release */
     mw_memberships memberships[MW_ROOMS_KINDS]; /* its rooms, and its entry in the user index */
-    struct mw_client *all_prev, *all_next, *hash_next; /* mw_clients' links */
+    struct mw_client *all_prev, *all_next; /* mw_clients' list */
+    mw_hash_link hash_link;                /* mw_clients' chain */
     int registered;
 } mw_client;
 
 typedef struct mw_clients {
-    mw_client **buckets;
+    mw_hash_link **buckets;
     size_t n_buckets;
     size_t count;
     mw_client *head; /* every registered client, newest first */

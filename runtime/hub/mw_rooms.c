@@ -1,19 +1,20 @@
-/* mw_rooms: a chained hash of rooms by name; a room lives while it has members. */
+/* mw_rooms: a chained hash of rooms by name (mw_hashtab); a room lives while it has members. */
 #include "mw_rooms.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mw_clients.h"
-#include "mw_util.h"
+#include "mw_hashtab.h"
 
 int mw_rooms_init(mw_rooms *rs, int kind)
 {
     memset(rs, 0, sizeof(*rs));
     rs->kind = kind;
     rs->n_buckets = 256;
-    rs->buckets = calloc(rs->n_buckets, sizeof(mw_room *));
+    rs->buckets = calloc(rs->n_buckets, sizeof(mw_hash_link *));
     return rs->buckets ? 0 : -1;
 }
 
@@ -28,9 +29,9 @@ void mw_room_free(mw_room *r)
 void mw_rooms_free(mw_rooms *rs)
 {
     for (size_t i = 0; rs->buckets && i < rs->n_buckets; i++) {
-        for (mw_room *r = rs->buckets[i], *next; r; r = next) {
-            next = r->hnext;
-            mw_room_free(r);
+        for (mw_hash_link *l = rs->buckets[i], *next; l; l = next) {
+            next = l->next;
+            mw_room_free(MW_HASH_ENTRY(l, mw_room, link));
         }
     }
     free(rs->buckets);
@@ -41,47 +42,37 @@ mw_memberships *mw_rooms_of(const mw_rooms *rs, mw_client *c) { return &c->membe
 
 mw_room *mw_rooms_find(const mw_rooms *rs, const char *name, size_t len)
 {
-    size_t i = mw_hash_bytes(name, len) & (rs->n_buckets - 1);
-    for (mw_room *r = rs->buckets[i]; r; r = r->hnext)
+    size_t i = mw_hashtab_bucket(name, len, rs->n_buckets);
+    for (mw_hash_link *l = rs->buckets[i]; l; l = l->next) {
+        mw_room *r = MW_HASH_ENTRY(l, mw_room, link);
         if (r->name_len == len && memcmp(r->name, name, len) == 0)
             return r;
+    }
     return NULL;
 }
 
 void mw_rooms_each(const mw_rooms *rs, void (*fn)(void *arg, const mw_room *r), void *arg)
 {
     for (size_t i = 0; i < rs->n_buckets; i++)
-        for (mw_room *r = rs->buckets[i]; r; r = r->hnext)
-            fn(arg, r);
+        for (mw_hash_link *l = rs->buckets[i]; l; l = l->next)
+            fn(arg, MW_HASH_ENTRY(l, mw_room, link));
 }
 
-static void grow(mw_rooms *rs)
+static void room_key(const mw_hash_link *l, const char **key, size_t *len)
 {
-    size_t n = rs->n_buckets * 2;
-    mw_room **b = calloc(n, sizeof(mw_room *));
-    if (!b)
-        return;
-    for (size_t i = 0; i < rs->n_buckets; i++) {
-        for (mw_room *r = rs->buckets[i], *next; r; r = next) {
-            next = r->hnext;
-            size_t j = mw_hash_bytes(r->name, r->name_len) & (n - 1);
-            r->hnext = b[j];
-            b[j] = r;
-        }
-    }
-    free(rs->buckets);
-    rs->buckets = b;
-    rs->n_buckets = n;
+    const mw_room *r = MW_HASH_ENTRY(l, const mw_room, link);
+    *key = r->name;
+    *len = r->name_len;
 }
 
 /* Takes an empty room out of the index (the caller frees it). */
 static void unlink_room(mw_rooms *rs, mw_room *r)
 {
     assert(r->n == 0);
-    size_t i = mw_hash_bytes(r->name, r->name_len) & (rs->n_buckets - 1);
-    for (mw_room **p = &rs->buckets[i]; *p; p = &(*p)->hnext) {
-        if (*p == r) {
-            *p = r->hnext;
+    size_t i = mw_hashtab_bucket(r->name, r->name_len, rs->n_buckets);
+    for (mw_hash_link **p = &rs->buckets[i]; *p; p = &(*p)->next) {
+        if (*p == &r->link) {
+            *p = r->link.next;
             break;
         }
     }
@@ -119,10 +110,10 @@ int mw_rooms_join(mw_rooms *rs, mw_client *c, const char *name, size_t len, int 
         memcpy(r->name, name, len);
         r->name_len = (uint32_t)len;
         if (rs->count + 1 > rs->n_buckets)
-            grow(rs);
-        size_t i = mw_hash_bytes(name, len) & (rs->n_buckets - 1);
-        r->hnext = rs->buckets[i];
-        rs->buckets[i] = r;
+            mw_hashtab_grow(&rs->buckets, &rs->n_buckets, room_key);
+        size_t i = mw_hashtab_bucket(name, len, rs->n_buckets);
+        r->link.next = rs->buckets[i];
+        rs->buckets[i] = &r->link;
         rs->count++;
     }
     if (reserve((void **)&r->members, &r->cap, r->n + 1, sizeof(mw_room_member)) != 0 ||

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mw_hashtab.h"
+
 struct mw_client;
 
 #define MW_ROOM_NAME_MAX 255
@@ -19,7 +21,7 @@ typedef struct mw_room_member {
 } mw_room_member;
 
 typedef struct mw_room {
-    struct mw_room *hnext;
+    mw_hash_link link; /* mw_rooms' chain */
     mw_room_member *members;
     uint32_t n, cap;
     uint32_t name_len;
@@ -38,7 +40,7 @@ typedef struct mw_memberships {
 } mw_memberships;
 
 typedef struct mw_rooms {
-    mw_room **buckets;
+    mw_hash_link **buckets;
     size_t n_buckets;
     size_t count; /* rooms with members */
     int kind;     /* which of a client's membership lists this instance uses */

@@ -122,6 +122,25 @@ int main(void)
         mw_client_release(&clients[c]);
     }
     CHECK_EQ_INT(rs.count, 0);
-    mw_rooms_free(&rs);
+
+    /* past the first bucket array: every room still found after the table grew */
+    for (int k = 0; k < 1000; k++) {
+        char name[16];
+        int first;
+        snprintf(name, sizeof(name), "big-%d", k);
+        CHECK_EQ_INT(mw_rooms_join(&rs, &clients[k % CLIENTS], name, strlen(name), &first), 1);
+    }
+    CHECK(rs.n_buckets >= 1000);
+    for (int k = 0; k < 1000; k++) {
+        char name[16];
+        snprintf(name, sizeof(name), "big-%d", k);
+        mw_room *r = mw_rooms_find(&rs, name, strlen(name));
+        CHECK(r && r->n == 1 && r->members[0].client == &clients[k % CLIENTS]);
+    }
+    mw_rooms_free(&rs); /* frees the rooms that still have members */
+    for (int c = 0; c < CLIENTS; c++) {
+        clients[c].memberships[MW_ROOMS_ROOMS].n = 0; /* their rooms are gone with the table */
+        mw_client_release(&clients[c]);
+    }
     MW_TEST_DONE();
 }
