@@ -289,7 +289,7 @@ static int l_now_ms(lua_State *L)
     return 1;
 }
 
-void mw_lapi_server_inject(lua_State *L, mw_lapi_server *ctx)
+void mw_lapi_server_inject(lua_State *L, void *ctx)
 {
     static const luaL_Reg fns[] = {
         { "send", l_send },

@@ -18,7 +18,8 @@ typedef struct mw_lapi_server {
     void *owner;
 } mw_lapi_server;
 
-/* Adds the functions to the moonwire.core table on top of the stack. [-0, +0] */
-void mw_lapi_server_inject(struct lua_State *L, mw_lapi_server *ctx);
+/* Adds the functions to the moonwire.core table on top of the stack; ctx is an mw_lapi_server
+ * (void * so that it can open a binding family like any other). [-0, +0] */
+void mw_lapi_server_inject(struct lua_State *L, void *ctx);
 
 #endif
