@@ -1,7 +1,8 @@
-/* mw_worker: a worker's event loop. It adopts the listening socket the supervisor opened,
- * owns the Lua state and the client registry, flushes every send queue once per loop iteration
- * (a uv_prepare: after the callbacks of an iteration, before the loop blocks), and drains on
- * SIGTERM/SIGINT. */
+/* mw_worker: a worker's event loop, and the place where the layers are wired together: the
+ * connections (net) report to the sessions (mw_session), the bus (hub) to the fan-out and the
+ * Lua state (vm), the HTTP endpoints ask the worker. It adopts the listening socket the
+ * supervisor opened, flushes every send queue once per loop iteration (a uv_prepare: after the
+ * callbacks of an iteration, before the loop blocks), and drains on SIGTERM/SIGINT. */
 #include "mw_worker.h"
 
 #include <signal.h>
@@ -10,34 +11,67 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mw_bus.h"
 #include "mw_db.h"
 #include "mw_lapi.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_reload.h"
 #include "mw_redis.h"
+#include "mw_session.h"
 
-static void ready_idle_cb(uv_idle_t *h);
+/* ---- the wiring: what each layer reports to ----------------------------------------------- */
 
-void mw_worker_want_flush(mw_worker *w, mw_conn *c)
+static void http_request_cb(void *owner, mw_conn *c, const mw_http_request *r)
 {
-    if (c->in_flush || c->state == MW_CONN_CLOSED)
-        return;
-    c->in_flush = 1;
-    c->flush_next = w->flush_head;
-    w->flush_head = c;
+    mw_worker *w = owner;
+    mw_httpd_serve(&w->httpd, c, r);
 }
 
-void mw_worker_want_run(mw_worker *w, mw_conn *c)
+static const mw_conn_handler conn_handler = {
+    .admit = mw_session_admit,
+    .open = mw_session_open,
+    .message = mw_session_message,
+    .deferred = mw_session_run_queued,
+    .closed = mw_session_closed,
+    .release = mw_session_release,
+    .http_request = http_request_cb,
+};
+
+static size_t connections_cb(void *owner)
 {
-    if (c->in_ready || c->state == MW_CONN_CLOSED)
-        return;
-    c->in_ready = 1;
-    c->ready_next = w->ready_head;
-    w->ready_head = c;
-    uv_idle_start(&w->ready_idle, ready_idle_cb);
+    mw_worker *w = owner;
+    return w->fanout.clients.count;
 }
+
+static const char *not_ready_cb(void *owner)
+{
+    mw_worker *w = owner;
+    if (w->draining)
+        return "draining";
+    if (w->redis && !mw_redis_connected(w->redis))
+        return "redis unavailable";
+    return NULL;
+}
+
+static const mw_httpd_handler httpd_handler = { connections_cb, not_ready_cb };
+
+/* Another worker published for our clients: the fan-out delivers sends and closes, Lua runs the
+ * webSocketServer calls (OP). */
+static void bus_message_cb(void *owner, const mw_bus_msg *m)
+{
+    mw_worker *w = owner;
+    if (m->kind != MW_BUS_OP) {
+        mw_fanout_deliver(&w->fanout, m);
+        return;
+    }
+    mw_client *c = mw_clients_find(&w->fanout.clients, m->target, m->target_len);
+    if (c && w->lvm)
+        mw_lvm_on_bus_op(w->lvm, c->id, m->payload, m->payload_len);
+}
+
+static const mw_bus_handler bus_handler = { bus_message_cb };
+
+/* ---- the loop ----------------------------------------------------------------------------- */
 
 static void drain_step(mw_worker *w);
 
@@ -48,7 +82,7 @@ static void stop_if_drained(mw_worker *w)
 {
     if (!w->draining)
         return;
-    if (w->clients.count == 0 && w->jobs_active == 0)
+    if (w->fanout.clients.count == 0 && w->jobs_active == 0)
         uv_stop(&w->loop);
 }
 
@@ -57,34 +91,8 @@ static void flush_prepare_cb(uv_prepare_t *h)
     mw_worker *w = h->data;
     mw_redis_flush(w->redis); /* the bus first: other workers start delivering in parallel */
     drain_step(w);
-    while (w->flush_head) {
-        mw_conn *c = w->flush_head;
-        w->flush_head = c->flush_next;
-        c->in_flush = 0;
-        if (c->free_pending && !c->in_ready)
-            mw_conn_free(c);
-        else if (!c->free_pending)
-            mw_conn_flush(c);
-    }
+    mw_net_flush(&w->net);
     stop_if_drained(w);
-}
-
-static void ready_idle_cb(uv_idle_t *h)
-{
-    mw_worker *w = h->data;
-    mw_conn *list = w->ready_head;
-    w->ready_head = NULL;
-    while (list) {
-        mw_conn *c = list;
-        list = c->ready_next;
-        c->in_ready = 0;
-        if (c->free_pending && !c->in_flush)
-            mw_conn_free(c);
-        else if (!c->free_pending)
-            mw_conn_run_queued(c);
-    }
-    if (!w->ready_head)
-        uv_idle_stop(&w->ready_idle);
 }
 
 /* Every tick: close clients inactive for too long (4408), ping each client once per heartbeat
@@ -100,15 +108,17 @@ static void housekeeping_cb(uv_timer_t *t)
     int check_inactive = now - w->last_inactivity_check_ms >= (uint64_t)(cfg->inactivity_check_interval * 1000);
     if (check_inactive)
         w->last_inactivity_check_ms = now;
-    mw_accept_tick(w);
+    mw_accept_tick(&w->acceptor);
     if (w->draining)
         return;
-    mw_conn *next;
-    for (mw_conn *c = w->clients.head; c; c = next) {
-        next = c->all_next;
+    mw_client *next;
+    for (mw_client *client = w->fanout.clients.head; client; client = next) {
+        next = client->all_next;
+        mw_session *s = mw_session_of(client);
+        mw_conn *c = client->conn;
         if (!c->ws || mw_ws_closing(c->ws))
             continue;
-        if (c->token_expires_at_ms > 0 && (double)wall >= c->token_expires_at_ms) {
+        if (s->token_expires_at_ms > 0 && (double)wall >= s->token_expires_at_ms) {
             mw_conn_close_ws(c, 4401, "Token expired");
             continue;
         }
@@ -117,7 +127,7 @@ static void housekeeping_cb(uv_timer_t *t)
             mw_conn_close_ws(c, 4408, "Inactive");
             continue;
         }
-        if (c->read_paused || c->out_paused) {
+        if (s->read_paused || c->out_paused) {
             /* we are not reading from it (back-pressure): its pong may sit unread */
             c->awaiting_pong = 0;
             c->last_ping_ms = now;
@@ -130,10 +140,7 @@ static void housekeeping_cb(uv_timer_t *t)
                 mw_conn_abort(c); /* does not unlink next: only c leaves the registry */
             }
         } else if (now - c->last_ping_ms >= interval_ms) {
-            mw_ws_ping(c->ws);
-            c->awaiting_pong = 1;
-            c->ping_sent_ms = c->last_ping_ms = now;
-            mw_worker_want_flush(w, c);
+            mw_conn_ping(c);
         }
     }
 }
@@ -152,7 +159,7 @@ static void redis_message_cb(mw_redis *r, const char *pattern, const char *chann
                              const char *payload, size_t payload_len, void *owner)
 {
     mw_worker *w = owner;
-    if (!pattern && mw_bus_on_message(w, channel, channel_len, payload, payload_len))
+    if (!pattern && mw_bus_on_message(&w->bus, channel, channel_len, payload, payload_len))
         return;
     if (w->lvm)
         mw_lvm_on_redis_message(w->lvm, pattern, channel, channel_len, payload, payload_len);
@@ -161,7 +168,7 @@ static void redis_message_cb(mw_redis *r, const char *pattern, const char *chann
 static void redis_state_cb(mw_redis *r, int up, void *owner)
 {
     mw_worker *w = owner;
-    w->probe_pending = 0; /* a probe sent on a connection that failed proves nothing */
+    mw_bus_forget_probe(&w->bus); /* a probe sent on a connection that failed proves nothing */
     if (w->lvm)
         mw_lvm_on_redis_state(w->lvm, up);
 }
@@ -182,21 +189,30 @@ static int start_redis(mw_worker *w, char *err, size_t errlen)
     w->redis_sub = mw_redis_new(&w->loop, &o, err, errlen);
     if (!w->redis_sub)
         return -1;
-    mw_bus_start(w);
+    mw_bus_attach(&w->bus, w->redis, w->redis_sub);
     return 0;
 }
 
 static void bus_probe_cb(uv_timer_t *t)
 {
-    mw_bus_probe_tick(t->data);
+    mw_worker *w = t->data;
+    mw_bus_probe_tick(&w->bus);
+}
+
+/* Frees the Redis connections; the bus, which uses them, is told first. */
+static void close_redis(mw_worker *w)
+{
+    mw_bus_attach(&w->bus, NULL, NULL);
+    mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
+    mw_redis_free(w->redis_sub);
+    w->redis = w->redis_sub = NULL;
 }
 
 static void shutdown_timeout_cb(uv_timer_t *t)
 {
     mw_worker *w = t->data;
-    mw_logf(MW_LOG_WARN, "shutdown timeout reached: closing %ld remaining connection(s)", w->tcp_conns);
-    for (mw_conn *c = w->conns; c; c = c->tcp_next)
-        mw_conn_close(c);
+    mw_logf(MW_LOG_WARN, "shutdown timeout reached: closing %ld remaining connection(s)", w->net.tcp_conns);
+    mw_net_close_all(&w->net);
 }
 
 #define MW_DRAIN_BATCH 500
@@ -209,8 +225,9 @@ static void drain_step(mw_worker *w)
     if (!w->draining)
         return;
     int n = 0;
-    for (mw_conn *c = w->clients.head; c && n < MW_DRAIN_BATCH; c = c->all_next) {
-        if (c->ws && !c->busy && !mw_ws_closing(c->ws)) {
+    for (mw_client *client = w->fanout.clients.head; client && n < MW_DRAIN_BATCH; client = client->all_next) {
+        mw_conn *c = client->conn;
+        if (c->ws && !mw_session_of(client)->busy && !mw_ws_closing(c->ws)) {
             mw_conn_close_ws(c, 1001, "Server shutting down");
             n++;
         }
@@ -222,7 +239,7 @@ static void begin_drain(mw_worker *w, const char *why)
     if (w->draining)
         return;
     w->draining = 1; /* upgrades get 503, /ready says 503, new messages are not handled */
-    mw_logf(MW_LOG_INFO, "%s: draining %zu client(s)", why, w->clients.count);
+    mw_logf(MW_LOG_INFO, "%s: draining %zu client(s)", why, w->fanout.clients.count);
     uv_timer_stop(&w->housekeeping);
     uv_timer_start(&w->shutdown_timer, shutdown_timeout_cb,
                    (uint64_t)(w->cfg->limits.shutdown_timeout * 1000), 0);
@@ -262,9 +279,7 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 static void free_worker(mw_worker *w)
 {
     uv_loop_close(&w->loop);
-    mw_clients_free(&w->clients);
-    mw_rooms_free(&w->rooms);
-    mw_rooms_free(&w->users);
+    mw_fanout_free(&w->fanout);
     mw_jwt_free(&w->jwt);
     free(w);
 }
@@ -275,9 +290,7 @@ static void free_unstarted(mw_worker *w)
 {
     mw_db_close(w->db);
     w->db = NULL;
-    mw_redis_free(w->redis);
-    mw_redis_free(w->redis_sub);
-    w->redis = w->redis_sub = NULL;
+    close_redis(w);
     uv_walk(&w->loop, close_walk_cb, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     free_worker(w);
@@ -308,12 +321,9 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     memcpy(w->tag, random_tag, MW_WORKER_TAG_LEN);
     w->tag[MW_WORKER_TAG_LEN] = '\0';
     snprintf(w->id, sizeof(w->id), "%s:%d:%s", host, (int)getpid(), w->tag);
-    char pub[PATH_MAX + 16];
-    snprintf(pub, sizeof(pub), "%s/public", cfg->app_dir);
-    w->has_public = realpath(pub, w->public_dir) != NULL;
+    mw_httpd_init(&w->httpd, w->id, cfg->runtime_dir, cfg->app_dir, metrics, w->m, &httpd_handler, w);
 
-    if (mw_clients_init(&w->clients) != 0 || mw_rooms_init(&w->rooms, MW_ROOMS_ROOMS) != 0 ||
-        mw_rooms_init(&w->users, MW_ROOMS_USERS) != 0) {
+    if (mw_fanout_init(&w->fanout, &w->bus, w->m) != 0) {
         mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
         free(w);
         return 1;
@@ -321,10 +331,14 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     if (mw_jwt_init(&w->jwt, cfg->auth_algorithm, cfg->auth_secret, cfg->auth_public_key_file, err,
                     sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "%s", err);
+        mw_fanout_free(&w->fanout);
         free(w);
         return 3;
     }
     uv_loop_init(&w->loop);
+    mw_bus_init(&w->bus, &w->loop, cfg->redis_prefix, w->tag, cfg->redis_timeout, &bus_handler, w);
+    mw_net_init(&w->net, &w->loop, cfg, index, w->tag, w->m, &conn_handler, w);
+    w->lapi_server = (mw_lapi_server){ &w->fanout, w->id, w->m, mw_session_handler_finished, w };
     w->db = mw_db_open(&w->loop, cfg->database_url, w->db_error, sizeof(w->db_error)); /* opened by its first statement */
     if (!w->db)
         mw_logf(MW_LOG_ERROR, "%s", w->db_error); /* every statement answers nil, this message */
@@ -346,8 +360,6 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     uv_prepare_init(&w->loop, &w->flush_prepare);
     w->flush_prepare.data = w;
     uv_prepare_start(&w->flush_prepare, flush_prepare_cb);
-    uv_idle_init(&w->loop, &w->ready_idle);
-    w->ready_idle.data = w;
     uv_timer_init(&w->loop, &w->shutdown_timer);
     w->shutdown_timer.data = w;
     uv_timer_init(&w->loop, &w->housekeeping);
@@ -383,7 +395,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     mw_logf(MW_LOG_DEBUG, "worker %d ready (pid %d, id %s)", index, (int)getpid(), w->id);
     mw_lvm_on_started(w->lvm);
     /* last: the default connection limit leaves what is open by now plus a headroom */
-    int rv = mw_accept_start(w, listen_fd);
+    int rv = mw_accept_start(&w->acceptor, &w->net, listen_fd);
     if (rv != 0) {
         mw_logf(MW_LOG_ERROR, "worker %d cannot listen: %s", index, uv_strerror(rv));
         status = 1;
@@ -398,33 +410,17 @@ out:
     w->closing = 1;
     mw_reload_stop(w->reload);
     w->reload = NULL;
-    mw_accept_stop(w);
+    mw_accept_stop(&w->acceptor);
     mw_lapi_timer_close_all(w);
     struct mw_db *db = w->db;
     w->db = NULL; /* callbacks run by the close find no database to queue more on */
     snprintf(w->db_error, sizeof(w->db_error), "database: the worker is shutting down");
     mw_db_close(db); /* SQLite: statements already running finish in the loop below */
-    mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
-    mw_redis_free(w->redis_sub);
-    w->redis = w->redis_sub = NULL;
-    for (mw_conn *c = w->conns; c; c = c->tcp_next)
-        mw_conn_close(c); /* closes both handles of each connection */
+    close_redis(w); /* pending calls resume their coroutines with an error */
+    mw_net_close_all(&w->net);
     uv_walk(&w->loop, close_walk_cb, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    while (w->flush_head) {
-        mw_conn *c = w->flush_head;
-        w->flush_head = c->flush_next;
-        c->in_flush = 0;
-        if (c->free_pending && !c->in_ready)
-            mw_conn_free(c);
-    }
-    while (w->ready_head) {
-        mw_conn *c = w->ready_head;
-        w->ready_head = c->ready_next;
-        c->in_ready = 0;
-        if (c->free_pending && !c->in_flush)
-            mw_conn_free(c);
-    }
+    mw_net_free_closed(&w->net);
     mw_lvm_free(w->lvm);
     w->lvm = NULL;
     free_worker(w);

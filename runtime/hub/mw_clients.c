@@ -1,14 +1,18 @@
-/* mw_clients: FNV-1a over the clientId picks a bucket; the table doubles when it fills up. */
+/* mw_clients: a chained hash by clientId (mw_hashtab) plus the list of every client, newest first. */
 #include "mw_clients.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "mw_hashtab.h"
 
 int mw_clients_init(mw_clients *cs)
 {
     memset(cs, 0, sizeof(*cs));
     cs->n_buckets = 1024;
-    cs->buckets = calloc(cs->n_buckets, sizeof(mw_conn *));
+    cs->buckets = calloc(cs->n_buckets, sizeof(mw_hash_link *));
     return cs->buckets ? 0 : -1;
 }
 
@@ -18,29 +22,20 @@ void mw_clients_free(mw_clients *cs)
     cs->buckets = NULL;
 }
 
-static void grow(mw_clients *cs)
+static void client_key(const mw_hash_link *l, const char **key, size_t *len)
 {
-    size_t n = cs->n_buckets * 2;
-    mw_conn **b = calloc(n, sizeof(mw_conn *));
-    if (!b)
-        return; /* keep the longer chains; still correct */
-    for (mw_conn *c = cs->head; c; c = c->all_next) {
-        size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (n - 1);
-        c->hash_next = b[i];
-        b[i] = c;
-    }
-    free(cs->buckets);
-    cs->buckets = b;
-    cs->n_buckets = n;
+    *key = MW_HASH_ENTRY(l, const mw_client, hash_link)->id;
+    *len = MW_CLIENT_ID_LEN;
 }
 
-int mw_clients_add(mw_clients *cs, mw_conn *c)
+void mw_clients_add(mw_clients *cs, mw_client *c)
 {
+    assert(!c->registered);
     if (cs->count + 1 > cs->n_buckets)
-        grow(cs);
-    size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
-    c->hash_next = cs->buckets[i];
-    cs->buckets[i] = c;
+        mw_hashtab_grow(&cs->buckets, &cs->n_buckets, client_key);
+    size_t i = mw_hashtab_bucket(c->id, MW_CLIENT_ID_LEN, cs->n_buckets);
+    c->hash_link.next = cs->buckets[i];
+    cs->buckets[i] = &c->hash_link;
     c->all_prev = NULL;
     c->all_next = cs->head;
     if (cs->head)
@@ -48,17 +43,16 @@ int mw_clients_add(mw_clients *cs, mw_conn *c)
     cs->head = c;
     cs->count++;
     c->registered = 1;
-    return 0;
 }
 
-void mw_clients_remove(mw_clients *cs, mw_conn *c)
+void mw_clients_remove(mw_clients *cs, mw_client *c)
 {
     if (!c->registered)
         return;
-    size_t i = mw_hash_bytes(c->id, MW_CLIENT_ID_LEN) & (cs->n_buckets - 1);
-    for (mw_conn **p = &cs->buckets[i]; *p; p = &(*p)->hash_next) {
-        if (*p == c) {
-            *p = c->hash_next;
+    size_t i = mw_hashtab_bucket(c->id, MW_CLIENT_ID_LEN, cs->n_buckets);
+    for (mw_hash_link **p = &cs->buckets[i]; *p; p = &(*p)->next) {
+        if (*p == &c->hash_link) {
+            *p = c->hash_link.next;
             break;
         }
     }
@@ -68,30 +62,34 @@ void mw_clients_remove(mw_clients *cs, mw_conn *c)
         cs->head = c->all_next;
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
-    c->all_prev = c->all_next = c->hash_next = NULL;
+    c->all_prev = c->all_next = NULL;
+    c->hash_link.next = NULL;
+    assert(cs->count > 0);
     cs->count--;
     c->registered = 0;
 }
 
-mw_conn *mw_clients_find(const mw_clients *cs, const char *id, size_t len)
+mw_client *mw_clients_find(const mw_clients *cs, const char *id, size_t len)
 {
     if (len != MW_CLIENT_ID_LEN)
         return NULL;
-    size_t i = mw_hash_bytes(id, len) & (cs->n_buckets - 1);
-    for (mw_conn *c = cs->buckets[i]; c; c = c->hash_next)
+    size_t i = mw_hashtab_bucket(id, len, cs->n_buckets);
+    for (mw_hash_link *l = cs->buckets[i]; l; l = l->next) {
+        mw_client *c = MW_HASH_ENTRY(l, mw_client, hash_link);
         if (memcmp(c->id, id, len) == 0)
             return c;
+    }
     return NULL;
 }
 
-size_t mw_clients_broadcast(mw_clients *cs, mw_frame *f, const mw_conn *exclude)
+void mw_client_release(mw_client *c)
 {
-    size_t n = 0;
-    mw_conn *next;
-    for (mw_conn *c = cs->head; c; c = next) {
-        next = c->all_next; /* a send may close a slow consumer, unlinking c */
-        if (c != exclude && mw_conn_send(c, f) == 0)
-            n++;
+    for (int k = 0; k < MW_ROOMS_KINDS; k++) {
+        assert(c->memberships[k].n == 0); /* left every room before */
+        free(c->memberships[k].items);
+        c->memberships[k].items = NULL;
+        c->memberships[k].cap = 0;
     }
-    return n;
+    free(c->user_key);
+    c->user_key = NULL;
 }

@@ -1,66 +1,83 @@
-/* mw_rooms: a chained hash of rooms by name; a room lives while it has members. */
+/* mw_rooms: a chained hash of rooms by name (mw_hashtab); a room lives while it has members. */
 #include "mw_rooms.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mw_bus.h"
-#include "mw_conn.h"
-#include "mw_util.h"
+#include "mw_clients.h"
+#include "mw_hashtab.h"
 
 int mw_rooms_init(mw_rooms *rs, int kind)
 {
     memset(rs, 0, sizeof(*rs));
     rs->kind = kind;
     rs->n_buckets = 256;
-    rs->buckets = calloc(rs->n_buckets, sizeof(mw_room *));
+    rs->buckets = calloc(rs->n_buckets, sizeof(mw_hash_link *));
     return rs->buckets ? 0 : -1;
+}
+
+void mw_room_free(mw_room *r)
+{
+    if (!r)
+        return;
+    free(r->members);
+    free(r);
 }
 
 void mw_rooms_free(mw_rooms *rs)
 {
     for (size_t i = 0; rs->buckets && i < rs->n_buckets; i++) {
-        for (mw_room *r = rs->buckets[i], *next; r; r = next) {
-            next = r->hnext;
-            free(r->members);
-            free(r);
+        for (mw_hash_link *l = rs->buckets[i], *next; l; l = next) {
+            next = l->next;
+            mw_room_free(MW_HASH_ENTRY(l, mw_room, link));
         }
     }
     free(rs->buckets);
     rs->buckets = NULL;
 }
 
-mw_memberships *mw_rooms_of(const mw_rooms *rs, mw_conn *c) { return &c->memberships[rs->kind]; }
+mw_memberships *mw_rooms_of(const mw_rooms *rs, mw_client *c) { return &c->memberships[rs->kind]; }
 
 mw_room *mw_rooms_find(const mw_rooms *rs, const char *name, size_t len)
 {
-    size_t i = mw_hash_bytes(name, len) & (rs->n_buckets - 1);
-    for (mw_room *r = rs->buckets[i]; r; r = r->hnext)
+    size_t i = mw_hashtab_bucket(name, len, rs->n_buckets);
+    for (mw_hash_link *l = rs->buckets[i]; l; l = l->next) {
+        mw_room *r = MW_HASH_ENTRY(l, mw_room, link);
         if (r->name_len == len && memcmp(r->name, name, len) == 0)
             return r;
+    }
     return NULL;
 }
 
-static void grow(mw_rooms *rs)
+void mw_rooms_each(const mw_rooms *rs, void (*fn)(void *arg, const mw_room *r), void *arg)
 {
-    size_t n = rs->n_buckets * 2;
-    mw_room **b = calloc(n, sizeof(mw_room *));
-    if (!b)
-        return;
-    for (size_t i = 0; i < rs->n_buckets; i++) {
-        for (mw_room *r = rs->buckets[i], *next; r; r = next) {
-            next = r->hnext;
-            size_t j = mw_hash_bytes(r->name, r->name_len) & (n - 1);
-            r->hnext = b[j];
-            b[j] = r;
-        }
-    }
-    free(rs->buckets);
-    rs->buckets = b;
-    rs->n_buckets = n;
+    for (size_t i = 0; i < rs->n_buckets; i++)
+        for (mw_hash_link *l = rs->buckets[i]; l; l = l->next)
+            fn(arg, MW_HASH_ENTRY(l, mw_room, link));
 }
 
-static void drop_room(mw_rooms *rs, mw_room *r);
+static void room_key(const mw_hash_link *l, const char **key, size_t *len)
+{
+    const mw_room *r = MW_HASH_ENTRY(l, const mw_room, link);
+    *key = r->name;
+    *len = r->name_len;
+}
+
+/* Takes an empty room out of the index (the caller frees it). */
+static void unlink_room(mw_rooms *rs, mw_room *r)
+{
+    assert(r->n == 0);
+    size_t i = mw_hashtab_bucket(r->name, r->name_len, rs->n_buckets);
+    for (mw_hash_link **p = &rs->buckets[i]; *p; p = &(*p)->next) {
+        if (*p == &r->link) {
+            *p = r->link.next;
+            break;
+        }
+    }
+    rs->count--;
+}
 
 static int reserve(void **items, uint32_t *cap, uint32_t need, size_t size)
 {
@@ -77,10 +94,11 @@ static int reserve(void **items, uint32_t *cap, uint32_t need, size_t size)
     return 0;
 }
 
-int mw_rooms_join(mw_rooms *rs, mw_conn *c, const char *name, size_t len)
+int mw_rooms_join(mw_rooms *rs, mw_client *c, const char *name, size_t len, int *first)
 {
     mw_memberships *ms = mw_rooms_of(rs, c);
     mw_room *r = mw_rooms_find(rs, name, len);
+    *first = 0;
     if (r) {
         for (uint32_t i = 0; i < ms->n; i++)
             if (ms->items[i].room == r)
@@ -92,98 +110,68 @@ int mw_rooms_join(mw_rooms *rs, mw_conn *c, const char *name, size_t len)
         memcpy(r->name, name, len);
         r->name_len = (uint32_t)len;
         if (rs->count + 1 > rs->n_buckets)
-            grow(rs);
-        size_t i = mw_hash_bytes(name, len) & (rs->n_buckets - 1);
-        r->hnext = rs->buckets[i];
-        rs->buckets[i] = r;
+            mw_hashtab_grow(&rs->buckets, &rs->n_buckets, room_key);
+        size_t i = mw_hashtab_bucket(name, len, rs->n_buckets);
+        r->link.next = rs->buckets[i];
+        rs->buckets[i] = &r->link;
         rs->count++;
     }
     if (reserve((void **)&r->members, &r->cap, r->n + 1, sizeof(mw_room_member)) != 0 ||
         reserve((void **)&ms->items, &ms->cap, ms->n + 1, sizeof(mw_membership)) != 0) {
-        if (r->n == 0) /* a room made for this join */
-            drop_room(rs, r);
+        if (r->n == 0) { /* a room made for this join */
+            unlink_room(rs, r);
+            mw_room_free(r);
+        }
         return -1;
     }
     r->members[r->n] = (mw_room_member){ c, ms->n };
     ms->items[ms->n] = (mw_membership){ r, r->n };
     r->n++;
     ms->n++;
+    *first = r->n == 1;
     return 1;
 }
 
-static void drop_room(mw_rooms *rs, mw_room *r)
-{
-    size_t i = mw_hash_bytes(r->name, r->name_len) & (rs->n_buckets - 1);
-    for (mw_room **p = &rs->buckets[i]; *p; p = &(*p)->hnext) {
-        if (*p == r) {
-            *p = r->hnext;
-            break;
-        }
-    }
-    rs->count--;
-    free(r->members);
-    free(r);
-}
-
-void mw_rooms_leave_slot(mw_rooms *rs, mw_conn *c, uint32_t slot)
+mw_room *mw_rooms_leave_slot(mw_rooms *rs, mw_client *c, uint32_t slot)
 {
     mw_memberships *ms = mw_rooms_of(rs, c);
     if (slot >= ms->n)
-        return;
+        return NULL;
     mw_membership m = ms->items[slot];
     mw_room *r = m.room;
-    /* remove the connection from the room: move the room's last member into its place */
+    assert(m.index < r->n && r->members[m.index].client == c);
+    /* remove the client from the room: move the room's last member into its place */
     mw_room_member last = r->members[--r->n];
     if (m.index != r->n) {
         r->members[m.index] = last;
-        mw_rooms_of(rs, last.conn)->items[last.slot].index = m.index;
+        mw_rooms_of(rs, last.client)->items[last.slot].index = m.index;
     }
-    /* remove the room from the connection's list the same way */
+    /* remove the room from the client's list the same way */
     mw_membership lastm = ms->items[--ms->n];
     if (slot != ms->n) {
         ms->items[slot] = lastm;
         lastm.room->members[lastm.index].slot = slot;
     }
-    if (r->n == 0)
-        drop_room(rs, r);
+    if (r->n > 0)
+        return NULL;
+    unlink_room(rs, r);
+    return r;
 }
 
-int mw_rooms_leave(mw_rooms *rs, mw_conn *c, const char *name, size_t len)
+int mw_rooms_leave(mw_rooms *rs, mw_client *c, const char *name, size_t len, int *last)
 {
     mw_room *r = mw_rooms_find(rs, name, len);
     mw_memberships *ms = mw_rooms_of(rs, c);
+    *last = 0;
     if (!r)
         return 0;
     for (uint32_t i = 0; i < ms->n; i++) {
         if (ms->items[i].room == r) {
-            mw_rooms_leave_slot(rs, c, i);
+            mw_room *gone = mw_rooms_leave_slot(rs, c, i);
+            *last = gone != NULL;
+            mw_room_free(gone);
             return 1;
         }
     }
     return 0;
-}
-
-size_t mw_rooms_send(mw_rooms *rs, const char *name, size_t len, mw_frame *f, const mw_conn *exclude)
-{
-    mw_room *r = mw_rooms_find(rs, name, len);
-    size_t n = 0;
-    if (!r)
-        return 0;
-    /* mw_conn_send never closes or unregisters synchronously, so members stay put */
-    for (uint32_t i = 0; i < r->n; i++)
-        if (r->members[i].conn != exclude && mw_conn_send(r->members[i].conn, f) == 0)
-            n++;
-    return n;
-}
-
-void mw_rooms_leave_all(mw_rooms *rs, mw_conn *c, struct mw_worker *w)
-{
-    mw_memberships *ms = mw_rooms_of(rs, c);
-    while (ms->n > 0) {
-        mw_room *r = ms->items[ms->n - 1].room;
-        int last = r->n == 1;
-        if (last && w) /* before the room (and its name) is freed */
-            mw_bus_watch(w, rs->kind == MW_ROOMS_USERS ? MW_BUS_USER : MW_BUS_ROOM, r->name, r->name_len, 0);
-        mw_rooms_leave_slot(rs, c, ms->n - 1);
-    }
 }

@@ -14,10 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "mw_conn.h"
 #include "mw_handshake.h"
 #include "mw_log.h"
-#include "mw_worker.h"
 
 #define MW_ACCEPT_BATCH 256                /* per wake-up, so a flood does not starve the loop */
 #define MW_ACCEPT_RETRY_MS 250             /* a paused listener tries again after this */
@@ -45,9 +43,8 @@ static long open_descriptors(void)
     return n - 1; /* the directory's own descriptor */
 }
 
-static void log_refusals(mw_worker *w, mw_refusal kind, uint64_t now)
+static void log_refusals(mw_acceptor *a, mw_refusal kind, uint64_t now)
 {
-    mw_acceptor *a = &w->acceptor;
     uint64_t n = a->refused_unlogged[kind];
     int first = !a->logged[kind];
     uint64_t since_ms = now - a->logged_ms[kind];
@@ -68,10 +65,10 @@ static void log_refusals(mw_worker *w, mw_refusal kind, uint64_t now)
         mw_log_int("refused", (int64_t)n); /* since the previous warning of this kind */
         if (!first)
             mw_log_int("sinceSeconds", (int64_t)(since_ms / 1000));
-        mw_log_int("connections", w->tcp_conns);
+        mw_log_int("connections", a->net->tcp_conns);
         mw_log_int("limit", a->limit);
         mw_log_int("openFileLimit", a->open_file_limit);
-        mw_log_int("worker", w->index);
+        mw_log_int("worker", a->net->index);
         mw_log_str("hint", hint);
         mw_log_end();
     }
@@ -80,28 +77,26 @@ static void log_refusals(mw_worker *w, mw_refusal kind, uint64_t now)
 /* Answers 503 and closes fd now. The client's bytes that already arrived are read first:
  * closing a socket with unread data sends a reset, which can destroy the answer before the
  * client reads it. The response is tiny and the socket new, so one non-blocking send takes it. */
-static void refuse(mw_worker *w, int fd, mw_refusal kind)
+static void refuse(mw_acceptor *a, int fd, mw_refusal kind)
 {
-    mw_acceptor *a = &w->acceptor;
     char sink[4096];
     for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
         ;
     ssize_t sent = send(fd, a->refusal[kind], a->refusal_len[kind], MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)sent; /* nothing else to do for a client that went away */
     close(fd);
-    mw_metrics_add(w->m, kind == MW_REFUSED_LIMIT ? MW_M_REFUSED_LIMIT : MW_M_REFUSED_FDS, 1);
+    mw_metrics_add(a->net->m, kind == MW_REFUSED_LIMIT ? MW_M_REFUSED_LIMIT : MW_M_REFUSED_FDS, 1);
     a->refused_unlogged[kind]++;
-    uint64_t now = uv_now(&w->loop);
+    uint64_t now = uv_now(a->net->loop);
     if (!a->logged[kind] || now - a->logged_ms[kind] >= MW_REFUSAL_LOG_INTERVAL_MS)
-        log_refusals(w, kind, now);
+        log_refusals(a, kind, now);
 }
 
 /* EMFILE/ENFILE: frees the reserve descriptor for one accept, refuses that connection and takes
  * the reserve back. Returns 1 when one was refused, 0 when none was pending, -1 when it cannot
  * be done (no reserve, or the freed descriptor was taken meanwhile, e.g. by a thread-pool job). */
-static int refuse_with_reserve(mw_worker *w)
+static int refuse_with_reserve(mw_acceptor *a)
 {
-    mw_acceptor *a = &w->acceptor;
     if (a->reserve_fd < 0)
         a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (a->reserve_fd < 0)
@@ -110,7 +105,7 @@ static int refuse_with_reserve(mw_worker *w)
     int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     int err = errno;
     if (fd >= 0)
-        refuse(w, fd, MW_REFUSED_FDS);
+        refuse(a, fd, MW_REFUSED_FDS);
     a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd >= 0)
         return 1;
@@ -121,17 +116,16 @@ static void accept_cb(uv_poll_t *h, int status, int events);
 
 static void retry_cb(uv_timer_t *t)
 {
-    mw_worker *w = t->data;
-    uv_poll_start(&w->acceptor.poll, UV_READABLE, accept_cb);
+    mw_acceptor *a = t->data;
+    uv_poll_start(&a->poll, UV_READABLE, accept_cb);
 }
 
 /* The socket stays readable while connections are pending, and the poll is level-triggered:
  * an error that repeats (no descriptor even for the reserve, ENOBUFS) would spin the loop.
  * Pending clients wait in the backlog for MW_ACCEPT_RETRY_MS instead. */
-static void pause_listener(mw_worker *w, int err)
+static void pause_listener(mw_acceptor *a, int err)
 {
-    mw_acceptor *a = &w->acceptor;
-    uint64_t now = uv_now(&w->loop);
+    uint64_t now = uv_now(a->net->loop);
     if (a->accept_error_logged_ms == 0 || now - a->accept_error_logged_ms >= MW_REFUSAL_LOG_INTERVAL_MS) {
         a->accept_error_logged_ms = now ? now : 1;
         mw_logf(MW_LOG_WARN, "accept failed: %s; pausing the listener for %d ms (open-file limit %ld)",
@@ -143,11 +137,10 @@ static void pause_listener(mw_worker *w, int err)
 
 static void accept_cb(uv_poll_t *h, int status, int events)
 {
-    mw_worker *w = h->data;
-    mw_acceptor *a = &w->acceptor;
+    mw_acceptor *a = h->data;
     (void)events;
     if (status < 0) {
-        pause_listener(w, -status);
+        pause_listener(a, -status);
         return;
     }
     for (int i = 0; i < MW_ACCEPT_BATCH; i++) {
@@ -163,29 +156,28 @@ static void accept_cb(uv_poll_t *h, int status, int events)
                 err == EOPNOTSUPP || err == ENETUNREACH)
                 continue;
             if (err == EMFILE || err == ENFILE) {
-                int r = refuse_with_reserve(w);
+                int r = refuse_with_reserve(a);
                 if (r > 0)
                     continue;
                 if (r == 0)
                     return;
             }
-            pause_listener(w, err);
+            pause_listener(a, err);
             return;
         }
         /* HTTP-phase connections count too: sockets that never send a request must not be
          * able to use up the descriptors a new client needs to hear why it is refused */
-        if (w->tcp_conns >= a->limit)
-            refuse(w, fd, MW_REFUSED_LIMIT);
+        if (a->net->tcp_conns >= a->limit)
+            refuse(a, fd, MW_REFUSED_LIMIT);
         else
-            mw_conn_accept(w, fd);
+            mw_conn_accept(a->net, fd);
     }
 }
 
 /* The connection limit: limits.maxConnections, capped by what the open-file limit allows. */
-static void compute_limit(mw_worker *w)
+static void compute_limit(mw_acceptor *a)
 {
-    mw_acceptor *a = &w->acceptor;
-    long configured = w->cfg->limits.max_connections;
+    long configured = a->net->limits.max_connections;
     struct rlimit rl;
     long by_files = 0;
     a->open_file_limit = 0;
@@ -210,7 +202,7 @@ static void compute_limit(mw_worker *w)
             mw_log_int("maxConnections", configured);
             mw_log_int("limit", by_files);
             mw_log_int("openFileLimit", a->open_file_limit);
-            mw_log_int("worker", w->index);
+            mw_log_int("worker", a->net->index);
             mw_log_str("hint", "raise the open-file limit (ulimit -n)");
             mw_log_end();
         }
@@ -220,47 +212,49 @@ static void compute_limit(mw_worker *w)
     if (mw_log_begin(MW_LOG_DEBUG, "connection limit")) {
         mw_log_int("limit", a->limit);
         mw_log_int("openFileLimit", a->open_file_limit);
-        mw_log_int("worker", w->index);
+        mw_log_int("worker", a->net->index);
         mw_log_end();
     }
 }
 
-int mw_accept_start(mw_worker *w, int listen_fd)
+int mw_accept_start(mw_acceptor *a, mw_net *net, int listen_fd)
 {
-    mw_acceptor *a = &w->acceptor;
+    a->net = net;
     a->started = 1; /* reserve_fd is ours from here on (-1 or open) */
     a->listen_fd = listen_fd;
     a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    compute_limit(w);
+    compute_limit(a);
     const char *reasons[MW_REFUSED_KINDS] = { "Connection limit reached", "Out of file descriptors" };
     for (int k = 0; k < MW_REFUSED_KINDS; k++)
         a->refusal_len[k] = mw_http_error_response(503, reasons[k], "Retry-After: 1\r\n", a->refusal[k],
                                                    sizeof(a->refusal[k]));
-    int rv = uv_poll_init(&w->loop, &a->poll, listen_fd); /* also makes it non-blocking */
+    int rv = uv_poll_init(net->loop, &a->poll, listen_fd); /* also makes it non-blocking */
     if (rv != 0)
         return rv;
-    a->poll.data = w;
-    uv_timer_init(&w->loop, &a->retry);
-    a->retry.data = w;
+    a->poll.data = a;
+    uv_timer_init(net->loop, &a->retry);
+    a->retry.data = a;
     return uv_poll_start(&a->poll, UV_READABLE, accept_cb);
 }
 
-void mw_accept_tick(mw_worker *w)
+void mw_accept_tick(mw_acceptor *a)
 {
-    mw_acceptor *a = &w->acceptor;
-    uint64_t now = uv_now(&w->loop);
+    if (!a->started)
+        return;
+    uint64_t now = uv_now(a->net->loop);
     for (int k = 0; k < MW_REFUSED_KINDS; k++)
         if (a->refused_unlogged[k] > 0 && now - a->logged_ms[k] >= MW_REFUSAL_LOG_INTERVAL_MS)
-            log_refusals(w, (mw_refusal)k, now);
+            log_refusals(a, (mw_refusal)k, now);
 }
 
-void mw_accept_stop(mw_worker *w)
+void mw_accept_stop(mw_acceptor *a)
 {
-    mw_acceptor *a = &w->acceptor;
+    if (!a->started)
+        return;
     for (int k = 0; k < MW_REFUSED_KINDS; k++) /* the last interval's count is not lost */
         if (a->refused_unlogged[k] > 0)
-            log_refusals(w, (mw_refusal)k, uv_now(&w->loop));
-    if (a->started && a->reserve_fd >= 0)
+            log_refusals(a, (mw_refusal)k, uv_now(a->net->loop));
+    if (a->reserve_fd >= 0)
         close(a->reserve_fd);
     a->reserve_fd = -1;
 }

@@ -7,11 +7,12 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct mw_worker;
+#include "mw_conn.h"
 
 typedef enum { MW_REFUSED_LIMIT = 0, MW_REFUSED_FDS, MW_REFUSED_KINDS } mw_refusal;
 
 typedef struct mw_acceptor {
+    mw_net *net;            /* the worker's connections: where accepted sockets go, what the limit counts */
     uv_poll_t poll;         /* the listening socket; we call accept4 ourselves (see mw_accept.c) */
     uv_timer_t retry;       /* restarts a listener paused because not even the reserve was left */
     int listen_fd;
@@ -31,11 +32,11 @@ typedef struct mw_acceptor {
 /* Starts accepting on listen_fd (already bound and listening). Call it when everything else the
  * worker keeps open is open: the default limit is the open-file limit minus what is open then
  * and a headroom. Returns 0 or a negative libuv error. */
-int mw_accept_start(struct mw_worker *w, int listen_fd);
+int mw_accept_start(mw_acceptor *a, mw_net *net, int listen_fd);
 /* Called periodically: logs the refusals not yet reported once their interval is over. */
-void mw_accept_tick(struct mw_worker *w);
+void mw_accept_tick(mw_acceptor *a);
 /* Logs the refusals not yet reported and closes the reserve descriptor (the handles are closed
  * with every other handle of the loop). */
-void mw_accept_stop(struct mw_worker *w);
+void mw_accept_stop(mw_acceptor *a);
 
 #endif

@@ -1,102 +1,137 @@
 /* mw_conn: one TCP connection: the HTTP request head, then (after the upgrade) the WebSocket
- * session, its send queue of shared frames and its queue of messages waiting for the handler. */
+ * session and its send queue. What the requests and messages mean is its owner's business: the
+ * connection reports upward through mw_conn_handler (admit?, open, message, closed, a plain HTTP
+ * request). mw_net is what every connection of a worker shares: loop, limits, lists. */
 #ifndef MW_CONN_H
 #define MW_CONN_H
 
 #include <stdint.h>
 #include <uv.h>
 
+#include "mw_config.h"
 #include "mw_frame.h"
 #include "mw_http.h"
-#include "mw_rooms.h"
+#include "mw_metrics.h"
+#include "mw_outq.h"
 #include "mw_util.h"
 #include "mw_ws.h"
 
-struct mw_worker;
+#define MW_READ_BUF_SIZE 65536
 
 typedef enum { MW_CONN_HTTP = 0, MW_CONN_WS, MW_CONN_CLOSED } mw_conn_state;
 
-typedef struct mw_msg {
-    struct mw_msg *next;
-    int opcode;
-    uint32_t len;
-    uint8_t data[];
-} mw_msg;
+typedef struct mw_conn mw_conn;
 
-typedef struct mw_conn {
+/* The owner's answer to an upgrade request that passed the protocol checks. */
+typedef struct mw_conn_admission {
+    int status;       /* 101 to accept, else the HTTP status to refuse with */
+    char reason[256]; /* why it was refused */
+} mw_conn_admission;
+
+/* How a connection reports to its owner. Every callback gets the owner pointer of mw_net. */
+typedef struct mw_conn_handler {
+    /* An upgrade request on the WebSocket path passed the protocol checks: fill out (status 101
+     * to accept). The owner may set c->data (it gets it back in release) and rewrite c->remote. */
+    void (*admit)(void *owner, mw_conn *c, const mw_http_request *r, mw_conn_admission *out);
+    /* The WebSocket session is open: the 101 response is queued and c->id is set. */
+    void (*open)(void *owner, mw_conn *c);
+    /* A complete message: opcode 1 (text) or 2 (binary); data lives until return. */
+    void (*message)(void *owner, mw_conn *c, int opcode, const uint8_t *data, size_t len);
+    /* A later loop turn after mw_conn_defer (not called once the connection is freed). */
+    void (*deferred)(void *owner, mw_conn *c);
+    /* An opened session ended: the socket is closing. code and reason: the close frame's (code
+     * 1006 and "" when there was none). Called once, inside mw_conn_close or mw_conn_abort. */
+    void (*closed)(void *owner, mw_conn *c, uint16_t code, const char *reason);
+    /* The connection is being freed; c->data is set: let go of it. */
+    void (*release)(void *owner, mw_conn *c);
+    /* A request that is not an upgrade: answer with mw_conn_respond or mw_conn_respond_error. */
+    void (*http_request)(void *owner, mw_conn *c, const mw_http_request *r);
+} mw_conn_handler;
+
+/* What the connections of one worker share. */
+typedef struct mw_net {
+    uv_loop_t *loop;
+    int index;                       /* the worker's number, for logs */
+    char tag[MW_WORKER_TAG_LEN + 1]; /* every clientId starts with it */
+    mw_limits limits;                /* copied from the config */
+    char path[1024];                 /* the WebSocket endpoint */
+    int allow_binary;                /* raw mode: binary messages reach the owner */
+    mw_metrics_slot *m;
+    const mw_conn_handler *handler;
+    void *owner;
+    mw_conn *conns;       /* every open TCP connection (HTTP or WebSocket) */
+    long tcp_conns;       /* how many: what the connection limit counts */
+    mw_conn *flush_head;  /* connections with output: written once per loop iteration */
+    mw_conn *defer_head;  /* connections waiting for handler->deferred */
+    uv_idle_t defer_idle;
+    uint8_t read_buf[MW_READ_BUF_SIZE]; /* one per worker: a read is handled before the next */
+} mw_net;
+
+struct mw_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* handshake timeout, then close-handshake timeout */
-    struct mw_worker *w;
+    mw_net *net;
     mw_conn_state state;
     int handles_open;
-    int free_pending; /* closed while on a worker list: the list frees it */
+    int free_pending; /* closed while on a list of mw_net: the list frees it */
+    int opened;       /* open was reported, closed not yet */
     mw_http_request *http;
     mw_ws *ws;
     char id[MW_CLIENT_ID_LEN + 1];
     char remote[64];
     uint64_t connected_at_ms, last_activity_ms, connected_hr;
 
-    /* send queue: frames shared by reference; bytes before out_head_off of the first are sent */
-    mw_frame **outq;
-    uint32_t out_head, out_len, out_cap;
-    size_t out_head_off;
-    size_t out_bytes;
-    uint32_t inflight; /* entries handed to uv_write, counted from out_head */
-    int writing;
+    mw_outq out; /* the send queue: frames shared by reference */
     int close_after_flush;
     int slow_consumer;
-    uv_write_t wreq;
     int in_flush;
-    struct mw_conn *flush_next;
+    mw_conn *flush_next;
+    int in_defer;
+    mw_conn *defer_next;
+    int held;       /* the owner holds reading (mw_conn_hold_reading) */
+    int out_paused; /* control frames (pongs) filled the send queue */
 
-    /* messages of this client wait here while its previous handler is still running */
-    mw_msg *msg_head, *msg_tail;
-    uint32_t msg_count;
-    int busy;
-    int read_paused;  /* too many messages wait for the handler */
-    int out_paused;   /* control frames (pongs) filled the send queue */
-    int in_ready;
-    struct mw_conn *ready_next;
-    uint64_t handler_started_hr;
-
-    struct mw_conn *tcp_prev, *tcp_next; /* every connection of the worker */
-
-    mw_memberships memberships[MW_ROOMS_KINDS]; /* rooms, and the user index */
-    char *user_key;      /* the token's sub (NULL: anonymous) */
-    char *claims_json;   /* the token's claims, for the Lua side (freed after connect) */
-    double token_expires_at_ms; /* 0: no expiry */
-
-    /* rate limit: a token bucket, refilled on use */
-    double tokens;
-    uint64_t tokens_at_ms;
-    uint32_t refusals;
+    mw_conn *tcp_prev, *tcp_next; /* mw_net's list of every connection */
 
     /* heartbeat: a protocol ping was sent and its pong is awaited */
     int awaiting_pong;
     uint64_t ping_sent_ms, last_ping_ms;
-    /* registry links (mw_clients) */
-    struct mw_conn *all_prev, *all_next, *hash_next;
-    int registered;
-} mw_conn;
+
+    void *data; /* the owner's */
+};
+
+/* Sets up the shared part (the config's limits, path and raw mode are copied). */
+void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, const char *tag,
+                 mw_metrics_slot *m, const mw_conn_handler *handler, void *owner);
+/* Writes every connection's pending output; call it once per loop iteration (a uv_prepare). */
+void mw_net_flush(mw_net *net);
+/* Closes every connection (shutdown). */
+void mw_net_close_all(mw_net *net);
+/* After the loop has run the last close callbacks: frees connections still on a list. */
+void mw_net_free_closed(mw_net *net);
 
 /* Starts serving an accepted socket (non-blocking), which it owns from now on (see mw_accept). */
-void mw_conn_accept(struct mw_worker *w, int fd);
+void mw_conn_accept(mw_net *net, int fd);
 /* Queues a frame for the client, taking a new reference. Returns 0, or -1 when the client can
- * take no more data (closing), in which case no reference is taken. */
+ * take no more data (closing), in which case no reference is taken. Never closes synchronously. */
 int mw_conn_send(mw_conn *c, mw_frame *f);
 /* Starts the WebSocket close handshake with code and reason. */
 void mw_conn_close_ws(mw_conn *c, uint16_t code, const char *reason);
-/* Closes the socket now; the client is unregistered and freed after libuv lets go of it. */
+/* Closes the socket now; the connection is freed after libuv lets go of it. */
 void mw_conn_close(mw_conn *c);
-/* Called by the worker once per loop iteration for every connection with output. */
-void mw_conn_flush(mw_conn *c);
-/* Called by the worker for connections whose queued messages may now run. */
-void mw_conn_run_queued(mw_conn *c);
-/* The handler of the message in progress finished (after having waited on I/O). */
-void mw_conn_handler_finished(mw_conn *c, int errored);
 /* Closes the socket with a reset (the peer is not reading): nothing stays queued for it. */
 void mw_conn_abort(mw_conn *c);
-/* Frees a closed connection that was kept because it was on a worker list. */
-void mw_conn_free(mw_conn *c);
+/* Sends a heartbeat ping; the pong clears awaiting_pong. */
+void mw_conn_ping(mw_conn *c);
+/* The owner stops (1) or allows (0) reading from a WebSocket client; reading also waits while
+ * pongs fill the send queue. */
+void mw_conn_hold_reading(mw_conn *c, int hold);
+/* Asks for handler->deferred on a later loop turn (not now: the caller may be deep in a call). */
+void mw_conn_defer(mw_conn *c);
+/* Answers a plain HTTP request and closes the connection once the response is written. */
+void mw_conn_respond(mw_conn *c, int status, const char *content_type, const char *body, size_t len,
+                     int head_only);
+/* Answers with an error status (text body: reason; extra: more header lines) and closes. */
+void mw_conn_respond_error(mw_conn *c, int status, const char *reason, const char *extra);
 
 #endif

@@ -7,11 +7,11 @@ struct lua_State;
 struct luaL_Reg;
 struct mw_worker;
 
-/* Adds each function of fns (NULL-terminated), with the worker as its upvalue, to the table on
- * top of the stack. [-0, +0] */
-void mw_lapi_register(struct lua_State *L, const struct luaL_Reg *fns, struct mw_worker *w);
+/* Adds each function of fns (NULL-terminated), with ctx (the family's context: the worker, or
+ * a narrower one) as its upvalue, to the table on top of the stack. [-0, +0] */
+void mw_lapi_register(struct lua_State *L, const struct luaL_Reg *fns, void *ctx);
 
-void mw_lapi_server_inject(struct lua_State *L, struct mw_worker *w); /* [-0, +0] */
+/* mw_lapi_server_inject: see mw_lapi_server.h */
 void mw_lapi_log_inject(struct lua_State *L);                         /* [-0, +0] */
 void mw_lapi_redis_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */
 void mw_lapi_timer_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */

@@ -17,6 +17,7 @@
 
 #include "mw_http.h"
 #include "mw_lapi.h"
+#include "mw_lapi_server.h"
 #include "mw_lguard.h"
 #include "mw_log.h"
 #include "mw_worker.h"
@@ -107,7 +108,7 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard
     if (guard)
         mw_lguard_inject(guard, L);
     if (w) {
-        mw_lapi_server_inject(L, w);
+        mw_lapi_server_inject(L, &w->lapi_server);
         mw_lapi_redis_inject(L, w);
         mw_lapi_timer_inject(L, w);
         mw_lapi_db_inject(L, w);
@@ -167,7 +168,7 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     vm->w = w;
     vm->guard = mw_lguard_new(cfg->limits.lua_memory, cfg->limits.handler_timeout);
     if (vm->guard && w) /* for the watchdog's line: how many clients a replacement drops */
-        mw_lguard_watch_clients(vm->guard, &w->clients.count);
+        mw_lguard_watch_clients(vm->guard, &w->fanout.clients.count);
     vm->L = vm->guard ? new_state(cfg, w, vm->guard, err, errlen) : NULL;
     if (!vm->L) {
         if (!vm->guard)

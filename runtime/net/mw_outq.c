@@ -1,0 +1,163 @@
+/* mw_outq: the queue is a ring-less array compacted on demand (frames leave from the front, in
+ * order); bytes are written straight from the shared frames, never copied. A frame stays
+ * referenced until the kernel has all of it, including while a uv_write holds its buffer. */
+#include "mw_outq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void write_cb(uv_write_t *req, int status);
+
+void mw_outq_init(mw_outq *q, uv_stream_t *stream, size_t limit, mw_outq_written_cb cb, void *owner)
+{
+    memset(q, 0, sizeof(*q));
+    q->stream = stream;
+    q->limit = limit;
+    q->written_cb = cb;
+    q->owner = owner;
+    q->wreq.data = q;
+}
+
+void mw_outq_free(mw_outq *q)
+{
+    for (uint32_t i = 0; i < q->len; i++)
+        mw_frame_unref(q->items[q->head + i]);
+    free(q->items);
+    q->items = NULL;
+    q->head = q->len = q->cap = 0;
+    q->bytes = q->head_off = 0;
+}
+
+int mw_outq_push(mw_outq *q, mw_frame *f)
+{
+    if (q->head + q->len == q->cap) {
+        if (q->head > 0) { /* compact: a running uv_write holds the frames' bytes, not this array */
+            memmove(q->items, q->items + q->head, q->len * sizeof(mw_frame *));
+            q->head = 0;
+        }
+        if (q->head + q->len == q->cap) {
+            uint32_t ncap = q->cap ? q->cap * 2 : 8;
+            mw_frame **n = realloc(q->items, ncap * sizeof(mw_frame *));
+            if (!n)
+                return -1;
+            q->items = n;
+            q->cap = ncap;
+        }
+    }
+    q->items[q->head + q->len++] = f;
+    q->bytes += f->len;
+    return 0;
+}
+
+int mw_outq_push_bytes(mw_outq *q, const void *bytes, size_t len)
+{
+    mw_frame *f = mw_frame_raw(bytes, len);
+    if (!f || mw_outq_push(q, f) != 0) {
+        mw_frame_unref(f);
+        return -1;
+    }
+    return 0;
+}
+
+/* Drops n bytes from the front of the queue (they were written). */
+static void consume(mw_outq *q, size_t n)
+{
+    while (n > 0 && q->len > 0) {
+        mw_frame *f = q->items[q->head];
+        size_t left = f->len - q->head_off;
+        if (n < left) {
+            q->head_off += n;
+            q->bytes -= n;
+            return;
+        }
+        n -= left;
+        q->bytes -= left;
+        mw_frame_unref(f);
+        q->head++;
+        q->len--;
+        q->head_off = 0;
+    }
+    if (q->len == 0)
+        q->head = 0;
+}
+
+void mw_outq_drop_unsent(mw_outq *q)
+{
+    uint32_t keep = q->writing ? q->inflight : 0;
+    if (!q->writing && q->len > 0 && q->head_off > 0)
+        keep = 1; /* a partly written frame must be finished or the stream is corrupt */
+    for (uint32_t i = keep; i < q->len; i++) {
+        mw_frame *f = q->items[q->head + i];
+        q->bytes -= f->len;
+        mw_frame_unref(f);
+    }
+    q->len = keep;
+}
+
+/* Fills bufs with up to MW_OUTQ_BATCH frames from the front; returns how many, *total bytes. */
+static uint32_t gather(const mw_outq *q, uv_buf_t *bufs, size_t *total)
+{
+    uint32_t nb = q->len < MW_OUTQ_BATCH ? q->len : MW_OUTQ_BATCH;
+    *total = 0;
+    for (uint32_t i = 0; i < nb; i++) {
+        mw_frame *f = q->items[q->head + i];
+        size_t off = i == 0 ? q->head_off : 0;
+        bufs[i] = uv_buf_init((char *)f->data + off, (unsigned)(f->len - off));
+        *total += f->len - off;
+    }
+    return nb;
+}
+
+int mw_outq_try_write(mw_outq *q, size_t *written)
+{
+    uv_buf_t bufs[MW_OUTQ_BATCH];
+    *written = 0;
+    if (q->writing)
+        return 0;
+    while (q->len > 0) {
+        size_t total;
+        uint32_t nb = gather(q, bufs, &total);
+        int n = uv_try_write(q->stream, bufs, nb);
+        if (n == UV_EAGAIN || n == UV_ENOSYS)
+            n = 0;
+        if (n < 0)
+            return n;
+        consume(q, (size_t)n);
+        *written += (size_t)n;
+        if ((size_t)n < total)
+            return 0; /* the kernel buffer is full */
+    }
+    return 0;
+}
+
+int mw_outq_write_async(mw_outq *q)
+{
+    uv_buf_t bufs[MW_OUTQ_BATCH];
+    size_t total;
+    if (q->writing || q->len == 0)
+        return 0;
+    uint32_t nb = gather(q, bufs, &total);
+    q->inflight = nb;
+    q->writing = 1;
+    int rv = uv_write(&q->wreq, q->stream, bufs, nb, write_cb);
+    if (rv != 0) {
+        q->writing = 0;
+        q->inflight = 0;
+    }
+    return rv;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    mw_outq *q = req->data;
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < q->inflight; i++) {
+        mw_frame *f = q->items[q->head + i];
+        bytes += f->len - (i == 0 ? q->head_off : 0);
+    }
+    q->writing = 0;
+    q->inflight = 0;
+    consume(q, bytes);
+    if (q->written_cb)
+        q->written_cb(q->owner, status, bytes);
+}

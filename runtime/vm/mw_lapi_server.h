@@ -1,0 +1,25 @@
+/* mw_lapi_server: what the webSocketServer binding (core.send, core.room_join, ...) works on:
+ * the hub's fan-out, this worker's identity, and one report upward (a handler that waited on
+ * I/O finished), filled in by the owner. */
+#ifndef MW_LAPI_SERVER_H
+#define MW_LAPI_SERVER_H
+
+#include "mw_fanout.h"
+#include "mw_metrics.h"
+
+struct lua_State;
+
+typedef struct mw_lapi_server {
+    mw_fanout *fanout;
+    const char *worker_id;
+    mw_metrics_slot *m; /* stats(): messagesIn, messagesOut */
+    /* core.handler_finished: the handler of c's message, which had waited on I/O, is done. */
+    void (*handler_finished)(void *owner, mw_client *c, int errored);
+    void *owner;
+} mw_lapi_server;
+
+/* Adds the functions to the moonwire.core table on top of the stack; ctx is an mw_lapi_server
+ * (void * so that it can open a binding family like any other). [-0, +0] */
+void mw_lapi_server_inject(struct lua_State *L, void *ctx);
+
+#endif
