@@ -237,6 +237,10 @@ static int check_database(const mw_config *cfg)
     return -1;
 }
 
+/* `check` and the start-up load check run without a worker: only the log binding. */
+static void open_log(struct lua_State *L, void *ctx) { mw_lapi_log_inject(L); }
+static const mw_lapi_family check_families[] = { { "log", open_log, NULL } };
+
 static int cmd_serve(int argc, char **argv)
 {
     static mw_config cfg; /* large: keep it off the stack; lives for the process */
@@ -269,7 +273,7 @@ static int cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    if (mw_lvm_check(&cfg, 1) != 0)
+    if (mw_lvm_check(&cfg, check_families, 1, 1) != 0)
         return 1;
     return mw_supervisor_run(&cfg);
 }
@@ -284,7 +288,7 @@ static int cmd_check(int argc, char **argv)
     add_env_overrides(&cfg);
     if (prepare(&cfg, app_dir) != 0)
         return 1;
-    return mw_lvm_check(&cfg, 0);
+    return mw_lvm_check(&cfg, check_families, 1, 0);
 }
 
 static int cmd_version(int argc, char **argv)

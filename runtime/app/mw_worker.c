@@ -166,6 +166,25 @@ static void redis_state_cb(mw_redis *r, int up, void *owner)
         mw_lvm_on_redis_state(w->lvm, up);
 }
 
+/* The binding families the worker's Lua state gets (mw_lapi.h). */
+static void open_server(struct lua_State *L, void *ctx) { mw_lapi_server_inject(L, ctx); }
+static void open_log(struct lua_State *L, void *ctx) { mw_lapi_log_inject(L); }
+static void open_redis(struct lua_State *L, void *ctx) { mw_lapi_redis_inject(L, ctx); }
+static void open_timer(struct lua_State *L, void *ctx) { mw_lapi_timer_inject(L, ctx); }
+static void open_db(struct lua_State *L, void *ctx) { mw_lapi_db_inject(L, ctx); }
+static void open_queue(struct lua_State *L, void *ctx) { mw_lapi_queue_inject(L, ctx); }
+
+static mw_lvm *start_lvm(mw_worker *w, char *err, size_t errlen)
+{
+    const mw_lapi_family families[] = {
+        { "log", open_log, NULL },       { "server", open_server, w }, { "redis", open_redis, w },
+        { "timer", open_timer, w },      { "db", open_db, w },         { "queue", open_queue, w },
+    };
+    mw_lvm_worker info = { .id = w->id, .index = w->index, .count = w->count, .tag = w->tag,
+                           .client_count = &w->clients.count };
+    return mw_lvm_new(w->cfg, &info, families, sizeof(families) / sizeof(families[0]), err, errlen);
+}
+
 /* Opens the command and subscriber connections when --redis is given. */
 static int start_redis(mw_worker *w, char *err, size_t errlen)
 {
@@ -333,7 +352,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         free_unstarted(w);
         return 3;
     }
-    w->lvm = mw_lvm_new(w, cfg, err, sizeof(err));
+    w->lvm = start_lvm(w, err, sizeof(err));
     if (!w->lvm) {
         if (mw_log_begin(MW_LOG_ERROR, "could not load the app")) {
             mw_log_str("error", err);

@@ -7,9 +7,18 @@ struct lua_State;
 struct luaL_Reg;
 struct mw_worker;
 
-/* Adds each function of fns (NULL-terminated), with the worker as its upvalue, to the table on
- * top of the stack. [-0, +0] */
-void mw_lapi_register(struct lua_State *L, const struct luaL_Reg *fns, struct mw_worker *w);
+/* One family of bindings, as the owner of the Lua state hands it to mw_lvm_new: open adds the
+ * family's functions to the moonwire.core table on top of the stack [-0, +0]; ctx is what they
+ * work on (kept by the owner, alive as long as the Lua state). */
+typedef struct mw_lapi_family {
+    const char *name;
+    void (*open)(struct lua_State *L, void *ctx);
+    void *ctx;
+} mw_lapi_family;
+
+/* Adds each function of fns (NULL-terminated), with ctx as its upvalue, to the table on top of
+ * the stack. [-0, +0] */
+void mw_lapi_register(struct lua_State *L, const struct luaL_Reg *fns, void *ctx);
 
 void mw_lapi_server_inject(struct lua_State *L, struct mw_worker *w); /* [-0, +0] */
 void mw_lapi_log_inject(struct lua_State *L);                         /* [-0, +0] */

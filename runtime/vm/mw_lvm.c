@@ -18,11 +18,10 @@
 #include "mw_lapi.h"
 #include "mw_lguard.h"
 #include "mw_log.h"
-#include "mw_worker.h"
+#include "mw_util.h"
 
 struct mw_lvm {
     lua_State *L;
-    mw_worker *w;
     mw_lguard *guard; /* memory cap and time budget (NULL for `moonwire check`) */
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
     int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op, ref_reload;
@@ -84,9 +83,10 @@ static void log_runtime_error(lua_State *L, const char *where)
     lua_pop(L, 1);
 }
 
-/* Creates a state with the standard libraries, the core table and the config table pushed.
- * [-0, +0]; returns NULL with err set on failure. */
-static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard, char *err, size_t errlen)
+/* Creates a state with the standard libraries and package.loaded["moonwire.core"]: list_dir,
+ * the guard's functions and those of the n binding families. [-0, +0]; returns NULL with err
+ * set on failure. */
+static lua_State *new_state(const mw_lapi_family *families, size_t n, mw_lguard *guard, char *err, size_t errlen)
 {
     lua_State *L = luaL_newstate();
     if (!L) {
@@ -102,16 +102,10 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard
     lua_newtable(L);
     lua_pushcfunction(L, l_list_dir);
     lua_setfield(L, -2, "list_dir");
-    mw_lapi_log_inject(L);
     if (guard)
         mw_lguard_inject(guard, L);
-    if (w) {
-        mw_lapi_server_inject(L, w);
-        mw_lapi_redis_inject(L, w);
-        mw_lapi_timer_inject(L, w);
-        mw_lapi_db_inject(L, w);
-        mw_lapi_queue_inject(L, w);
-    }
+    for (size_t i = 0; i < n; i++)
+        families[i].open(L, families[i].ctx);
     lua_setfield(L, -2, "moonwire.core");
     lua_pop(L, 2);
     return L;
@@ -119,7 +113,7 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard
 
 /* Pushes the options table handed to runtime.start / runtime.check; config_index is the
  * absolute stack index of the merged config table. [-0, +1] */
-static void push_options(lua_State *L, const mw_config *cfg, mw_worker *w, int config_index)
+static void push_options(lua_State *L, const mw_config *cfg, const mw_lvm_worker *w, int config_index)
 {
     lua_newtable(L);
     lua_pushvalue(L, config_index);
@@ -154,18 +148,18 @@ static int take_ref(lua_State *L, int table, const char *name)
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
+mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_family *families, size_t n,
+                   char *err, size_t errlen)
 {
     mw_lvm *vm = calloc(1, sizeof(*vm));
     if (!vm) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    vm->w = w;
     vm->guard = mw_lguard_new(cfg->limits.lua_memory, cfg->limits.handler_timeout);
-    if (vm->guard && w) /* for the watchdog's line: how many clients a replacement drops */
-        mw_lguard_watch_clients(vm->guard, &w->clients.count);
-    vm->L = vm->guard ? new_state(cfg, w, vm->guard, err, errlen) : NULL;
+    if (vm->guard) /* for the watchdog's line: how many clients a replacement drops */
+        mw_lguard_watch_clients(vm->guard, w->client_count);
+    vm->L = vm->guard ? new_state(families, n, vm->guard, err, errlen) : NULL;
     if (!vm->L) {
         if (!vm->guard)
             snprintf(err, errlen, "out of memory");
@@ -440,10 +434,10 @@ void mw_lvm_reload(mw_lvm *vm, const char *const *changed, int n)
     call_hook(vm, vm->ref_reload, "reload", 1);
 }
 
-int mw_lvm_check(const mw_config *cfg, int quiet)
+int mw_lvm_check(const mw_config *cfg, const mw_lapi_family *families, size_t n, int quiet)
 {
     char err[4096];
-    lua_State *L = new_state(cfg, NULL, NULL, err, sizeof(err));
+    lua_State *L = new_state(families, n, NULL, err, sizeof(err));
     if (!L) {
         fprintf(stderr, "%s\n", err);
         return 1;

@@ -7,16 +7,26 @@
 #include <stdint.h>
 
 #include "mw_config.h"
+#include "mw_lapi.h"
 
-struct mw_worker;
 struct lua_State;
 
 typedef struct mw_lvm mw_lvm;
 
+/* The worker the state serves, as the Lua side sees it (runtime.start's options.worker). */
+typedef struct mw_lvm_worker {
+    const char *id;             /* host:pid:tag, for logs and stats */
+    int index, count;           /* this worker's number, and how many there are */
+    const char *tag;            /* the prefix of this worker's clientIds */
+    const size_t *client_count; /* read by the watchdog's log line when it replaces the worker */
+} mw_lvm_worker;
+
 enum { MW_LVM_DONE = 0, MW_LVM_FAILED = 1, MW_LVM_PENDING = 2 };
 
-/* Creates the state, loads the app. NULL with a message in err (file:line for Lua errors). */
-mw_lvm *mw_lvm_new(struct mw_worker *w, const mw_config *cfg, char *err, size_t errlen);
+/* Creates the state, opens the n binding families into moonwire.core (see mw_lapi.h), loads the
+ * app. NULL with a message in err (file:line for Lua errors). */
+mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *worker, const mw_lapi_family *families,
+                   size_t n, char *err, size_t errlen);
 void mw_lvm_free(mw_lvm *vm);
 struct lua_State *mw_lvm_state(mw_lvm *vm);
 /* Bytes the Lua state holds now. */
@@ -67,8 +77,9 @@ void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_
 /* The command connection to Redis came up (1) or went down (0). */
 void mw_lvm_on_redis_state(mw_lvm *vm, int up);
 
-/* `moonwire check`: compiles config and every controller/job in a fresh state; prints errors
- * (and, unless quiet, a one-line summary). Returns 0 when everything compiles, else 1. */
-int mw_lvm_check(const mw_config *cfg, int quiet);
+/* `moonwire check`: compiles config and every controller/job in a fresh state with the n binding
+ * families (those that work without a worker); prints errors (and, unless quiet, a one-line
+ * summary). Returns 0 when everything compiles, else 1. */
+int mw_lvm_check(const mw_config *cfg, const mw_lapi_family *families, size_t n, int quiet);
 
 #endif
