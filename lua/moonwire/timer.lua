@@ -42,8 +42,7 @@ function Timer:sleep(seconds)
   local await = require "moonwire.await"
   await.check("timer:sleep")
   local token = await.next_token()
-  local co = coroutine.running()
-  core.timer_start(seconds, false, function() require("moonwire.runtime").resume(co, token) end)
+  core.timer_sleep(token, seconds)
   await.wait(token)
 end
 

@@ -13,6 +13,7 @@
 #include "mw_config_lua.h"
 #include "mw_db.h"
 #include "mw_jwt.h"
+#include "mw_lapi_log.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_metrics.h"
@@ -238,8 +239,7 @@ static int check_database(const mw_config *cfg)
 }
 
 /* `check` and the start-up load check run without a worker: only the log binding. */
-static void open_log(struct lua_State *L, void *ctx) { mw_lapi_log_inject(L); }
-static const mw_lapi_family check_families[] = { { "log", open_log, NULL } };
+static const mw_lapi_family check_families[] = { { "log", mw_lapi_log_open, NULL } };
 
 static int cmd_serve(int argc, char **argv)
 {

@@ -13,6 +13,7 @@
 #include "mw_bus.h"
 #include "mw_db.h"
 #include "mw_lapi.h"
+#include "mw_lapi_log.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_reload.h"
@@ -48,7 +49,7 @@ static void stop_if_drained(mw_worker *w)
 {
     if (!w->draining)
         return;
-    if (w->clients.count == 0 && w->jobs_active == 0)
+    if (w->clients.count == 0 && w->queue_api.jobs_active == 0)
         uv_stop(&w->loop);
 }
 
@@ -166,19 +167,18 @@ static void redis_state_cb(mw_redis *r, int up, void *owner)
         mw_lvm_on_redis_state(w->lvm, up);
 }
 
-/* The binding families the worker's Lua state gets (mw_lapi.h). */
+/* The binding families the worker's Lua state gets (mw_lapi.h), each with its context. */
 static void open_server(struct lua_State *L, void *ctx) { mw_lapi_server_inject(L, ctx); }
-static void open_log(struct lua_State *L, void *ctx) { mw_lapi_log_inject(L); }
-static void open_redis(struct lua_State *L, void *ctx) { mw_lapi_redis_inject(L, ctx); }
-static void open_timer(struct lua_State *L, void *ctx) { mw_lapi_timer_inject(L, ctx); }
-static void open_db(struct lua_State *L, void *ctx) { mw_lapi_db_inject(L, ctx); }
-static void open_queue(struct lua_State *L, void *ctx) { mw_lapi_queue_inject(L, ctx); }
 
 static mw_lvm *start_lvm(mw_worker *w, char *err, size_t errlen)
 {
     const mw_lapi_family families[] = {
-        { "log", open_log, NULL },       { "server", open_server, w }, { "redis", open_redis, w },
-        { "timer", open_timer, w },      { "db", open_db, w },         { "queue", open_queue, w },
+        { "log", mw_lapi_log_open, NULL },
+        { "server", open_server, w },
+        { "redis", mw_lapi_redis_open, &w->redis_api },
+        { "timer", mw_lapi_timer_open, &w->timer_api },
+        { "db", mw_lapi_db_open, &w->db_api },
+        { "queue", mw_lapi_queue_open, &w->queue_api },
     };
     mw_lvm_worker info = { .id = w->id, .index = w->index, .count = w->count, .tag = w->tag,
                            .client_count = &w->clients.count };
@@ -201,6 +201,8 @@ static int start_redis(mw_worker *w, char *err, size_t errlen)
     w->redis_sub = mw_redis_new(&w->loop, &o, err, errlen);
     if (!w->redis_sub)
         return -1;
+    w->redis_api.cmd = w->redis;
+    w->redis_api.sub = w->redis_sub;
     mw_bus_start(w);
     return 0;
 }
@@ -292,8 +294,8 @@ static void free_worker(mw_worker *w)
  * frees it. */
 static void free_unstarted(mw_worker *w)
 {
-    mw_db_close(w->db);
-    w->db = NULL;
+    mw_db_close(w->db_api.db);
+    w->db_api.db = NULL;
     mw_redis_free(w->redis);
     mw_redis_free(w->redis_sub);
     w->redis = w->redis_sub = NULL;
@@ -344,9 +346,13 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         return 3;
     }
     uv_loop_init(&w->loop);
-    w->db = mw_db_open(&w->loop, cfg->database_url, w->db_error, sizeof(w->db_error)); /* opened by its first statement */
-    if (!w->db)
-        mw_logf(MW_LOG_ERROR, "%s", w->db_error); /* every statement answers nil, this message */
+    w->timer_api.loop = &w->loop;
+    w->queue_api.m = w->db_api.m = w->m;
+    w->queue_api.draining = &w->draining;
+    /* opened by its first statement */
+    w->db_api.db = mw_db_open(&w->loop, cfg->database_url, w->db_api.error, sizeof(w->db_api.error));
+    if (!w->db_api.db)
+        mw_logf(MW_LOG_ERROR, "%s", w->db_api.error); /* every statement answers nil, this message */
     if (start_redis(w, err, sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "config error: redis.url: %s", err);
         free_unstarted(w);
@@ -414,18 +420,18 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
 out:
     /* close whatever is left, let the close callbacks run, then free */
     w->draining = 1;
-    w->closing = 1;
     mw_reload_stop(w->reload);
     w->reload = NULL;
     mw_accept_stop(w);
-    mw_lapi_timer_close_all(w);
-    struct mw_db *db = w->db;
-    w->db = NULL; /* callbacks run by the close find no database to queue more on */
-    snprintf(w->db_error, sizeof(w->db_error), "database: the worker is shutting down");
+    mw_lapi_timer_close_all(&w->timer_api); /* callbacks run only to clean up: no new timers */
+    struct mw_db *db = w->db_api.db;
+    w->db_api.db = NULL; /* callbacks run by the close find no database to queue more on */
+    snprintf(w->db_api.error, sizeof(w->db_api.error), "database: the worker is shutting down");
     mw_db_close(db); /* SQLite: statements already running finish in the loop below */
     mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
     mw_redis_free(w->redis_sub);
     w->redis = w->redis_sub = NULL;
+    w->redis_api.cmd = w->redis_api.sub = NULL;
     for (mw_conn *c = w->conns; c; c = c->tcp_next)
         mw_conn_close(c); /* closes both handles of each connection */
     uv_walk(&w->loop, close_walk_cb, NULL);

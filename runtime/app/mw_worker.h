@@ -10,12 +10,15 @@
 #include "mw_clients.h"
 #include "mw_config.h"
 #include "mw_jwt.h"
+#include "mw_lapi_db.h"
+#include "mw_lapi_queue.h"
+#include "mw_lapi_redis.h"
+#include "mw_lapi_timer.h"
 #include "mw_rooms.h"
 #include "mw_metrics.h"
 
 struct mw_lvm;
 struct mw_redis;
-typedef struct mw_ltimer mw_ltimer;
 
 #define MW_READ_BUF_SIZE 65536
 
@@ -42,13 +45,14 @@ typedef struct mw_worker {
     mw_jwt_verifier jwt;
     struct mw_redis *redis;     /* commands (NULL without --redis) */
     struct mw_redis *redis_sub; /* app.lua subscribers */
-    mw_ltimer *timers;          /* the timer binding's timers */
-    struct mw_db *db;           /* the database binding's SQLite or PostgreSQL (NULL: bad URL) */
-    char db_error[512];         /* why there is none */
+    /* what the binding families work on (mw_lapi_*.h) */
+    mw_lapi_redis_ctx redis_api; /* the two connections above, while they are open */
+    mw_lapi_db_ctx db_api;       /* the database (SQLite or PostgreSQL; NULL: bad URL, and why) */
+    mw_lapi_timer_ctx timer_api; /* the timers Lua started */
+    mw_lapi_queue_ctx queue_api; /* the jobs running here: draining waits for them */
     uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
     uint64_t probe_seq, probe_sent_ms;
     int probe_pending;
-    long long last_timer_id;
     uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */
     uint64_t last_inactivity_check_ms;
     mw_conn *drain_cursor;    /* next client to close with 1001 while draining */
@@ -56,9 +60,7 @@ typedef struct mw_worker {
     char public_dir[PATH_MAX];
     int has_public;
     int draining;
-    long jobs_active;         /* jobs running here (see mw_lapi_queue.c): draining waits for them */
     struct mw_reload *reload;   /* --dev's file watcher (NULL otherwise) */
-    int closing;              /* the loop ended: callbacks run only to clean up, no new timers */
     long tcp_conns;           /* every open TCP connection, HTTP or WebSocket: what the limit counts */
     uint8_t read_buf[MW_READ_BUF_SIZE];
 } mw_worker;

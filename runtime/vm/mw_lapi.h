@@ -1,5 +1,7 @@
 /* mw_lapi: the C functions behind the Lua bindings, one file per family, each adding its
- * functions to the `moonwire.core` table on top of the stack (the modules in lua/moonwire/ wrap them). */
+ * functions to the `moonwire.core` table on top of the stack (the modules in lua/moonwire/ wrap
+ * them). A family works on a small context its owner fills in, never on the whole worker; one
+ * that waits for I/O follows mw_async.h. */
 #ifndef MW_LAPI_H
 #define MW_LAPI_H
 
@@ -20,13 +22,8 @@ typedef struct mw_lapi_family {
  * the stack. [-0, +0] */
 void mw_lapi_register(struct lua_State *L, const struct luaL_Reg *fns, void *ctx);
 
+/* The families, each with its context, in mw_lapi_<family>.h. The server family still works on
+ * the whole worker (being narrowed with the connection and the fan-out, issue 11). */
 void mw_lapi_server_inject(struct lua_State *L, struct mw_worker *w); /* [-0, +0] */
-void mw_lapi_log_inject(struct lua_State *L);                         /* [-0, +0] */
-void mw_lapi_redis_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */
-void mw_lapi_timer_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */
-void mw_lapi_db_inject(struct lua_State *L, struct mw_worker *w);     /* [-0, +0] */
-void mw_lapi_queue_inject(struct lua_State *L, struct mw_worker *w);  /* [-0, +0] */
-/* Stops every timer of the worker (at exit). */
-void mw_lapi_timer_close_all(struct mw_worker *w);
 
 #endif

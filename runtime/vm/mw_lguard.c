@@ -331,6 +331,22 @@ void mw_lguard_leave(mw_lguard *g)
 
 size_t mw_lguard_used(const mw_lguard *g) { return g ? g->used : 0; }
 
+int mw_lguard_pcall(mw_lguard *g, lua_State *L, int nargs, int nresults, const char *where)
+{
+    mw_lguard_enter(g);
+    int rv = lua_pcall(L, nargs, nresults, 0);
+    mw_lguard_leave(g);
+    if (rv != 0) {
+        if (mw_log_begin(MW_LOG_ERROR, "runtime error")) {
+            mw_log_str("in", where);
+            mw_log_str("error", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+            mw_log_end();
+        }
+        lua_pop(L, 1);
+    }
+    return rv;
+}
+
 void mw_lguard_watch_clients(mw_lguard *g, const size_t *count)
 {
     if (g)

@@ -29,9 +29,9 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *worker, const mw_l
                    size_t n, char *err, size_t errlen);
 void mw_lvm_free(mw_lvm *vm);
 struct lua_State *mw_lvm_state(mw_lvm *vm);
+
 /* Bytes the Lua state holds now. */
 size_t mw_lvm_memory(mw_lvm *vm);
-
 /* Routes one message (opcode 1 text, 2 binary for the raw handler). Returns MW_LVM_DONE,
  * MW_LVM_FAILED (handler raised; the client got an error frame) or MW_LVM_PENDING (the
  * handler waits on I/O and will call core.handler_finished). */
@@ -60,14 +60,6 @@ void mw_lvm_on_started(mw_lvm *vm);
  * can be reloaded); changed: the files that changed (--dev), or n = 0 for everything (SIGHUP). */
 void mw_lvm_reload(mw_lvm *vm, const char *const *changed, int n);
 
-/* Resuming a coroutine that waited on I/O: mw_lvm_resume_begin pushes runtime.resume and the
- * coroutine (registry reference co_ref, released here); push the values it resumes with, then
- * call mw_lvm_resume_end with their count. */
-void mw_lvm_resume_begin(mw_lvm *vm, int co_ref);
-void mw_lvm_resume_end(mw_lvm *vm, int nvalues);
-/* Runs fn (a registry reference, kept) in a new coroutine: timers and subscribers. The nargs
- * values on top of the stack are its arguments. */
-void mw_lvm_spawn(mw_lvm *vm, const char *what, int fn_ref, int nargs);
 /* A message on a channel that app.lua's subscribers listen to. */
 void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channel, size_t channel_len,
                              const char *payload, size_t payload_len);
