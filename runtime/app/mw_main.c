@@ -20,6 +20,7 @@
 #include "mw_redis.h"
 #include "mw_supervisor.h"
 #include "mw_version.h"
+#include "mw_worker.h"
 
 static const char usage_main[] =
     "moonwire " MW_VERSION " - WebSocket application server with Lua controllers\n"
@@ -267,11 +268,7 @@ static int cmd_serve(int argc, char **argv)
     /* from here on, the supervisor takes its signals with sigtimedwait: block them before the
      * (possibly slow) load check so an early SIGTERM is handled, not fatal */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    mw_worker_signals(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
     if (mw_lvm_check(&cfg, check_families, 1, 1) != 0)
         return 1;

@@ -4,6 +4,7 @@
  * SIGTERM/SIGINT. */
 #include "mw_worker.h"
 
+#include <assert.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,15 @@
 #include "mw_redis.h"
 
 static void ready_idle_cb(uv_idle_t *h);
+
+void mw_worker_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGCHLD);
+}
 
 void mw_worker_want_flush(mw_worker *w, mw_conn *c)
 {
@@ -38,6 +48,27 @@ void mw_worker_want_run(mw_worker *w, mw_conn *c)
     c->ready_next = w->ready_head;
     w->ready_head = c;
     uv_idle_start(&w->ready_idle, ready_idle_cb);
+}
+
+/* The two lists a connection with work pending sits on: flush (its send queue has bytes to
+ * write) and ready (its handler finished: run its queued messages). A connection whose handles
+ * closed while listed is marked free_pending instead of freed (mw_conn.c): the list that lets
+ * go of it last frees it. Takes c off one list; returns 1 when c was freed. */
+enum { FLUSH_LIST, READY_LIST };
+
+static int leave_list(mw_conn *c, int list)
+{
+    if (list == FLUSH_LIST) {
+        assert(c->in_flush);
+        c->in_flush = 0;
+    } else {
+        assert(c->in_ready);
+        c->in_ready = 0;
+    }
+    if (!c->free_pending || c->in_flush || c->in_ready)
+        return 0;
+    mw_conn_free(c);
+    return 1;
 }
 
 static void drain_step(mw_worker *w);
@@ -61,10 +92,7 @@ static void flush_prepare_cb(uv_prepare_t *h)
     while (w->flush_head) {
         mw_conn *c = w->flush_head;
         w->flush_head = c->flush_next;
-        c->in_flush = 0;
-        if (c->free_pending && !c->in_ready)
-            mw_conn_free(c);
-        else if (!c->free_pending)
+        if (!leave_list(c, FLUSH_LIST) && !c->free_pending)
             mw_conn_flush(c);
     }
     stop_if_drained(w);
@@ -78,10 +106,7 @@ static void ready_idle_cb(uv_idle_t *h)
     while (list) {
         mw_conn *c = list;
         list = c->ready_next;
-        c->in_ready = 0;
-        if (c->free_pending && !c->in_flush)
-            mw_conn_free(c);
-        else if (!c->free_pending)
+        if (!leave_list(c, READY_LIST) && !c->free_pending)
             mw_conn_run_queued(c);
     }
     if (!w->ready_head)
@@ -396,11 +421,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     uv_signal_start(&w->sig_hup, signal_cb, SIGHUP);
     /* the supervisor forked us with these blocked; pending ones are delivered now */
     sigset_t handled;
-    sigemptyset(&handled);
-    sigaddset(&handled, SIGTERM);
-    sigaddset(&handled, SIGINT);
-    sigaddset(&handled, SIGHUP);
-    sigaddset(&handled, SIGCHLD);
+    mw_worker_signals(&handled);
     sigprocmask(SIG_UNBLOCK, &handled, NULL);
 
     if (cfg->dev)
@@ -439,16 +460,12 @@ out:
     while (w->flush_head) {
         mw_conn *c = w->flush_head;
         w->flush_head = c->flush_next;
-        c->in_flush = 0;
-        if (c->free_pending && !c->in_ready)
-            mw_conn_free(c);
+        leave_list(c, FLUSH_LIST);
     }
     while (w->ready_head) {
         mw_conn *c = w->ready_head;
         w->ready_head = c->ready_next;
-        c->in_ready = 0;
-        if (c->free_pending && !c->in_flush)
-            mw_conn_free(c);
+        leave_list(c, READY_LIST);
     }
     mw_lvm_free(w->lvm);
     w->lvm = NULL;

@@ -4,6 +4,7 @@
 #define MW_WORKER_H
 
 #include <limits.h>
+#include <signal.h>
 #include <uv.h>
 
 #include "mw_accept.h"
@@ -64,6 +65,11 @@ typedef struct mw_worker {
     long tcp_conns;           /* every open TCP connection, HTTP or WebSocket: what the limit counts */
     uint8_t read_buf[MW_READ_BUF_SIZE];
 } mw_worker;
+
+/* The signals a worker takes through its loop (SIGTERM, SIGINT: drain; SIGHUP: reload) and
+ * SIGCHLD: the supervisor blocks these before forking (it waits for them with sigtimedwait),
+ * so one arriving while a worker starts is delivered once its handlers are in place. */
+void mw_worker_signals(sigset_t *set);
 
 /* Runs a worker until it is told to stop; returns the process exit status. */
 int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *metrics);

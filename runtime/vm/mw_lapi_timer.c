@@ -41,6 +41,7 @@ static void timer_stop(mw_ltimer *t)
     if (uv_is_closing((uv_handle_t *)&t->t))
         return; /* stopped already */
     mw_lapi_timer_ctx *ctx = t->ctx;
+    assert(t->prev ? t->prev->next == t : ctx->timers == t); /* every running timer is listed */
     if (t->prev)
         t->prev->next = t->next;
     else

@@ -5,6 +5,7 @@
 
 #include "mw_config_lua.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -149,7 +150,7 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     }
     vm->guard = mw_lguard_new(cfg->limits.lua_memory, cfg->limits.handler_timeout);
     if (vm->guard) /* for the watchdog's line: how many clients a replacement drops */
-        mw_lguard_watch_clients(vm->guard, w->client_count);
+        mw_lguard_watch_clients(vm->guard, w ? w->client_count : NULL);
     vm->L = vm->guard ? new_state(families, n, vm->guard, err, errlen) : NULL;
     if (!vm->L) {
         if (!vm->guard)
@@ -195,6 +196,8 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_redis_state = take_ref(L, hooks, "on_redis_state");
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     vm->ref_reload = take_ref(L, hooks, "reload");
+    /* called without a check: runtime.start returns them all (the others may be absent) */
+    assert(vm->ref_on_message != LUA_NOREF && vm->ref_admit != LUA_NOREF && vm->ref_resume != LUA_NOREF);
     mw_async_host_set_hooks(vm->async, vm->ref_resume, vm->ref_spawn);
     lua_settop(L, 0);
     return vm;
@@ -224,8 +227,6 @@ static int guarded_pcall(mw_lvm *vm, int nargs, int nresults, const char *where)
 {
     return mw_lguard_pcall(vm->guard, vm->L, nargs, nresults, where);
 }
-
-size_t mw_lvm_memory(mw_lvm *vm) { return mw_lguard_used(vm->guard); }
 
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len)
 {

@@ -1,5 +1,6 @@
-/* mw_lvm: the worker's single LuaJIT state: loads the runtime's Lua half (router, bindings) and
- * the app's controllers, and is the one door through which C calls into Lua. */
+/* mw_lvm: the worker's single LuaJIT state: opens the binding families its owner hands it, loads
+ * the runtime's Lua half (router, bindings) and the app's controllers, and is the door through
+ * which the worker's events reach Lua (the bindings' completions come back through mw_async). */
 #ifndef MW_LVM_H
 #define MW_LVM_H
 
@@ -30,8 +31,6 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *worker, const mw_l
 void mw_lvm_free(mw_lvm *vm);
 struct lua_State *mw_lvm_state(mw_lvm *vm);
 
-/* Bytes the Lua state holds now. */
-size_t mw_lvm_memory(mw_lvm *vm);
 /* Routes one message (opcode 1 text, 2 binary for the raw handler). Returns MW_LVM_DONE,
  * MW_LVM_FAILED (handler raised; the client got an error frame) or MW_LVM_PENDING (the
  * handler waits on I/O and will call core.handler_finished). */
