@@ -42,8 +42,7 @@ function Timer:sleep(seconds)
   end
   scheduler.check("timer:sleep")
   local token = scheduler.next_token()
-  local co = coroutine.running()
-  core.timer_start(seconds, false, function() scheduler.resume(co, token) end)
+  core.timer_sleep(token, seconds)
   scheduler.wait(token)
 end
 

@@ -13,12 +13,14 @@
 #include "mw_config_lua.h"
 #include "mw_db.h"
 #include "mw_jwt.h"
+#include "mw_lapi_log.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_metrics.h"
 #include "mw_redis.h"
 #include "mw_supervisor.h"
 #include "mw_version.h"
+#include "mw_worker.h"
 
 static const char usage_main[] =
     "moonwire " MW_VERSION " - WebSocket application server with Lua controllers\n"
@@ -238,6 +240,9 @@ static int check_database(const mw_config *cfg)
     return -1;
 }
 
+/* `check` and the start-up load check run without a worker: only the log binding. */
+static const mw_lapi_family check_families[] = { { "log", mw_lapi_log_open, NULL } };
+
 static int cmd_serve(int argc, char **argv)
 {
     static mw_config cfg; /* large: keep it off the stack; lives for the process */
@@ -264,13 +269,9 @@ static int cmd_serve(int argc, char **argv)
     /* from here on, the supervisor takes its signals with sigtimedwait: block them before the
      * (possibly slow) load check so an early SIGTERM is handled, not fatal */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    mw_worker_signals(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    if (mw_lvm_check(&cfg, 1) != 0)
+    if (mw_lvm_check(&cfg, check_families, 1, 1) != 0)
         return 1;
     return mw_supervisor_run(&cfg);
 }
@@ -285,7 +286,7 @@ static int cmd_check(int argc, char **argv)
     add_env_overrides(&cfg);
     if (prepare(&cfg, app_dir) != 0)
         return 1;
-    return mw_lvm_check(&cfg, 0);
+    return mw_lvm_check(&cfg, check_families, 1, 0);
 }
 
 static int cmd_version(int argc, char **argv)

@@ -188,11 +188,7 @@ int mw_supervisor_run(mw_config *cfg)
     }
 
     sigset_t set, original;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    mw_worker_signals(&set);
     sigprocmask(SIG_BLOCK, &set, &original);
     signal(SIGPIPE, SIG_IGN);
 

@@ -13,11 +13,21 @@
 
 #include "mw_db.h"
 #include "mw_lapi.h"
+#include "mw_lapi_log.h"
 #include "mw_log.h"
 #include "mw_lvm.h"
 #include "mw_reload.h"
 #include "mw_redis.h"
 #include "mw_session.h"
+
+void mw_worker_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGCHLD);
+}
 
 /* ---- the wiring: what each layer reports to ----------------------------------------------- */
 
@@ -82,7 +92,7 @@ static void stop_if_drained(mw_worker *w)
 {
     if (!w->draining)
         return;
-    if (w->fanout.clients.count == 0 && w->jobs_active == 0)
+    if (w->fanout.clients.count == 0 && w->queue_api.jobs_active == 0)
         uv_stop(&w->loop);
 }
 
@@ -173,6 +183,22 @@ static void redis_state_cb(mw_redis *r, int up, void *owner)
         mw_lvm_on_redis_state(w->lvm, up);
 }
 
+/* The binding families the worker's Lua state gets (mw_lapi.h), each with its context. */
+static mw_lvm *start_lvm(mw_worker *w, char *err, size_t errlen)
+{
+    const mw_lapi_family families[] = {
+        { "log", mw_lapi_log_open, NULL },
+        { "server", mw_lapi_server_inject, &w->lapi_server },
+        { "redis", mw_lapi_redis_open, &w->redis_api },
+        { "timer", mw_lapi_timer_open, &w->timer_api },
+        { "db", mw_lapi_db_open, &w->db_api },
+        { "queue", mw_lapi_queue_open, &w->queue_api },
+    };
+    mw_lvm_worker info = { .id = w->id, .index = w->index, .count = w->count, .tag = w->tag,
+                           .client_count = &w->fanout.clients.count };
+    return mw_lvm_new(w->cfg, &info, families, sizeof(families) / sizeof(families[0]), err, errlen);
+}
+
 /* Opens the command and subscriber connections when --redis is given. */
 static int start_redis(mw_worker *w, char *err, size_t errlen)
 {
@@ -190,6 +216,8 @@ static int start_redis(mw_worker *w, char *err, size_t errlen)
     if (!w->redis_sub)
         return -1;
     mw_bus_attach(&w->bus, w->redis, w->redis_sub);
+    w->redis_api.cmd = w->redis;
+    w->redis_api.sub = w->redis_sub;
     return 0;
 }
 
@@ -203,6 +231,7 @@ static void bus_probe_cb(uv_timer_t *t)
 static void close_redis(mw_worker *w)
 {
     mw_bus_attach(&w->bus, NULL, NULL);
+    w->redis_api.cmd = w->redis_api.sub = NULL;
     mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
     mw_redis_free(w->redis_sub);
     w->redis = w->redis_sub = NULL;
@@ -288,8 +317,8 @@ static void free_worker(mw_worker *w)
  * frees it. */
 static void free_unstarted(mw_worker *w)
 {
-    mw_db_close(w->db);
-    w->db = NULL;
+    mw_db_close(w->db_api.db);
+    w->db_api.db = NULL;
     close_redis(w);
     uv_walk(&w->loop, close_walk_cb, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -339,15 +368,19 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     mw_bus_init(&w->bus, &w->loop, cfg->redis_prefix, w->tag, cfg->redis_timeout, &bus_handler, w);
     mw_net_init(&w->net, &w->loop, cfg, index, w->tag, w->m, &conn_handler, w);
     w->lapi_server = (mw_lapi_server){ &w->fanout, w->id, w->m, mw_session_handler_finished, w };
-    w->db = mw_db_open(&w->loop, cfg->database_url, w->db_error, sizeof(w->db_error)); /* opened by its first statement */
-    if (!w->db)
-        mw_logf(MW_LOG_ERROR, "%s", w->db_error); /* every statement answers nil, this message */
+    w->timer_api.loop = &w->loop;
+    w->queue_api.m = w->db_api.m = w->m;
+    w->queue_api.draining = &w->draining;
+    /* opened by its first statement */
+    w->db_api.db = mw_db_open(&w->loop, cfg->database_url, w->db_api.error, sizeof(w->db_api.error));
+    if (!w->db_api.db)
+        mw_logf(MW_LOG_ERROR, "%s", w->db_api.error); /* every statement answers nil, this message */
     if (start_redis(w, err, sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "config error: redis.url: %s", err);
         free_unstarted(w);
         return 3;
     }
-    w->lvm = mw_lvm_new(w, cfg, err, sizeof(err));
+    w->lvm = start_lvm(w, err, sizeof(err));
     if (!w->lvm) {
         if (mw_log_begin(MW_LOG_ERROR, "could not load the app")) {
             mw_log_str("error", err);
@@ -383,11 +416,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     uv_signal_start(&w->sig_hup, signal_cb, SIGHUP);
     /* the supervisor forked us with these blocked; pending ones are delivered now */
     sigset_t handled;
-    sigemptyset(&handled);
-    sigaddset(&handled, SIGTERM);
-    sigaddset(&handled, SIGINT);
-    sigaddset(&handled, SIGHUP);
-    sigaddset(&handled, SIGCHLD);
+    mw_worker_signals(&handled);
     sigprocmask(SIG_UNBLOCK, &handled, NULL);
 
     if (cfg->dev)
@@ -407,14 +436,13 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
 out:
     /* close whatever is left, let the close callbacks run, then free */
     w->draining = 1;
-    w->closing = 1;
     mw_reload_stop(w->reload);
     w->reload = NULL;
     mw_accept_stop(&w->acceptor);
-    mw_lapi_timer_close_all(w);
-    struct mw_db *db = w->db;
-    w->db = NULL; /* callbacks run by the close find no database to queue more on */
-    snprintf(w->db_error, sizeof(w->db_error), "database: the worker is shutting down");
+    mw_lapi_timer_close_all(&w->timer_api); /* callbacks run only to clean up: no new timers */
+    struct mw_db *db = w->db_api.db;
+    w->db_api.db = NULL; /* callbacks run by the close find no database to queue more on */
+    snprintf(w->db_api.error, sizeof(w->db_api.error), "database: the worker is shutting down");
     mw_db_close(db); /* SQLite: statements already running finish in the loop below */
     close_redis(w); /* pending calls resume their coroutines with an error */
     mw_net_close_all(&w->net);

@@ -4,6 +4,7 @@
 #define MW_WORKER_H
 
 #include <limits.h>
+#include <signal.h>
 #include <uv.h>
 
 #include "mw_accept.h"
@@ -13,12 +14,15 @@
 #include "mw_fanout.h"
 #include "mw_httpd.h"
 #include "mw_jwt.h"
+#include "mw_lapi_db.h"
+#include "mw_lapi_queue.h"
+#include "mw_lapi_redis.h"
 #include "mw_lapi_server.h"
+#include "mw_lapi_timer.h"
 #include "mw_metrics.h"
 
 struct mw_lvm;
 struct mw_redis;
-typedef struct mw_ltimer mw_ltimer;
 
 typedef struct mw_worker {
     uv_loop_t loop;
@@ -41,19 +45,23 @@ typedef struct mw_worker {
     mw_jwt_verifier jwt;
     struct mw_redis *redis;     /* commands (NULL without --redis) */
     struct mw_redis *redis_sub; /* app.lua subscribers */
-    mw_ltimer *timers;          /* the timer binding's timers */
-    struct mw_db *db;           /* the database binding's SQLite or PostgreSQL (NULL: bad URL) */
-    char db_error[512];         /* why there is none */
+    /* what the binding families work on (mw_lapi_*.h) */
+    mw_lapi_redis_ctx redis_api; /* the two connections above, while they are open */
+    mw_lapi_db_ctx db_api;       /* the database (SQLite or PostgreSQL; NULL: bad URL, and why) */
+    mw_lapi_timer_ctx timer_api; /* the timers Lua started */
+    mw_lapi_queue_ctx queue_api; /* the jobs running here: draining waits for them */
     uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
-    long long last_timer_id;
     uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */
     uint64_t last_inactivity_check_ms;
     struct mw_lvm *lvm;
     int draining;
-    long jobs_active;         /* jobs running here (see mw_lapi_queue.c): draining waits for them */
     struct mw_reload *reload;   /* --dev's file watcher (NULL otherwise) */
-    int closing;              /* the loop ended: callbacks run only to clean up, no new timers */
 } mw_worker;
+
+/* The signals a worker takes through its loop (SIGTERM, SIGINT: drain; SIGHUP: reload) and
+ * SIGCHLD: the supervisor blocks these before forking (it waits for them with sigtimedwait),
+ * so one arriving while a worker starts is delivered once its handlers are in place. */
+void mw_worker_signals(sigset_t *set);
 
 /* Runs a worker until it is told to stop; returns the process exit status. */
 int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *metrics);

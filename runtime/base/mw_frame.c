@@ -51,6 +51,7 @@ mw_frame *mw_frame_raw(const void *bytes, size_t len)
 
 void mw_frame_unref(mw_frame *f)
 {
+    assert(!f || f->refs > 0); /* one unref per reference */
     if (f && --f->refs == 0)
         free(f);
 }

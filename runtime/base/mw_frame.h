@@ -3,6 +3,7 @@
 #ifndef MW_FRAME_H
 #define MW_FRAME_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ mw_frame *mw_frame_raw(const void *bytes, size_t len);
 
 static inline mw_frame *mw_frame_ref(mw_frame *f)
 {
+    assert(f->refs > 0); /* a freed frame cannot be shared again */
     f->refs++;
     return f;
 }

@@ -1,28 +1,18 @@
-/* mw_util: clocks, unguessable ids (getrandom), base64 through OpenSSL's EVP_EncodeBlock. */
+/* mw_util: clocks, unguessable ids (getrandom), base64 through OpenSSL's EVP_EncodeBlock, and
+ * the small text helpers the HTTP side needs (hex digits, optional whitespace). */
 #include "mw_util.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
-#include <time.h>
 
 uint64_t mw_wall_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
-void mw_iso8601(uint64_t ms, char out[32])
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
 }
 
 int mw_random_id(char out[MW_RANDOM_ID_LEN + 1])
@@ -80,6 +70,37 @@ int mw_base64_decoded_len(const char *in, size_t len)
         }
     }
     return (int)(len / 4 * 3 - pad);
+}
+
+int mw_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int mw_hex_byte(const char *two)
+{
+    int hi = mw_hex_digit(two[0]);
+    int lo = hi < 0 ? -1 : mw_hex_digit(two[1]);
+    return lo < 0 ? -1 : hi * 16 + lo;
+}
+
+const char *mw_trim_ows(const char *s, size_t *len)
+{
+    size_t n = *len;
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return s;
 }
 
 int mw_utf8_valid(const uint8_t *s, size_t len)

@@ -1,4 +1,5 @@
-/* mw_util: small helpers shared by every unit: clocks, random ids, base64, UTF-8 checks. */
+/* mw_util: small helpers shared by every unit: clocks, random ids, base64, UTF-8 checks, hex
+ * digits and HTTP's optional whitespace. */
 #ifndef MW_UTIL_H
 #define MW_UTIL_H
 
@@ -12,7 +13,6 @@
 #define MW_CLIENT_ID_LEN (MW_WORKER_TAG_LEN + MW_RANDOM_ID_LEN)
 
 uint64_t mw_wall_ms(void);          /* milliseconds since the epoch */
-void mw_iso8601(uint64_t ms, char out[32]);
 /* Fills out with MW_RANDOM_ID_LEN URL-safe characters plus NUL. Returns 0 or -errno. */
 int mw_random_id(char out[MW_RANDOM_ID_LEN + 1]);
 /* FNV-1a, for the runtime's small hash tables (client ids, room names). */
@@ -30,6 +30,15 @@ static inline uint64_t mw_hash_bytes(const char *s, size_t len)
 size_t mw_base64_encode(const uint8_t *in, size_t len, char *out);
 /* Decoded length of a standard base64 string, or -1 when it is not valid base64. */
 int mw_base64_decoded_len(const char *in, size_t len);
+
+/* The value of one hexadecimal digit (either case), or -1. */
+int mw_hex_digit(char c);
+/* The byte two hex digits spell (two[0] high), or -1 when either is not a hex digit; reads
+ * two[1] only when two[0] is one (so a '%' at the end of a NUL-terminated string is safe). */
+int mw_hex_byte(const char *two);
+/* Drops the spaces and tabs around s..s+*len (HTTP's optional whitespace, RFC 9110 5.6.3):
+ * returns the new start and sets *len. */
+const char *mw_trim_ows(const char *s, size_t *len);
 
 /* 1 when the len bytes are valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF),
  * as a text frame must be; 0 otherwise. */

@@ -4,28 +4,35 @@
  * (nil, message). Parameters are bound, never spliced into SQL: numbers (integers as
  * integers), strings, booleans (1/0), nil/cjson.null (NULL). db_backend() names the backend;
  * db_session_open/close bracket a transaction (PostgreSQL pins a connection to it). */
+#include "mw_lapi_db.h"
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "mw_async.h"
 #include "mw_db.h"
 #include "mw_lapi.h"
-#include "mw_lvm.h"
-#include "mw_metrics.h"
-#include "mw_worker.h"
 
 #define MW_DB_MAX_PARAMS 999
+#define MW_DB_STACK_PARAMS 64 /* more than this many parameters go in a Lua-owned buffer */
 
+/* One statement's operation state (mw_async_data). */
 typedef struct db_call {
-    mw_worker *w;
-    int co_ref;
-    lua_Number token;
+    mw_lapi_db_ctx *ctx;
     uint64_t started_ns; /* for the latency histogram */
 } db_call;
 
-static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+static mw_lapi_db_ctx *ctx_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+/* Answers nil, why there is no database. [-0, +2] */
+static int no_database(lua_State *L, const mw_lapi_db_ctx *ctx)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, ctx->error[0] ? ctx->error : "no database is configured");
+    return 2;
+}
 
 /* Pushes a cell as its Lua value; returns 0 (and pushes nothing) for NULL. [-0, +0|1] */
 static int push_value(lua_State *L, const mw_db_value *v)
@@ -40,26 +47,16 @@ static int push_value(lua_State *L, const mw_db_value *v)
     }
 }
 
-static void done_cb(mw_db_result *res, void *data)
+/* Resumes the caller with (rows, changes, lastInsertId) or (nil, message). */
+static void resume_with(mw_async *a, const mw_db_result *res)
 {
-    db_call *call = data;
-    mw_worker *w = call->w;
-    mw_metrics_add(w->m, MW_M_DB_QUERIES, 1);
-    if (res->error)
-        mw_metrics_add(w->m, MW_M_DB_ERRORS, 1);
-    mw_metrics_observe(&w->m->db_query, uv_hrtime() - call->started_ns);
-    if (!w->lvm) {
-        free(call);
-        return;
-    }
-    lua_State *L = mw_lvm_state(w->lvm);
-    mw_lvm_resume_begin(w->lvm, call->co_ref);
-    lua_pushnumber(L, call->token);
+    lua_State *L = mw_async_resume_begin(a);
+    if (!L)
+        return; /* cancelled */
     if (res->error) {
         lua_pushnil(L);
         lua_pushstring(L, res->error);
-        mw_lvm_resume_end(w->lvm, 3);
-        free(call);
+        mw_async_resume_end(a, 2);
         return;
     }
     lua_createtable(L, (int)res->nrows, 0);
@@ -75,15 +72,27 @@ static void done_cb(mw_db_result *res, void *data)
     lua_pushnumber(L, (lua_Number)res->changes);
     if (!push_value(L, &res->last_insert_id))
         lua_pushnil(L);
-    mw_lvm_resume_end(w->lvm, 4);
-    free(call);
+    mw_async_resume_end(a, 3);
+}
+
+static void done_cb(mw_db_result *res, void *data)
+{
+    mw_async *a = data;
+    db_call *call = mw_async_data(a);
+    mw_metrics_slot *m = call->ctx->m;
+    mw_metrics_add(m, MW_M_DB_QUERIES, 1);
+    if (res->error)
+        mw_metrics_add(m, MW_M_DB_ERRORS, 1);
+    mw_metrics_observe(&m->db_query, uv_hrtime() - call->started_ns);
+    resume_with(a, res);
+    mw_async_free(a);
 }
 
 /* core.db_run(token, sql, ...) and, with the session upvalue set, core.db_run_in(token,
  * session, sql, ...) -> true (the caller yields) or nil, err */
 static int l_db_run(lua_State *L)
 {
-    mw_worker *w = worker_of(L);
+    mw_lapi_db_ctx *ctx = ctx_of(L);
     int in_session = lua_toboolean(L, lua_upvalueindex(2));
     lua_Number token = luaL_checknumber(L, 1);
     unsigned session = in_session ? (unsigned)luaL_checknumber(L, 2) : 0;
@@ -93,15 +102,12 @@ static int l_db_run(lua_State *L)
     int nparams = lua_gettop(L) - first;
     if (nparams > MW_DB_MAX_PARAMS)
         return luaL_error(L, "database: at most %d parameters", MW_DB_MAX_PARAMS);
-    if (!w->db) {
-        lua_pushnil(L);
-        lua_pushstring(L, w->db_error[0] ? w->db_error : "no database is configured");
-        return 2;
-    }
-    mw_db_value params[64];
-    mw_db_value *p = nparams <= 64 ? params : calloc((size_t)nparams, sizeof(mw_db_value));
-    if (!p)
-        return luaL_error(L, "out of memory");
+    if (!ctx->db)
+        return no_database(L, ctx);
+    /* a Lua-owned buffer: every check below may raise without leaking it */
+    mw_db_value stack_params[MW_DB_STACK_PARAMS];
+    mw_db_value *p = nparams <= MW_DB_STACK_PARAMS ? stack_params
+                                                  : lua_newuserdata(L, (size_t)nparams * sizeof(mw_db_value));
     for (int i = 0; i < nparams; i++) {
         int idx = i + first + 1;
         memset(&p[i], 0, sizeof(p[i]));
@@ -135,71 +141,43 @@ static int l_db_run(lua_State *L)
             }
             /* fall through */
         default:
-            if (p != params)
-                free(p);
             return luaL_error(L, "database: parameter %d must be a number, string, boolean or nil, got %s", i + 1,
                               luaL_typename(L, idx));
         }
     }
-    if (lua_pushthread(L)) {
-        lua_pop(L, 1);
-        if (p != params)
-            free(p);
-        return luaL_error(L, "database calls wait for their result and must run inside a handler");
-    }
-    db_call *call = malloc(sizeof(*call));
-    if (!call) {
-        lua_pop(L, 1);
-        if (p != params)
-            free(p);
-        return luaL_error(L, "out of memory");
-    }
-    call->w = w;
-    call->token = token;
-    call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    mw_async *a = mw_async_new(L, token, sizeof(db_call),
+                               "database calls wait for their result and must run inside a handler");
+    db_call *call = mw_async_data(a);
+    call->ctx = ctx;
     call->started_ns = uv_hrtime();
-    int rv = mw_db_run(w->db, session, sql, sql_len, p, nparams, done_cb, call);
-    if (p != params)
-        free(p);
-    if (rv != 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, call->co_ref);
-        free(call);
-        lua_pushnil(L);
-        if (rv == MW_DB_ESESSION)
-            lua_pushliteral(L, "database: the transaction has ended");
-        else if (rv == MW_DB_ECLOSED)
-            lua_pushliteral(L, "database: the worker is shutting down");
-        else
-            lua_pushliteral(L, "out of memory queueing the statement");
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    /* the backend copies the parameters: p may go once it returns */
+    int rv = mw_db_run(ctx->db, session, sql, sql_len, p, nparams, done_cb, a);
+    if (rv == MW_DB_ESESSION)
+        return mw_async_failed(L, a, "database: the transaction has ended");
+    if (rv == MW_DB_ECLOSED)
+        return mw_async_failed(L, a, "database: the worker is shutting down");
+    if (rv != 0)
+        return mw_async_failed(L, a, "out of memory queueing the statement");
+    return mw_async_started(L, a);
 }
 
 /* core.db_backend() -> "sqlite", "postgres", or nil, err when there is no database */
 static int l_db_backend(lua_State *L)
 {
-    mw_worker *w = worker_of(L);
-    if (!w->db) {
-        lua_pushnil(L);
-        lua_pushstring(L, w->db_error[0] ? w->db_error : "no database is configured");
-        return 2;
-    }
-    lua_pushstring(L, mw_db_backend(w->db));
+    mw_lapi_db_ctx *ctx = ctx_of(L);
+    if (!ctx->db)
+        return no_database(L, ctx);
+    lua_pushstring(L, mw_db_backend(ctx->db));
     return 1;
 }
 
 /* core.db_session_open() -> session id, or nil, err */
 static int l_db_session_open(lua_State *L)
 {
-    mw_worker *w = worker_of(L);
-    if (!w->db) {
-        lua_pushnil(L);
-        lua_pushstring(L, w->db_error[0] ? w->db_error : "no database is configured");
-        return 2;
-    }
-    unsigned id = mw_db_session_open(w->db);
+    mw_lapi_db_ctx *ctx = ctx_of(L);
+    if (!ctx->db)
+        return no_database(L, ctx);
+    unsigned id = mw_db_session_open(ctx->db);
     if (!id) {
         lua_pushnil(L);
         lua_pushliteral(L, "out of memory starting a transaction");
@@ -212,20 +190,20 @@ static int l_db_session_open(lua_State *L)
 /* core.db_session_close(id): the transaction is over (after COMMIT or ROLLBACK) */
 static int l_db_session_close(lua_State *L)
 {
-    mw_worker *w = worker_of(L);
+    mw_lapi_db_ctx *ctx = ctx_of(L);
     unsigned id = (unsigned)luaL_checknumber(L, 1);
-    if (w->db)
-        mw_db_session_close(w->db, id);
+    if (ctx->db)
+        mw_db_session_close(ctx->db, id);
     return 0;
 }
 
-void mw_lapi_db_inject(lua_State *L, mw_worker *w)
+void mw_lapi_db_open(lua_State *L, void *ctx)
 {
-    lua_pushlightuserdata(L, w);
+    lua_pushlightuserdata(L, ctx);
     lua_pushboolean(L, 0);
     lua_pushcclosure(L, l_db_run, 2);
     lua_setfield(L, -2, "db_run");
-    lua_pushlightuserdata(L, w);
+    lua_pushlightuserdata(L, ctx);
     lua_pushboolean(L, 1);
     lua_pushcclosure(L, l_db_run, 2);
     lua_setfield(L, -2, "db_run_in");
@@ -235,5 +213,5 @@ void mw_lapi_db_inject(lua_State *L, mw_worker *w)
         { "db_session_close", l_db_session_close },
         { NULL, NULL },
     };
-    mw_lapi_register(L, fns, w);
+    mw_lapi_register(L, fns, ctx);
 }

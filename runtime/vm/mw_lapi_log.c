@@ -4,7 +4,7 @@
 #include <lua.h>
 #include <string.h>
 
-#include "mw_lapi.h"
+#include "mw_lapi_log.h"
 #include "mw_log.h"
 
 static int l_log(lua_State *L)
@@ -51,7 +51,7 @@ static int l_log_enabled(lua_State *L)
     return 1;
 }
 
-void mw_lapi_log_inject(lua_State *L)
+void mw_lapi_log_open(lua_State *L, void *ctx)
 {
     lua_pushcfunction(L, l_log);
     lua_setfield(L, -2, "log");

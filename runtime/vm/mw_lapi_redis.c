@@ -3,26 +3,20 @@
  * the reply callback resumes that coroutine with the reply converted while hiredis still owns
  * it (status -> string, integer -> number, bulk -> string, nil -> nil, array -> table with
  * cjson.null for nil elements, error -> nil, message). */
+#include "mw_lapi_redis.h"
+
 #include <lauxlib.h>
 #include <lua.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "mw_async.h"
 #include "mw_lapi.h"
-#include "mw_lvm.h"
 #include "mw_redis.h"
-#include "mw_worker.h"
 
 #define MW_REDIS_MAX_ARGS 1024
 #define MW_REDIS_MAX_DEPTH 16
 
-typedef struct redis_call {
-    mw_worker *w;
-    int co_ref;
-    lua_Number token; /* the Lua side's call number: the reply goes only to that call */
-} redis_call;
-
-static mw_worker *worker_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+static mw_lapi_redis_ctx *ctx_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
 /* Pushes a non-error reply. [-0, +1] */
 static void push_reply(lua_State *L, const redisReply *r, int depth)
@@ -53,34 +47,27 @@ static void push_reply(lua_State *L, const redisReply *r, int depth)
 
 static void reply_cb(mw_redis *r, redisReply *reply, const char *err, void *data)
 {
-    redis_call *call = data;
-    mw_worker *w = call->w;
-    if (!w->lvm) { /* shutting down */
-        free(call);
-        return;
-    }
-    lua_State *L = mw_lvm_state(w->lvm);
-    mw_lvm_resume_begin(w->lvm, call->co_ref);
-    lua_pushnumber(L, call->token);
-    if (err) {
+    mw_async *a = data;
+    lua_State *L = mw_async_resume_begin(a); /* NULL: cancelled */
+    if (L && err) {
         lua_pushnil(L);
         lua_pushstring(L, err);
-        mw_lvm_resume_end(w->lvm, 3);
-    } else if (reply->type == REDIS_REPLY_ERROR) {
+        mw_async_resume_end(a, 2);
+    } else if (L && reply->type == REDIS_REPLY_ERROR) {
         lua_pushnil(L);
         lua_pushlstring(L, reply->str, reply->len);
-        mw_lvm_resume_end(w->lvm, 3);
-    } else {
+        mw_async_resume_end(a, 2);
+    } else if (L) {
         push_reply(L, reply, 0);
-        mw_lvm_resume_end(w->lvm, 2);
+        mw_async_resume_end(a, 1);
     }
-    free(call);
+    mw_async_free(a);
 }
 
 /* core.redis_call(token, cmd, ...) -> true (the caller yields for the reply) or nil, err */
 static int l_redis_call(lua_State *L)
 {
-    mw_worker *w = worker_of(L);
+    mw_lapi_redis_ctx *ctx = ctx_of(L);
     lua_Number token = luaL_checknumber(L, 1);
     int argc = lua_gettop(L) - 1;
     const char *argv[MW_REDIS_MAX_ARGS];
@@ -96,43 +83,28 @@ static int l_redis_call(lua_State *L)
                               lua_typename(L, t));
         argv[i - 1] = lua_tolstring(L, i + 1, &lens[i - 1]);
     }
-    if (!w->redis) {
+    if (!ctx->cmd) {
         lua_pushnil(L);
         lua_pushliteral(L, "redis is not configured (start with --redis URL)");
         return 2;
     }
-    if (lua_pushthread(L)) {
-        lua_pop(L, 1);
-        return luaL_error(L, "redis:call waits for its reply and must run inside a handler, event, "
-                             "timer or subscriber");
-    }
-    redis_call *call = malloc(sizeof(*call));
-    if (!call) {
-        lua_pop(L, 1);
-        return luaL_error(L, "out of memory");
-    }
-    call->w = w;
-    call->token = token;
-    call->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (mw_redis_command(w->redis, argc, argv, lens, reply_cb, call) != 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, call->co_ref);
-        free(call);
-        lua_pushnil(L);
-        lua_pushliteral(L, "redis is not connected");
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    /* the token is the Lua side's call number: the reply goes only to that call */
+    mw_async *a = mw_async_new(L, token, 0,
+                               "redis:call waits for its reply and must run inside a handler, event, "
+                               "timer or subscriber");
+    if (mw_redis_command(ctx->cmd, argc, argv, lens, reply_cb, a) != 0)
+        return mw_async_failed(L, a, "redis is not connected");
+    return mw_async_started(L, a);
 }
 
 /* core.redis_subscribe(channel, isPattern): for app.lua's subscribers, replayed on reconnect */
 static int l_redis_subscribe(lua_State *L)
 {
-    mw_worker *w = worker_of(L);
+    mw_lapi_redis_ctx *ctx = ctx_of(L);
     const char *channel = luaL_checkstring(L, 1);
-    if (!w->redis_sub)
+    if (!ctx->sub)
         return luaL_error(L, "subscribers need Redis (start with --redis URL)");
-    if (mw_redis_subscribe(w->redis_sub, channel, lua_toboolean(L, 2)) != 0)
+    if (mw_redis_subscribe(ctx->sub, channel, lua_toboolean(L, 2)) != 0)
         return luaL_error(L, "out of memory subscribing to %s", channel);
     return 0;
 }
@@ -141,7 +113,7 @@ static int l_redis_subscribe(lua_State *L)
  * from hooks that cannot yield). Queued commands run in order before any later command. */
 static int l_redis_fire(lua_State *L)
 {
-    mw_worker *w = worker_of(L);
+    mw_lapi_redis_ctx *ctx = ctx_of(L);
     int argc = lua_gettop(L);
     const char *argv[MW_REDIS_MAX_ARGS];
     size_t lens[MW_REDIS_MAX_ARGS];
@@ -152,23 +124,23 @@ static int l_redis_fire(lua_State *L)
             return luaL_error(L, "redis_fire: argument %d must be a string or a number", i);
         argv[i - 1] = lua_tolstring(L, i, &lens[i - 1]);
     }
-    lua_pushboolean(L, w->redis && mw_redis_fire(w->redis, argc, argv, lens) == 0);
+    lua_pushboolean(L, ctx->cmd && mw_redis_fire(ctx->cmd, argc, argv, lens) == 0);
     return 1;
 }
 
 static int l_redis_connected(lua_State *L)
 {
-    lua_pushboolean(L, mw_redis_connected(worker_of(L)->redis));
+    lua_pushboolean(L, mw_redis_connected(ctx_of(L)->cmd));
     return 1;
 }
 
 static int l_redis_configured(lua_State *L)
 {
-    lua_pushboolean(L, worker_of(L)->redis != NULL);
+    lua_pushboolean(L, ctx_of(L)->cmd != NULL);
     return 1;
 }
 
-void mw_lapi_redis_inject(lua_State *L, mw_worker *w)
+void mw_lapi_redis_open(lua_State *L, void *ctx)
 {
     static const luaL_Reg fns[] = {
         { "redis_call", l_redis_call },
@@ -178,5 +150,5 @@ void mw_lapi_redis_inject(lua_State *L, mw_worker *w)
         { "redis_connected", l_redis_connected },
         { NULL, NULL },
     };
-    mw_lapi_register(L, fns, w);
+    mw_lapi_register(L, fns, ctx);
 }

@@ -5,6 +5,7 @@
  * handler (lua.c does the same for Ctrl-C). */
 #include "mw_lguard.h"
 
+#include <assert.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <pthread.h>
@@ -85,6 +86,7 @@ static void memory_hook(lua_State *L, lua_Debug *ar);
 /* The seqlock's writer side (loop thread only): site_seq is odd while the sites change. */
 static void site_write_begin(mw_lguard *g)
 {
+    assert((g->site_seq & 1) == 0); /* one writer: no write in progress */
     __atomic_store_n(&g->site_seq, g->site_seq + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
 }
@@ -96,6 +98,7 @@ void *mw_lguard_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     mw_lguard *g = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
+        assert(g->used >= old); /* frees only what was counted (mw_lguard_wrap counts the start) */
         g->inner(g->inner_ud, ptr, osize, 0);
         g->used -= old;
         return NULL;
@@ -300,6 +303,7 @@ void mw_lguard_leave(mw_lguard *g)
 {
     if (!g)
         return;
+    assert(__atomic_load_n(&g->depth, __ATOMIC_RELAXED) > 0); /* each leave matches an enter */
     if (__atomic_sub_fetch(&g->depth, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     lua_sethook(g->L, NULL, 0, 0);
@@ -329,7 +333,21 @@ void mw_lguard_leave(mw_lguard *g)
     g->gcs_in_entry = 0;
 }
 
-size_t mw_lguard_used(const mw_lguard *g) { return g ? g->used : 0; }
+int mw_lguard_pcall(mw_lguard *g, lua_State *L, int nargs, int nresults, const char *where)
+{
+    mw_lguard_enter(g);
+    int rv = lua_pcall(L, nargs, nresults, 0);
+    mw_lguard_leave(g);
+    if (rv != 0) {
+        if (mw_log_begin(MW_LOG_ERROR, "runtime error")) {
+            mw_log_str("in", where);
+            mw_log_str("error", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+            mw_log_end();
+        }
+        lua_pop(L, 1);
+    }
+    return rv;
+}
 
 void mw_lguard_watch_clients(mw_lguard *g, const size_t *count)
 {

@@ -33,7 +33,11 @@ int mw_lguard_start(mw_lguard *g, struct lua_State *L);
 /* Around every call from C into Lua; nested calls count as one. */
 void mw_lguard_enter(mw_lguard *g);
 void mw_lguard_leave(mw_lguard *g);
-size_t mw_lguard_used(const mw_lguard *g);
+/* The one way C calls into Lua: lua_pcall of the function below the nargs arguments on top of
+ * L's stack, between mw_lguard_enter and mw_lguard_leave (g may be NULL: no limits). On error
+ * logs "runtime error" naming where (the runtime's own code failed: handler errors are caught
+ * in Lua) and pops the message. Returns the lua_pcall status; nresults are left on success. */
+int mw_lguard_pcall(mw_lguard *g, struct lua_State *L, int nargs, int nresults, const char *where);
 /* Adds core.site_push(label, source, line) and core.site_pop() to the table on top of the
  * stack. [-0, +0] */
 void mw_lguard_inject(mw_lguard *g, struct lua_State *L);

@@ -6,6 +6,7 @@
 #include "mw_config_lua.h"
 #include "mw_json.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -15,17 +16,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "mw_async.h"
 #include "mw_http.h"
 #include "mw_lapi.h"
 #include "mw_lapi_server.h"
 #include "mw_lguard.h"
 #include "mw_log.h"
-#include "mw_worker.h"
+#include "mw_util.h"
 
 struct mw_lvm {
     lua_State *L;
-    mw_worker *w;
     mw_lguard *guard; /* memory cap and time budget (NULL for `moonwire check`) */
+    mw_async_host *async; /* the bindings' pending calls; resumes and spawns coroutines */
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
     int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op, ref_reload;
 };
@@ -75,20 +77,10 @@ static int l_list_dir(lua_State *L)
     return 1;
 }
 
-/* Logs the error at the top of the stack (left by a failed pcall into the runtime itself). */
-static void log_runtime_error(lua_State *L, const char *where)
-{
-    if (mw_log_begin(MW_LOG_ERROR, "runtime error")) {
-        mw_log_str("in", where);
-        mw_log_str("error", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
-        mw_log_end();
-    }
-    lua_pop(L, 1);
-}
-
-/* Creates a state with the standard libraries, the core table and the config table pushed.
- * [-0, +0]; returns NULL with err set on failure. */
-static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard, char *err, size_t errlen)
+/* Creates a state with the standard libraries and package.loaded["moonwire.core"]: list_dir,
+ * the guard's functions and those of the n binding families. [-0, +0]; returns NULL with err
+ * set on failure. */
+static lua_State *new_state(const mw_lapi_family *families, size_t n, mw_lguard *guard, char *err, size_t errlen)
 {
     lua_State *L = luaL_newstate();
     if (!L) {
@@ -104,16 +96,10 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard
     lua_newtable(L);
     lua_pushcfunction(L, l_list_dir);
     lua_setfield(L, -2, "list_dir");
-    mw_lapi_log_inject(L);
     if (guard)
         mw_lguard_inject(guard, L);
-    if (w) {
-        mw_lapi_server_inject(L, &w->lapi_server);
-        mw_lapi_redis_inject(L, w);
-        mw_lapi_timer_inject(L, w);
-        mw_lapi_db_inject(L, w);
-        mw_lapi_queue_inject(L, w);
-    }
+    for (size_t i = 0; i < n; i++)
+        families[i].open(L, families[i].ctx);
     lua_setfield(L, -2, "moonwire.core");
     mw_json_push_module(L); /* the wire codec; lua/moonwire/json.lua wraps it */
     lua_setfield(L, -2, "moonwire.wire");
@@ -123,7 +109,7 @@ static lua_State *new_state(const mw_config *cfg, mw_worker *w, mw_lguard *guard
 
 /* Pushes the options table handed to runtime.start / runtime.check; config_index is the
  * absolute stack index of the merged config table. [-0, +1] */
-static void push_options(lua_State *L, const mw_config *cfg, mw_worker *w, int config_index)
+static void push_options(lua_State *L, const mw_config *cfg, const mw_lvm_worker *w, int config_index)
 {
     lua_newtable(L);
     lua_pushvalue(L, config_index);
@@ -158,18 +144,18 @@ static int take_ref(lua_State *L, int table, const char *name)
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
+mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_family *families, size_t n,
+                   char *err, size_t errlen)
 {
     mw_lvm *vm = calloc(1, sizeof(*vm));
     if (!vm) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    vm->w = w;
     vm->guard = mw_lguard_new(cfg->limits.lua_memory, cfg->limits.handler_timeout);
-    if (vm->guard && w) /* for the watchdog's line: how many clients a replacement drops */
-        mw_lguard_watch_clients(vm->guard, &w->fanout.clients.count);
-    vm->L = vm->guard ? new_state(cfg, w, vm->guard, err, errlen) : NULL;
+    if (vm->guard) /* for the watchdog's line: how many clients a replacement drops */
+        mw_lguard_watch_clients(vm->guard, w ? w->client_count : NULL);
+    vm->L = vm->guard ? new_state(families, n, vm->guard, err, errlen) : NULL;
     if (!vm->L) {
         if (!vm->guard)
             snprintf(err, errlen, "out of memory");
@@ -178,6 +164,11 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     lua_State *L = vm->L;
+    vm->async = mw_async_host_new(L, vm->guard);
+    if (!vm->async) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (mw_lguard_start(vm->guard, L) != 0) {
         snprintf(err, errlen, "cannot start the handler watchdog thread");
         goto fail;
@@ -209,10 +200,14 @@ mw_lvm *mw_lvm_new(mw_worker *w, const mw_config *cfg, char *err, size_t errlen)
     vm->ref_on_redis_state = take_ref(L, hooks, "on_redis_state");
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     vm->ref_reload = take_ref(L, hooks, "reload");
+    /* called without a check: runtime.start returns them all (the others may be absent) */
+    assert(vm->ref_on_message != LUA_NOREF && vm->ref_admit != LUA_NOREF && vm->ref_resume != LUA_NOREF);
+    mw_async_host_set_hooks(vm->async, vm->ref_resume, vm->ref_spawn);
     lua_settop(L, 0);
     return vm;
 fail:
     mw_lguard_stop(vm->guard);
+    mw_async_host_free(vm->async);
     lua_close(L);
     mw_lguard_free(vm->guard);
     free(vm);
@@ -224,21 +219,18 @@ void mw_lvm_free(mw_lvm *vm)
     if (!vm)
         return;
     mw_lguard_stop(vm->guard);
+    mw_async_host_free(vm->async); /* calls still pending drop their completions */
     lua_close(vm->L);
     mw_lguard_free(vm->guard);
     free(vm);
 }
 
-/* Every call from C into Lua goes through here: under lua_pcall and the guard's clock. */
-static int guarded_pcall(mw_lvm *vm, int nargs, int nresults)
+/* Every call from C into Lua goes through here (or mw_async, for the bindings): under
+ * lua_pcall and the guard's clock; a failure is logged as the runtime's own error. */
+static int guarded_pcall(mw_lvm *vm, int nargs, int nresults, const char *where)
 {
-    mw_lguard_enter(vm->guard);
-    int rv = lua_pcall(vm->L, nargs, nresults, 0);
-    mw_lguard_leave(vm->guard);
-    return rv;
+    return mw_lguard_pcall(vm->guard, vm->L, nargs, nresults, where);
 }
-
-size_t mw_lvm_memory(mw_lvm *vm) { return mw_lguard_used(vm->guard); }
 
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len)
 {
@@ -247,10 +239,8 @@ int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8
     lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
     lua_pushlstring(L, (const char *)data, len);
     lua_pushboolean(L, opcode == 2);
-    if (guarded_pcall(vm, 3, 1) != 0) {
-        log_runtime_error(L, "on_message");
+    if (guarded_pcall(vm, 3, 1, "on_message") != 0)
         return MW_LVM_FAILED;
-    }
     int rv = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return rv;
@@ -265,8 +255,7 @@ static void call_hook(mw_lvm *vm, int ref, const char *name, int nargs)
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     lua_insert(L, -(nargs + 1));
-    if (guarded_pcall(vm, nargs, 0) != 0)
-        log_runtime_error(L, name);
+    guarded_pcall(vm, nargs, 0, name);
 }
 
 void mw_lvm_on_connect(mw_lvm *vm, const char *client_id)
@@ -361,10 +350,8 @@ void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, cons
     else
         lua_pushnil(L);
     lua_pushboolean(L, has_token);
-    if (guarded_pcall(vm, 4, 5) != 0) {
-        log_runtime_error(L, "admit");
+    if (guarded_pcall(vm, 4, 5, "admit") != 0)
         return;
-    }
     out->status = (int)lua_tointeger(L, -5);
     if (lua_isstring(L, -4))
         snprintf(out->reason, sizeof(out->reason), "%s", lua_tostring(L, -4));
@@ -376,30 +363,6 @@ void mw_lvm_admit(mw_lvm *vm, const mw_http_request *r, const char *remote, cons
     if (lua_type(L, -1) == LUA_TSTRING)
         snprintf(out->remote, sizeof(out->remote), "%s", lua_tostring(L, -1));
     lua_pop(L, 5);
-}
-
-void mw_lvm_resume_begin(mw_lvm *vm, int co_ref)
-{
-    lua_State *L = vm->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_resume);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, co_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, co_ref);
-}
-
-void mw_lvm_resume_end(mw_lvm *vm, int nvalues)
-{
-    if (guarded_pcall(vm, 1 + nvalues, 0) != 0)
-        log_runtime_error(vm->L, "resume");
-}
-
-void mw_lvm_spawn(mw_lvm *vm, const char *what, int fn_ref, int nargs)
-{
-    lua_State *L = vm->L;
-    lua_pushstring(L, what);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
-    lua_insert(L, -(nargs + 2));
-    lua_insert(L, -(nargs + 2)); /* what, fn, args... */
-    call_hook(vm, vm->ref_spawn, "spawn", nargs + 2);
 }
 
 void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channel, size_t channel_len,
@@ -444,10 +407,10 @@ void mw_lvm_reload(mw_lvm *vm, const char *const *changed, int n)
     call_hook(vm, vm->ref_reload, "reload", 1);
 }
 
-int mw_lvm_check(const mw_config *cfg, int quiet)
+int mw_lvm_check(const mw_config *cfg, const mw_lapi_family *families, size_t n, int quiet)
 {
     char err[4096];
-    lua_State *L = new_state(cfg, NULL, NULL, err, sizeof(err));
+    lua_State *L = new_state(families, n, NULL, err, sizeof(err));
     if (!L) {
         fprintf(stderr, "%s\n", err);
         return 1;

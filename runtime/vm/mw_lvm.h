@@ -1,5 +1,6 @@
-/* mw_lvm: the worker's single LuaJIT state: loads the runtime's Lua half (router, bindings) and
- * the app's controllers, and is the one door through which C calls into Lua. */
+/* mw_lvm: the worker's single LuaJIT state: opens the binding families its owner hands it, loads
+ * the runtime's Lua half (router, bindings) and the app's controllers, and is the door through
+ * which the worker's events reach Lua (the bindings' completions come back through mw_async). */
 #ifndef MW_LVM_H
 #define MW_LVM_H
 
@@ -7,20 +8,28 @@
 #include <stdint.h>
 
 #include "mw_config.h"
+#include "mw_lapi.h"
 
-struct mw_worker;
 struct lua_State;
 
 typedef struct mw_lvm mw_lvm;
 
+/* The worker the state serves, as the Lua side sees it (runtime.start's options.worker). */
+typedef struct mw_lvm_worker {
+    const char *id;             /* host:pid:tag, for logs and stats */
+    int index, count;           /* this worker's number, and how many there are */
+    const char *tag;            /* the prefix of this worker's clientIds */
+    const size_t *client_count; /* read by the watchdog's log line when it replaces the worker */
+} mw_lvm_worker;
+
 enum { MW_LVM_DONE = 0, MW_LVM_FAILED = 1, MW_LVM_PENDING = 2 };
 
-/* Creates the state, loads the app. NULL with a message in err (file:line for Lua errors). */
-mw_lvm *mw_lvm_new(struct mw_worker *w, const mw_config *cfg, char *err, size_t errlen);
+/* Creates the state, opens the n binding families into moonwire.core (see mw_lapi.h), loads the
+ * app. NULL with a message in err (file:line for Lua errors). */
+mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *worker, const mw_lapi_family *families,
+                   size_t n, char *err, size_t errlen);
 void mw_lvm_free(mw_lvm *vm);
 struct lua_State *mw_lvm_state(mw_lvm *vm);
-/* Bytes the Lua state holds now. */
-size_t mw_lvm_memory(mw_lvm *vm);
 
 /* Routes one message (opcode 1 text, 2 binary for the raw handler). Returns MW_LVM_DONE,
  * MW_LVM_FAILED (handler raised; the client got an error frame) or MW_LVM_PENDING (the
@@ -50,14 +59,6 @@ void mw_lvm_on_started(mw_lvm *vm);
  * can be reloaded); changed: the files that changed (--dev), or n = 0 for everything (SIGHUP). */
 void mw_lvm_reload(mw_lvm *vm, const char *const *changed, int n);
 
-/* Resuming a coroutine that waited on I/O: mw_lvm_resume_begin pushes runtime.resume and the
- * coroutine (registry reference co_ref, released here); push the values it resumes with, then
- * call mw_lvm_resume_end with their count. */
-void mw_lvm_resume_begin(mw_lvm *vm, int co_ref);
-void mw_lvm_resume_end(mw_lvm *vm, int nvalues);
-/* Runs fn (a registry reference, kept) in a new coroutine: timers and subscribers. The nargs
- * values on top of the stack are its arguments. */
-void mw_lvm_spawn(mw_lvm *vm, const char *what, int fn_ref, int nargs);
 /* A message on a channel that app.lua's subscribers listen to. */
 void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channel, size_t channel_len,
                              const char *payload, size_t payload_len);
@@ -67,8 +68,9 @@ void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_
 /* The command connection to Redis came up (1) or went down (0). */
 void mw_lvm_on_redis_state(mw_lvm *vm, int up);
 
-/* `moonwire check`: compiles config and every controller/job in a fresh state; prints errors
- * (and, unless quiet, a one-line summary). Returns 0 when everything compiles, else 1. */
-int mw_lvm_check(const mw_config *cfg, int quiet);
+/* `moonwire check`: compiles config and every controller/job in a fresh state with the n binding
+ * families (those that work without a worker); prints errors (and, unless quiet, a one-line
+ * summary). Returns 0 when everything compiles, else 1. */
+int mw_lvm_check(const mw_config *cfg, const mw_lapi_family *families, size_t n, int quiet);
 
 #endif

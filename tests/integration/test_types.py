@@ -15,6 +15,7 @@ import mwtest
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPES = ROOT / "lua" / "types" / "moonwire.lua"
+CONFIG_TYPES = ROOT / "lua" / "types" / "moonwire-config.lua"  # the app.lua table
 
 # Functions reachable through a binding's metatable that are not methods of its API: each
 # binding module's constructor, and server.lua's helper Server.deep_copy.
@@ -181,7 +182,7 @@ def introspect(server):
 
 def test_every_binding_method_and_record_is_annotated(server):
     found, c = introspect(server)
-    classes = parse_types(TYPES.read_text())
+    classes = parse_types(TYPES.read_text() + "\n" + CONFIG_TYPES.read_text())
     bindings = classes["moonwire.Bindings"]["fields"]
     missing = []
 
@@ -217,7 +218,7 @@ def test_every_binding_method_and_record_is_annotated(server):
 
 def test_every_config_key_is_annotated(server):
     found, _ = introspect(server)
-    classes = parse_types(TYPES.read_text())
+    classes = parse_types(TYPES.read_text() + "\n" + CONFIG_TYPES.read_text())
     assert "moonwire.Config" in classes
     missing = []
     for path in found["schema"]:

@@ -11,6 +11,7 @@ function core.reset()
   core.site_log = {}   -- every push: {label, source, line}
   core.finished = {}   -- {clientId, failed}
   core.timers = {}     -- id -> {seconds, repeating, fn}
+  core.sleeps = {}     -- timer:sleep calls: {token, seconds}
   core.redis_calls = {} -- {token, cmd, args..., co = the waiting coroutine}
   core.now = 1700000000000
   core.redis_on = false
@@ -50,6 +51,12 @@ function core.timer_start(seconds, repeating, fn)
   return core.next_timer
 end
 function core.timer_stop(id) core.timers[id] = nil end
+
+-- timer:sleep: C starts one timer and, when it fires, resumes the sleeper with its token.
+function core.timer_sleep(token, seconds)
+  core.sleeps[#core.sleeps + 1] = { token = token, seconds = seconds }
+  return true
+end
 
 -- Fires timer id as the event loop would: C spawns its function through hooks.spawn.
 function core.fire_timer(id)

@@ -193,15 +193,22 @@ test("call runs a hook at once and logs its error", function()
   eq(#core.site_stack, 0)
 end)
 
-test("timer:sleep waits on a timer and resumes the handler", function()
+test("timer:sleep waits on a C timer and resumes the handler with its token", function()
   local Timer = require "moonwire.timer"
   local timer = Timer.new()
   local steps = {}
-  scheduler.spawn("events.s", function() steps[1] = "before"; timer:sleep(0.5); steps[2] = "after" end)
+  local co
+  scheduler.spawn("events.s", function()
+    co = coroutine.running()
+    steps[1] = "before"; timer:sleep(0.5); steps[2] = "after"
+  end)
   eq(steps, { "before" })
-  local id, tm = next(core.timers)
-  eq(tm.seconds, 0.5)
-  core.fire_timer(id)
+  local sleep = core.sleeps[1]
+  eq(sleep.seconds, 0.5)
+  eq(next(core.timers), nil) -- no Lua timer, no timer id used
+  scheduler.resume(co, sleep.token + 1) -- another call's reply: ignored
+  eq(steps, { "before" })
+  scheduler.resume(co, sleep.token)
   eq(steps, { "before", "after" })
 end)
 

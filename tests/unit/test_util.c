@@ -1,10 +1,56 @@
-/* test_util: the UTF-8 check a text frame must pass (mw_utf8_valid), bytes in, verdict out. */
+/* test_util: the UTF-8 check a text frame must pass (mw_utf8_valid), bytes in, verdict out;
+ * hex digits and the trimming of HTTP's optional whitespace. */
 #include <string.h>
 
 #include "mw_util.h"
 #include "mw_test.h"
 
 static int valid(const char *s) { return mw_utf8_valid((const uint8_t *)s, strlen(s)); }
+
+/* mw_trim_ows on s; the result as a NUL-terminated copy in out. */
+static const char *trimmed(const char *s, char *out)
+{
+    size_t len = strlen(s);
+    const char *t = mw_trim_ows(s, &len);
+    memcpy(out, t, len);
+    out[len] = '\0';
+    return out;
+}
+
+static void test_hex(void)
+{
+    CHECK_EQ_INT(mw_hex_digit('0'), 0);
+    CHECK_EQ_INT(mw_hex_digit('9'), 9);
+    CHECK_EQ_INT(mw_hex_digit('a'), 10);
+    CHECK_EQ_INT(mw_hex_digit('F'), 15);
+    CHECK_EQ_INT(mw_hex_digit('g'), -1);
+    CHECK_EQ_INT(mw_hex_digit('G'), -1);
+    CHECK_EQ_INT(mw_hex_digit('/'), -1); /* just below '0' */
+    CHECK_EQ_INT(mw_hex_digit(':'), -1); /* just above '9' */
+    CHECK_EQ_INT(mw_hex_digit('\0'), -1);
+    CHECK_EQ_INT(mw_hex_byte("2f"), 0x2f);
+    CHECK_EQ_INT(mw_hex_byte("FF"), 255);
+    CHECK_EQ_INT(mw_hex_byte("00"), 0);
+    CHECK_EQ_INT(mw_hex_byte("2g"), -1);
+    CHECK_EQ_INT(mw_hex_byte("x0"), -1);
+    CHECK_EQ_INT(mw_hex_byte(""), -1); /* stops at the NUL */
+}
+
+static void test_trim(void)
+{
+    char out[64];
+    CHECK_EQ_STR(trimmed("13", out), "13");
+    CHECK_EQ_STR(trimmed("  13\t", out), "13");
+    CHECK_EQ_STR(trimmed("\t a b \t", out), "a b"); /* inner whitespace stays */
+    CHECK_EQ_STR(trimmed("   ", out), "");
+    CHECK_EQ_STR(trimmed("", out), "");
+    CHECK_EQ_STR(trimmed("\r\n x", out), "\r\n x"); /* only spaces and tabs */
+    size_t len = 5;
+    const char *s = " abc  and more";
+    const char *t = mw_trim_ows(s, &len); /* only the first len bytes count */
+    CHECK(t == s + 1);
+    CHECK_EQ_INT(len, 3);
+}
 
 int main(void)
 {
@@ -25,5 +71,7 @@ int main(void)
     CHECK(!valid("ok\xc3(")); /* a bad continuation */
     const uint8_t nul[] = { 'a', 0, 'b' };
     CHECK(mw_utf8_valid(nul, sizeof(nul)));      /* NUL is a valid code point */
+    test_hex();
+    test_trim();
     MW_TEST_DONE();
 }
