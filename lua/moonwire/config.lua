@@ -12,7 +12,7 @@ local schema = {
            issuer = "string", audience = "string", publicKeyFile = "string" },
   redis = { url = "string", prefix = "string", timeout = "posnum" },
   database = { url = "string" },
-  rooms = { clientCanJoinMultipleRooms = "boolean", maxPerClient = "posint" },
+  rooms = { clientCanJoinMultipleRooms = "boolean", maxPerClient = "posint", options = "roomoptions" },
   inactivity = { checkInterval = "posnum", maxInactive = "posnum" },
   heartbeat = { interval = "posnum", timeout = "posnum" },
   cluster = { heartbeat = "posnum" },
@@ -37,7 +37,7 @@ local function defaults()
     auth = { algorithm = "HS256", required = false, leeway = 30 },
     redis = { prefix = "moonwire:", timeout = 5 },
     database = {},
-    rooms = { clientCanJoinMultipleRooms = true, maxPerClient = 128 },
+    rooms = { clientCanJoinMultipleRooms = true, maxPerClient = 128, options = {} },
     inactivity = { checkInterval = 60, maxInactive = 300 },
     heartbeat = { interval = 25, timeout = 10 },
     cluster = { heartbeat = 5 },
@@ -110,6 +110,10 @@ local function validate(value, spec, prefix, errors)
     if want == nil then
       add_error(errors, key, "is not a known setting (valid keys" ..
         (prefix ~= "" and " in " .. prefix:sub(1, -2) or "") .. ": " .. sorted_keys(spec) .. ")")
+    elseif want == "roomoptions" then -- a list of entries, checked by their own module
+      clean[k] = require("moonwire.room_options").validate(v, key, function(at, msg)
+        add_error(errors, at, msg)
+      end)
     elseif type(want) == "table" then
       if type(v) ~= "table" then add_error(errors, key, "must be a table, got " .. type(v))
       else clean[k] = validate(v, want, key .. ".", errors) end
