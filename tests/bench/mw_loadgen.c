@@ -677,7 +677,11 @@ static void lg_on_echo(lg_conn *c, const char *s, size_t n, uint64_t now) {
   }
   slot->id = 0;
   c->outstanding--;
+  /* A controller replies {"response":{"p":...},"requestId":N}; a raw echo server (moonwire's
+   * raw mode, bun_peer.js, ws_peer.js --raw) sends the request itself back: data.p. */
   const char *resp = lg_json_find(s, n, "response");
+  if (resp == NULL)
+    resp = lg_json_find(s, n, "data");
   char p[8];
   int plen = resp == NULL ? -1 : lg_json_string(resp, n - (size_t)(resp - s), "p", p, sizeof p);
   if (plen != w->cfg->payload) {
@@ -1578,6 +1582,8 @@ static void lg_usage(FILE *f) {
     "  --json               also print the results as one JSON line\n"
     "  -h, --help           this text\n"
     "\n"
+    "Echo replies are matched by requestId and must carry data.p back, in \"response\" (a\n"
+    "controller's reply) or in \"data\" (a raw echo server sending the request itself back).\n"
     "Latency: echo is request -> reply round trip; broadcast is send -> delivery (same clock).\n"
     "Broadcast delivered % = deliveries / (broadcasts sent x receivers open at the end).\n"
     "msg/s counts replies (echo) or deliveries to all receivers (broadcast) in the window.\n",
