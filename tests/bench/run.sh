@@ -52,6 +52,10 @@ Each server is restarted for every scenario, so memory figures start from a fres
 RSS is VmRSS of the server process and all its descendants (moonwire: supervisor + workers),
 sampled when the measured window ends. "KiB/conn" is RSS / open connections; "added" is
 (RSS - RSS before connecting) / connections, the marginal cost of one connection.
+"srv CPU%" and "lg CPU%" are the user + system CPU time of the server (with its descendants)
+and of mw_loadgen in the measured window, in % of one core. With --pin, a row where mw_loadgen
+is near a full core and the server well under one is marked "load generator bound": the
+load generator, not the server, set its msgs/s.
 
 Ratios (echo): Lua path / Bun raw (moonwire / bun), Lua path / ws raw (moonwire / ws-raw),
 moonwire raw / Bun raw (moonwire-raw / bun), moonwire raw / ws raw, Lua path / ws protocol
@@ -60,7 +64,7 @@ shown beside the first three. A broadcast ratio means something only when a serv
 keep up: raise --rate until delivered % or p99 part (msgs/s is capped at rate x connections).
 
 The full comparison (about 3 minutes):
-  tests/bench/run.sh --pin -c 100 --depth 10 -d 10 -w 2 --rate 1000
+  tests/bench/run.sh --pin -c 100 --depth 10 -d 10 -w 2 --rate 5000
 EOF
 }
 
@@ -367,19 +371,25 @@ done
 
 # ---- report -----------------------------------------------------------------------------
 echo
-"$NODE" - "$RESULTS" <<'JS'
+"$NODE" - "$RESULTS" "${TASKSET_SERVER:+1}" <<'JS'
 const fs = require('fs');
 const rows = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const pinned = process.argv[3] === '1';
+// One core each when pinned: the load generator is the limit when it is near a full core and
+// the server is clearly not.
+const loadgenBound = (r) => pinned && r.loadgen_cpu_pct >= 90 && r.server_cpu_pct !== null &&
+  r.server_cpu_pct !== undefined && r.server_cpu_pct < 85;
 const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? '-' : Number(v).toFixed(d));
 const cols = [
   ['scenario', 10], ['server', 12], ['conns', 6], ['msgs/s', 10], ['p50 ms', 8], ['p99 ms', 8],
   ['max ms', 8], ['deliv %', 8], ['errors', 7], ['RSS KiB', 9], ['KiB/conn', 9], ['added', 8],
+  ['srv CPU%', 9], ['lg CPU%', 8],
 ];
 const line = (cells) => cells.map((c, i) => String(c).padStart(cols[i][1])).join(' ');
 console.log(line(cols.map((c) => c[0])));
 for (const r of rows) {
   if (r.failed || r.skipped) {
-    console.log(line([r.scenario, r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-']) +
+    console.log(line([r.scenario, r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-']) +
       (r.failed ? '  FAILED: ' + r.failed : '  skipped: ' + r.skipped));
     continue;
   }
@@ -387,7 +397,8 @@ for (const r of rows) {
     r.scenario, r.label, r.connections, fmt(r.msgs_per_s), fmt(r.p50_ms, 3), fmt(r.p99_ms, 3),
     fmt(r.max_ms, 3), r.scenario === 'broadcast' ? fmt(r.delivered_ratio * 100, 1) : '-', r.errors,
     fmt(r.rss_kib), fmt(r.rss_per_conn_kib, 1), fmt(r.rss_added_per_conn_kib, 1),
-  ]) + (r.errors ? '  first error: ' + r.first_error : ''));
+    fmt(r.server_cpu_pct), fmt(r.loadgen_cpu_pct),
+  ]) + (r.errors ? '  first error: ' + r.first_error : '') + (loadgenBound(r) ? '  (load generator bound)' : ''));
 }
 const ratio = (a, b) => (a === null || b === null || a === undefined || b === undefined || b === 0 ? '-' : String(Number((a / b).toPrecision(3))));
 const find = (s, label) => rows.find((r) => r.scenario === s && r.label === label && !r.failed && !r.skipped);
@@ -414,6 +425,10 @@ for (const [s, an, bn, what, target] of pairs) {
   printed.push(`${s.padEnd(10)} ${what.padEnd(33)} ${(an + ' / ' + bn).padEnd(24)} msgs/s ${m.padEnd(6)}` +
     ` p99 ${ratio(a.p99_ms, b.p99_ms).padEnd(6)} RSS/conn ${ratio(a.rss_per_conn_kib, b.rss_per_conn_kib).padEnd(6)}` +
     ` added RSS/conn ${ratio(a.rss_added_per_conn_kib, b.rss_added_per_conn_kib)}${t}`);
+}
+if (rows.some(loadgenBound)) {
+  console.log('\nnote: a "load generator bound" row measured mw_loadgen (near a full core) more than the' +
+    ' server (well under one): its msgs/s is a floor for that server, and ratios against it flatter the other');
 }
 if (printed.length) {
   console.log('\nratios A / B (msgs/s: higher is better for A; p99 and RSS: lower is better for A)');
