@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -118,6 +119,8 @@ typedef struct {
   uint64_t skipped;     /* broadcast: sends skipped because the sender's queue was full */
   uint64_t connect_ns;  /* time from first connect to the last upgrade (or failure) */
   int64_t rss_kib, hwm_kib; /* -1 when not sampled */
+  double server_cpu_s;  /* CPU seconds the server used in the window; -1 when not sampled */
+  double own_cpu_s;     /* CPU seconds the load generator used in the window (all processes) */
   int rss_procs;
   char first_error[160];
 } lg_stats;
@@ -165,6 +168,7 @@ struct lg_worker {
   uv_loop_t loop;
   uv_timer_t phase_timer;
   uv_timer_t send_timer;
+  uv_timer_t cpu_timer;   /* fires when the window opens: CPU counters sampled */
   uv_poll_t ctrl_poll;    /* initialised only when ctrl_fd >= 0 */
   int ctrl_fd;    /* parent -> worker: start time; -1 when running in-process */
   int ready_fd;   /* worker -> parent: 'R' when connected; -1 in-process */
@@ -177,6 +181,7 @@ struct lg_worker {
   enum lg_phase phase;
   int sending;
   uint64_t connect_start, t0, measure_start, measure_end;
+  double cpu_own0, cpu_server0; /* CPU seconds when the window opened; server: -1 unknown */
   uint64_t rng;
   char *scratch;
   size_t scratch_len;
@@ -321,6 +326,9 @@ static void lg_stats_merge(lg_stats *into, const lg_stats *from) {
   into->skipped += from->skipped;
   if (from->connect_ns > into->connect_ns)
     into->connect_ns = from->connect_ns;
+  into->own_cpu_s += from->own_cpu_s;
+  if (from->server_cpu_s >= 0)
+    into->server_cpu_s = from->server_cpu_s;
   if (from->rss_kib >= 0) {
     into->rss_kib = from->rss_kib;
     into->hwm_kib = from->hwm_kib;
@@ -368,17 +376,15 @@ static pid_t lg_proc_ppid(pid_t pid) {
   return ppid;
 }
 
-/* Fills rss/hwm (KiB) and the number of processes counted; -1 when no pid was readable. */
-static void lg_server_memory(const lg_config *cfg, int64_t *rss, int64_t *hwm, int *procs) {
-  enum { MAX_TRACKED = 4096 };
-  pid_t set[MAX_TRACKED];
+enum { LG_MAX_TRACKED = 4096 };
+
+/* The --server-pid processes and all their descendants; returns how many (up to max). */
+static int lg_server_pids(const lg_config *cfg, pid_t *set, int max) {
   int n = 0;
-  *rss = *hwm = -1;
-  *procs = 0;
-  for (int i = 0; i < cfg->n_server_pids && n < MAX_TRACKED; i++)
+  for (int i = 0; i < cfg->n_server_pids && n < max; i++)
     set[n++] = cfg->server_pids[i];
   if (n == 0)
-    return;
+    return 0;
   /* Add descendants until a pass over /proc finds nothing new (covers grandchildren). */
   for (int grew = 1, passes = 0; grew && passes < 8; passes++) {
     grew = 0;
@@ -386,7 +392,7 @@ static void lg_server_memory(const lg_config *cfg, int64_t *rss, int64_t *hwm, i
     if (d == NULL)
       break;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < MAX_TRACKED) {
+    while ((e = readdir(d)) != NULL && n < max) {
       if (!isdigit((unsigned char)e->d_name[0]))
         continue;
       pid_t pid = (pid_t)atoi(e->d_name);
@@ -406,6 +412,15 @@ static void lg_server_memory(const lg_config *cfg, int64_t *rss, int64_t *hwm, i
     }
     closedir(d);
   }
+  return n;
+}
+
+/* Fills rss/hwm (KiB) and the number of processes counted; -1 when no pid was readable. */
+static void lg_server_memory(const lg_config *cfg, int64_t *rss, int64_t *hwm, int *procs) {
+  pid_t set[LG_MAX_TRACKED];
+  int n = lg_server_pids(cfg, set, LG_MAX_TRACKED);
+  *rss = *hwm = -1;
+  *procs = 0;
   for (int i = 0; i < n; i++) {
     int64_t r = lg_proc_status_kib(set[i], "VmRSS");
     int64_t h = lg_proc_status_kib(set[i], "VmHWM");
@@ -415,6 +430,39 @@ static void lg_server_memory(const lg_config *cfg, int64_t *rss, int64_t *hwm, i
     *hwm = (*hwm < 0 ? 0 : *hwm) + (h > 0 ? h : r);
     (*procs)++;
   }
+}
+
+/* CPU seconds (user + system, all threads) of the server processes; -1 when none readable. */
+static double lg_server_cpu(const lg_config *cfg) {
+  pid_t set[LG_MAX_TRACKED];
+  int n = lg_server_pids(cfg, set, LG_MAX_TRACKED);
+  double ticks = -1;
+  for (int i = 0; i < n; i++) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)set[i]);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+      continue;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    /* after the name: state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+     * cmajflt utime(14) stime(15) */
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+      continue;
+    ticks = (ticks < 0 ? 0 : ticks) + (double)(ut + st);
+  }
+  return ticks < 0 ? -1 : ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds this process has used (every thread). */
+static double lg_own_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -677,7 +725,11 @@ static void lg_on_echo(lg_conn *c, const char *s, size_t n, uint64_t now) {
   }
   slot->id = 0;
   c->outstanding--;
+  /* A controller replies {"response":{"p":...},"requestId":N}; a raw echo server (moonwire's
+   * raw mode, bun_peer.js, ws_peer.js --raw) sends the request itself back: data.p. */
   const char *resp = lg_json_find(s, n, "response");
+  if (resp == NULL)
+    resp = lg_json_find(s, n, "data");
   char p[8];
   int plen = resp == NULL ? -1 : lg_json_string(resp, n - (size_t)(resp - s), "p", p, sizeof p);
   if (plen != w->cfg->payload) {
@@ -1057,8 +1109,12 @@ static void lg_worker_end_timer_cb(uv_timer_t *t) {
         w->stats.open_at_end--;
     }
   }
-  if (w->index == 0)
+  w->stats.own_cpu_s = lg_own_cpu() - w->cpu_own0;
+  if (w->index == 0) {
+    double cpu = w->cpu_server0 >= 0 ? lg_server_cpu(w->cfg) : -1;
+    w->stats.server_cpu_s = cpu >= 0 ? cpu - w->cpu_server0 : -1;
     lg_server_memory(w->cfg, &w->stats.rss_kib, &w->stats.hwm_kib, &w->stats.rss_procs);
+  }
   if (w->cfg->scenario == LG_ECHO) {
     uint64_t limit = (uint64_t)(w->cfg->timeout * 1e9);
     for (int i = 0; i < w->count; i++) {
@@ -1080,6 +1136,12 @@ static void lg_worker_end_timer_cb(uv_timer_t *t) {
               lg_worker_drain_timer_cb);
 }
 
+static void lg_worker_window_timer_cb(uv_timer_t *t) {
+  lg_worker *w = t->data;
+  w->cpu_own0 = lg_own_cpu();
+  w->cpu_server0 = w->index == 0 ? lg_server_cpu(w->cfg) : -1;
+}
+
 static void lg_worker_start(lg_worker *w, uint64_t t0) {
   const lg_config *cfg = w->cfg;
   if (w->open == 0) { /* nothing to measure */
@@ -1091,6 +1153,10 @@ static void lg_worker_start(lg_worker *w, uint64_t t0) {
   w->measure_start = t0 + (uint64_t)(cfg->warmup * 1e9);
   w->measure_end = w->measure_start + (uint64_t)(cfg->duration * 1e9);
   w->sending = 1;
+  w->cpu_own0 = lg_own_cpu(); /* replaced when the window opens, if warm-up is not 0 */
+  w->cpu_server0 = w->index == 0 ? lg_server_cpu(cfg) : -1;
+  if (w->measure_start > t0)
+    lg_timer_at(&w->cpu_timer, w->measure_start, lg_worker_window_timer_cb);
   lg_timer_at(&w->phase_timer, w->measure_end, lg_worker_end_timer_cb);
   if (cfg->scenario == LG_BROADCAST) {
     uv_timer_start(&w->send_timer, lg_send_timer_cb, 0, 1);
@@ -1171,6 +1237,7 @@ static void lg_worker_check_closed(lg_worker *w) {
   w->phase = LG_PH_DONE;
   lg_close_handle((uv_handle_t *)&w->phase_timer);
   lg_close_handle((uv_handle_t *)&w->send_timer);
+  lg_close_handle((uv_handle_t *)&w->cpu_timer);
   if (w->ctrl_fd >= 0)
     lg_close_handle((uv_handle_t *)&w->ctrl_poll);
 }
@@ -1223,13 +1290,15 @@ static int lg_worker_run(lg_worker *w) {
   w->payload[cfg->payload] = '\0';
   w->rng = 0x9E3779B97F4A7C15ull ^ (lg_now() + (uint64_t)w->index * 7919);
   w->stats.rss_kib = w->stats.hwm_kib = -1;
+  w->stats.server_cpu_s = -1;
   for (int i = 0; i < w->count; i++) {
     w->conns[i].w = w;
     w->conns[i].index = w->first + i;
   }
   uv_timer_init(&w->loop, &w->phase_timer);
   uv_timer_init(&w->loop, &w->send_timer);
-  w->phase_timer.data = w->send_timer.data = w;
+  uv_timer_init(&w->loop, &w->cpu_timer);
+  w->phase_timer.data = w->send_timer.data = w->cpu_timer.data = w;
   if (w->ctrl_fd >= 0) {
     if (uv_poll_init(&w->loop, &w->ctrl_poll, w->ctrl_fd) != 0)
       return -1;
@@ -1384,6 +1453,7 @@ static int lg_run_processes(const lg_config *cfg, lg_stats *total) {
     fprintf(stderr, "mw_loadgen: some workers did not report in time\n");
   memset(total, 0, sizeof *total);
   total->rss_kib = total->hwm_kib = -1;
+  total->server_cpu_s = -1;
   int lost = 0;
   for (int i = 0; i < procs; i++) {
     if (ch[i].got == sizeof(lg_stats))
@@ -1439,6 +1509,8 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
                      ? (double)(s->rss_kib - rss_base) / (double)conns
                      : -1;
   const char *scen = cfg->scenario == LG_ECHO ? "echo" : "broadcast";
+  double own_cpu_pct = s->own_cpu_s / cfg->duration * 100;
+  double server_cpu_pct = s->server_cpu_s >= 0 ? s->server_cpu_s / cfg->duration * 100 : -1;
 
   printf("mw_loadgen %s%s%s  %s  %s\n", cfg->label[0] ? "[" : "", cfg->label,
          cfg->label[0] ? "]" : "", scen, cfg->target.url);
@@ -1497,6 +1569,10 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
     else
       printf("  server RSS    unavailable (no readable /proc/PID/status)\n");
   }
+  printf("  CPU           mw_loadgen %.0f %%", own_cpu_pct);
+  if (server_cpu_pct >= 0)
+    printf(", server %.0f %%", server_cpu_pct);
+  printf(" of one core (user + system in the window)\n");
   if (!cfg->json)
     return;
   printf("{\"label\":");
@@ -1538,6 +1614,11 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
            s->rss_kib, s->hwm_kib, rss_base, per_conn, added, s->rss_procs);
   else
     printf(",\"rss_kib\":null,\"rss_per_conn_kib\":null,\"rss_added_per_conn_kib\":null");
+  printf(",\"loadgen_cpu_pct\":%.1f", own_cpu_pct);
+  if (server_cpu_pct >= 0)
+    printf(",\"server_cpu_pct\":%.1f", server_cpu_pct);
+  else
+    printf(",\"server_cpu_pct\":null");
   printf("}\n");
 }
 
@@ -1578,7 +1659,12 @@ static void lg_usage(FILE *f) {
     "  --json               also print the results as one JSON line\n"
     "  -h, --help           this text\n"
     "\n"
+    "Echo replies are matched by requestId and must carry data.p back, in \"response\" (a\n"
+    "controller's reply) or in \"data\" (a raw echo server sending the request itself back).\n"
     "Latency: echo is request -> reply round trip; broadcast is send -> delivery (same clock).\n"
+    "CPU: user + system seconds in the measured window / its length, for mw_loadgen (all its\n"
+    "processes) and the --server-pid processes with their descendants. A server well under\n"
+    "100 % while mw_loadgen is near it: the figures measure the load generator, not the server.\n"
     "Broadcast delivered % = deliveries / (broadcasts sent x receivers open at the end).\n"
     "msg/s counts replies (echo) or deliveries to all receivers (broadcast) in the window.\n",
     f);

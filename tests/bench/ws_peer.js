@@ -1,10 +1,14 @@
-// ws_peer.js: the moonwire bench protocol (tests/bench/app) on Node's `ws` package, the
-// baseline that tests/bench/run.sh measures moonwire against with the same load generator.
+// ws_peer.js: Node's `ws` baseline for tests/bench/run.sh: the moonwire bench protocol, or raw echo with --raw.
 //
-//   node tests/bench/ws_peer.js [--host 127.0.0.1] [--port 18081] [--path /ws]
+// Default: the bench protocol of tests/bench/app on Node's `ws` package, measured with the same
+// load generator as moonwire.
+//
+//   node tests/bench/ws_peer.js [--host 127.0.0.1] [--port 18081] [--path /ws] [--raw]
 //
 // Same wire shapes as moonwire: `connected` on open, {"type","action","response","requestId"}
 // replies, error frames, broadcast encoded once and sent to every open client, /health.
+// --raw: raw echo instead, as moonwire's raw mode and bun_peer.js: every message goes back
+// unchanged in a frame of the same kind; no JSON, no `connected` frame.
 'use strict';
 
 const http = require('http');
@@ -15,15 +19,16 @@ const MAX_MESSAGE = 65536;            // moonwire's limits.maxMessageSize defaul
 const SEND_QUEUE_BYTES = 1048576;     // moonwire's limits.sendQueueBytes default (4503 past it)
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 18081, path: '/ws' };
+  const opts = { host: '127.0.0.1', port: 18081, path: '/ws', raw: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
-      console.log('usage: node ws_peer.js [--host H] [--port P] [--path /ws]');
+      console.log('usage: node ws_peer.js [--host H] [--port P] [--path /ws] [--raw]');
       process.exit(0);
     } else if (a === '--host') opts.host = argv[++i];
     else if (a === '--port') opts.port = Number(argv[++i]);
     else if (a === '--path') opts.path = argv[++i];
+    else if (a === '--raw') opts.raw = true;
     else {
       console.error(`ws_peer: unknown argument ${a}`);
       process.exit(2);
@@ -125,11 +130,15 @@ const wss = new WebSocketServer({
 
 wss.on('connection', (ws) => {
   clients.add(ws);
+  ws.on('close', () => clients.delete(ws));
+  ws.on('error', () => clients.delete(ws));
+  if (opts.raw) {
+    ws.on('message', (raw, isBinary) => ws.send(raw, { binary: isBinary }));
+    return;
+  }
   const clientId = crypto.randomBytes(16).toString('base64url');
   ws.send(JSON.stringify({ type: 'system', action: 'connected', data: { clientId } }));
   ws.on('message', (raw, isBinary) => onMessage(ws, raw, isBinary));
-  ws.on('close', () => clients.delete(ws));
-  ws.on('error', () => clients.delete(ws));
 });
 
 server.on('error', (e) => {
@@ -138,7 +147,8 @@ server.on('error', (e) => {
 });
 
 server.listen({ host: opts.host, port: opts.port, backlog: 4096 }, () => {
-  console.log(`ws_peer: listening on ws://${opts.host}:${opts.port}${opts.path}`);
+  console.log(`ws_peer: listening on ws://${opts.host}:${opts.port}${opts.path}` +
+    (opts.raw ? ' (raw echo)' : ''));
 });
 
 function shutdown() {
