@@ -28,6 +28,20 @@
 ---@class moonwire.RoomsConfig
 ---@field clientCanJoinMultipleRooms? boolean false: joining a room leaves the others (default true)
 ---@field maxPerClient? integer rooms one client may be in (default 128)
+---@field options? moonwire.RoomOption[] per-room settings; the first entry whose pattern matches a room applies
+
+---One entry of rooms.options.
+---@class moonwire.RoomOption
+---@field pattern string an exact room name, or a glob where `*` matches any characters
+---@field history? moonwire.RoomHistory keep the room's last messages for late joiners and reconnects
+---@field presence? boolean track who is in the room (getPresence)
+---@field joinLeave? boolean tell members when someone joins or leaves
+---@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string|nil who may join from the client side
+
+---rooms.options[i].history.
+---@class moonwire.RoomHistory
+---@field size? integer messages kept, 1..10000 (default 100)
+---@field ttl? number seconds the history lives after the room's last message (default 600)
 
 ---inactivity: closing idle clients (4408).
 ---@class moonwire.InactivityConfig
