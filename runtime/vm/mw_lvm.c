@@ -1,6 +1,6 @@
 /* mw_lvm: the worker's LuaJIT state. C reaches Lua only through the functions that
- * lua/moonwire/runtime.lua returns from start() (kept as registry references), each called
- * under lua_pcall so that nothing a controller does can unwind through C. */
+ * lua/moonwire/runtime.lua's start() returns (hooks.lua's table, kept as registry references),
+ * each called under lua_pcall so that nothing a controller does can unwind through C. */
 #include "mw_lvm.h"
 
 #include "mw_config_lua.h"
