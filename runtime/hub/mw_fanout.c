@@ -1,5 +1,7 @@
-/* mw_fanout: mw_conn_send never closes or unregisters synchronously, so the member lists stay
- * put while a send walks them. The bus is told before the containers free a room's name. */
+/* mw_fanout: mw_conn_send never closes or unregisters synchronously (a slow consumer it cuts
+ * only starts its close handshake; the client leaves the containers when its socket closes,
+ * later, from the loop), so the client list and the member lists stay put while a send walks
+ * them. The bus is told before the containers free a room's name. */
 #include "mw_fanout.h"
 
 #include <stdlib.h>
@@ -122,12 +124,9 @@ int mw_fanout_send(mw_fanout *fo, const char *id, size_t id_len, const char *pay
 static long send_all(mw_fanout *fo, mw_frame *f, const mw_client *exclude)
 {
     long n = 0;
-    mw_client *next;
-    for (mw_client *c = fo->clients.head; c; c = next) {
-        next = c->all_next;
+    for (mw_client *c = fo->clients.head; c; c = c->all_next) /* a send unlinks nobody */
         if (c != exclude && send_to(c, f))
             n++;
-    }
     return n;
 }
 

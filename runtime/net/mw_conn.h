@@ -113,7 +113,10 @@ void mw_net_free_closed(mw_net *net);
 /* Starts serving an accepted socket (non-blocking), which it owns from now on (see mw_accept). */
 void mw_conn_accept(mw_net *net, int fd);
 /* Queues a frame for the client, taking a new reference. Returns 0, or -1 when the client can
- * take no more data (closing), in which case no reference is taken. Never closes synchronously. */
+ * take no more data (closing), in which case no reference is taken. Never closes synchronously:
+ * a frame past the send-queue limit cuts the client as a slow consumer, which only starts its
+ * close handshake (the handler's closed comes later, from the loop), so a caller walking a list
+ * of clients may send to each. */
 int mw_conn_send(mw_conn *c, mw_frame *f);
 /* Starts the WebSocket close handshake with code and reason. */
 void mw_conn_close_ws(mw_conn *c, uint16_t code, const char *reason);

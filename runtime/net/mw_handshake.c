@@ -28,13 +28,15 @@ void mw_handshake_accept_key(const char *key, size_t key_len, char out[MW_ACCEPT
 
 static int trimmed_equals(const char *v, size_t len, const char *want)
 {
-    while (len && (*v == ' ' || *v == '\t')) {
-        v++;
-        len--;
-    }
-    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
+    v = mw_trim_ows(v, &len);
     return len == strlen(want) && memcmp(v, want, len) == 0;
+}
+
+/* The Sec-WebSocket-Key value without its optional whitespace, or NULL when there is none. */
+static const char *ws_key(const mw_http_request *r, size_t *len)
+{
+    const char *v = mw_http_header_value(r, "Sec-WebSocket-Key", len);
+    return v ? mw_trim_ows(v, len) : NULL;
 }
 
 int mw_handshake_validate(const mw_http_request *r, const char **reason)
@@ -66,13 +68,7 @@ int mw_handshake_validate(const mw_http_request *r, const char **reason)
         *reason = "Unsupported WebSocket version; this server speaks version 13";
         return 426;
     }
-    v = mw_http_header_value(r, "Sec-WebSocket-Key", &len);
-    while (v && len && (*v == ' ' || *v == '\t')) {
-        v++;
-        len--;
-    }
-    while (v && len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
+    v = ws_key(r, &len);
     if (!v || mw_base64_decoded_len(v, len) != 16) {
         *reason = "Sec-WebSocket-Key must be the base64 encoding of 16 bytes";
         return 400;
@@ -85,15 +81,9 @@ size_t mw_handshake_response(const mw_http_request *r, char *out, size_t size)
 {
     size_t len;
     char accept[MW_ACCEPT_KEY_LEN + 1];
-    const char *key = mw_http_header_value(r, "Sec-WebSocket-Key", &len);
+    const char *key = ws_key(r, &len);
     if (!key)
         return 0;
-    while (len && (*key == ' ' || *key == '\t')) {
-        key++;
-        len--;
-    }
-    while (len && (key[len - 1] == ' ' || key[len - 1] == '\t'))
-        len--;
     mw_handshake_accept_key(key, len, accept);
     int n = snprintf(out, size,
                      "HTTP/1.1 101 Switching Protocols\r\n"

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mw_util.h"
+
 static mw_http_request *req_of(llhttp_t *p) { return (mw_http_request *)p->data; }
 
 static int append(mw_http_request *r, const char *at, size_t len)
@@ -138,8 +140,6 @@ const char *mw_http_header_value(const mw_http_request *r, const char *name, siz
     return NULL;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t'; }
-
 int mw_http_header_has_token(const mw_http_request *r, const char *name, const char *token)
 {
     size_t nlen = strlen(name), tlen = strlen(token);
@@ -149,16 +149,13 @@ int mw_http_header_has_token(const mw_http_request *r, const char *name, const c
             continue;
         const char *v = r->buf + h->value_off, *end = v + h->value_len;
         while (v < end) {
-            while (v < end && (is_space(*v) || *v == ','))
-                v++;
-            const char *start = v;
-            while (v < end && *v != ',')
-                v++;
-            const char *stop = v;
-            while (stop > start && is_space(stop[-1]))
-                stop--;
-            if ((size_t)(stop - start) == tlen && strncasecmp(start, token, tlen) == 0)
+            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *stop = comma ? comma : end;
+            size_t len = (size_t)(stop - v);
+            const char *item = mw_trim_ows(v, &len);
+            if (len == tlen && strncasecmp(item, token, tlen) == 0)
                 return 1;
+            v = comma ? comma + 1 : end;
         }
     }
     return 0;
@@ -182,57 +179,96 @@ int mw_http_version_at_least_11(const mw_http_request *r)
     return r->parser.http_major > 1 || (r->parser.http_major == 1 && r->parser.http_minor >= 1);
 }
 
-static int hexdigit(char ch)
+/* Whether the query parameter p..stop is a token= one (empty or not). */
+static int is_token_param(const char *p, const char *stop)
 {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
+    return stop - p >= 6 && memcmp(p, "token=", 6) == 0;
 }
 
-long mw_http_find_token(const mw_http_request *r, char *out, size_t cap)
+/* Percent-decodes a token= parameter's value (p..stop) into token (when not NULL; cap bytes with
+ * the NUL); returns its length, or -1 when it does not fit. */
+static long decode_token(const char *p, const char *stop, char *token, size_t cap)
+{
+    size_t n = 0;
+    for (const char *v = p; v < stop; v++) {
+        char ch = *v;
+        int byte;
+        if (ch == '%' && stop - v >= 3 && (byte = mw_hex_byte(v + 1)) >= 0) {
+            ch = (char)byte;
+            v += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (token) {
+            if (n + 1 >= cap)
+                return -1;
+            token[n] = ch;
+        }
+        n++;
+    }
+    if (token)
+        token[n] = '\0';
+    return (long)n;
+}
+
+void mw_http_credentials_read(const mw_http_request *r, char *token, size_t cap, char *query,
+                              mw_http_credentials *out)
 {
     const char *path, *q;
-    size_t plen, qlen, hlen;
+    size_t plen, qlen;
     mw_http_url_parts(r, &path, &plen, &q, &qlen);
+    out->token_len = 0;
+    out->query_len = 0;
+    int found = 0;
     const char *end = q + qlen;
     for (const char *p = q; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
-        if (stop - p > 6 && memcmp(p, "token=", 6) == 0) { /* an empty one: try the header */
-            size_t n = 0;
-            for (const char *v = p + 6; v < stop; v++) {
-                char ch = *v;
-                if (ch == '%' && stop - v >= 3 && hexdigit(v[1]) >= 0 && hexdigit(v[2]) >= 0) {
-                    ch = (char)(hexdigit(v[1]) * 16 + hexdigit(v[2]));
-                    v += 2;
-                } else if (ch == '+') {
-                    ch = ' ';
-                }
-                if (n + 1 >= cap)
-                    return -1;
-                out[n++] = ch;
+        if (is_token_param(p, stop)) {
+            if (!found && stop - p > 6) { /* the first non-empty one; an empty one: the header */
+                out->token_len = decode_token(p + 6, stop, token, cap);
+                found = 1;
             }
-            out[n] = '\0';
-            return (long)n;
+        } else if (stop > p) { /* the other parameters, empty ones dropped */
+            size_t sep = out->query_len != 0, len = (size_t)(stop - p);
+            if (query) {
+                if (sep)
+                    query[out->query_len] = '&';
+                memcpy(query + out->query_len + sep, p, len);
+            }
+            out->query_len += sep + len;
         }
         p = stop + 1;
     }
-    const char *h = mw_http_header_value(r, "Authorization", &hlen);
-    if (h && hlen > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
-        h += 7;
-        hlen -= 7;
-        while (hlen && (*h == ' ' || *h == '\t')) {
-            h++;
-            hlen--;
-        }
-        while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t'))
-            hlen--;
-        if (hlen + 1 > cap)
-            return -1;
-        memcpy(out, h, hlen);
-        out[hlen] = '\0';
-        return (long)hlen;
+    const mw_http_header *auth = NULL; /* the first Authorization header: the one that counts */
+    for (int i = 0; i < r->n_headers; i++) {
+        const mw_http_header *h = &r->headers[i];
+        out->hide[i] = h->name_len == 13 && strncasecmp(r->buf + h->name_off, "authorization", 13) == 0;
+        if (out->hide[i] && !auth)
+            auth = h;
     }
-    return 0;
+    if (found || !auth)
+        return;
+    const char *v = r->buf + auth->value_off;
+    size_t vlen = auth->value_len;
+    if (vlen <= 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return;
+    vlen -= 7;
+    v = mw_trim_ows(v + 7, &vlen);
+    if (token && vlen + 1 > cap) {
+        out->token_len = -1;
+        return;
+    }
+    if (token) {
+        memcpy(token, v, vlen);
+        token[vlen] = '\0';
+    }
+    out->token_len = (long)vlen;
+}
+
+long mw_http_find_token(const mw_http_request *r, char *out, size_t cap)
+{
+    mw_http_credentials c;
+    mw_http_credentials_read(r, out, cap, NULL, &c);
+    return c.token_len;
 }

@@ -47,9 +47,26 @@ void mw_http_url_parts(const mw_http_request *r, const char **path, size_t *path
                        const char **query, size_t *query_len);
 int mw_http_method(const mw_http_request *r); /* llhttp_method_t */
 int mw_http_version_at_least_11(const mw_http_request *r);
-/* The token from "?token=" (percent-decoded; an empty one falls through) or else
- * "Authorization: Bearer". Copies it NUL-terminated into out; returns its length (0: none) or
- * -1 when it does not fit in cap bytes with its NUL. */
+/* A request's credentials, read in one walk: the only code that knows where a token may be.
+ * The token is the first non-empty "?token=" parameter (percent-decoded, '+' a space; an empty
+ * one falls through), else the first Authorization header's "Bearer" value (trimmed). What the
+ * application may see of the request leaves every credential out: the query without any token=
+ * parameter (empty ones too; empty parameters are dropped and the rest joined by '&'), and no
+ * Authorization header at all. */
+typedef struct mw_http_credentials {
+    long token_len;   /* the token's length (0: none), or -1 when it does not fit in cap */
+    size_t query_len; /* the length of the query without its token parameters */
+    uint8_t hide[MW_HTTP_MAX_HEADERS]; /* hide[i] (i < n_headers): headers[i] is a credential */
+} mw_http_credentials;
+
+/* Fills *out. token (cap bytes) gets the token NUL-terminated; query (room for the whole query,
+ * mw_http_url_parts' query_len bytes) gets the query without its token parameters, not
+ * NUL-terminated. Either may be NULL: then the token is only measured (never -1), the query only
+ * counted. */
+void mw_http_credentials_read(const mw_http_request *r, char *token, size_t cap, char *query,
+                              mw_http_credentials *out);
+/* Just the token (mw_http_credentials_read's token_len): copies it NUL-terminated into out;
+ * returns its length (0: none) or -1 when it does not fit in cap bytes with its NUL. */
 long mw_http_find_token(const mw_http_request *r, char *out, size_t cap);
 
 #endif

@@ -9,13 +9,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+#include "mw_util.h"
 
 int mw_static_resolve(const char *public_dir, const char *url_path, size_t url_len, char *out,
                       size_t size)
@@ -27,10 +21,10 @@ int mw_static_resolve(const char *public_dir, const char *url_path, size_t url_l
         if (c == '%') {
             if (i + 2 >= url_len)
                 return 400;
-            int hi = hexval(url_path[i + 1]), lo = hexval(url_path[i + 2]);
-            if (hi < 0 || lo < 0)
+            int byte = mw_hex_byte(url_path + i + 1);
+            if (byte < 0)
                 return 400;
-            c = (char)(hi * 16 + lo);
+            c = (char)byte;
             i += 2;
         }
         if (c == '\0' || c == '\\')

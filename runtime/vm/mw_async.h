@@ -12,11 +12,12 @@
  *      mw_async_failed(L, a, why) (nil, why), else return mw_async_started(L, a) (true), and
  *      the Lua side yields until the coroutine is resumed with the call's token.
  * On completion the operation calls mw_async_resume_begin(a): NULL when the call was cancelled
- * (the results are dropped), else the main state with runtime.resume, the coroutine and the
- * token pushed: push the results, then mw_async_resume_end(a, n). mw_async_free(a) once the
- * operation will not call back again. runtime.resume resumes the coroutine only if it still
- * waits for that token, so a call abandoned in Lua (client gone, reload, job timeout) is
- * dropped there; the reference taken in step 2 keeps the coroutine alive until then. */
+ * (the results are dropped), else the main state with hooks.resume (scheduler.resume), the
+ * coroutine and the token pushed: push the results, then mw_async_resume_end(a, n).
+ * mw_async_free(a) once the operation will not call back again. scheduler.resume resumes the
+ * coroutine only if it still waits for that token (scheduler.wait), so a call abandoned in Lua
+ * (client gone, reload, job timeout) is dropped there; the reference taken in step 2 keeps the
+ * coroutine alive until then. */
 #ifndef MW_ASYNC_H
 #define MW_ASYNC_H
 
@@ -33,8 +34,8 @@ typedef struct mw_async mw_async;
 /* Registers a new host in L's registry, where mw_async_host_of finds it from any coroutine.
  * Every entry into Lua it makes runs under guard (NULL: no limits). NULL when out of memory. */
 mw_async_host *mw_async_host_new(lua_State *L, struct mw_lguard *guard);
-/* The runtime's resume(co, token, ...) and spawn(what, fn, ...) (registry references, kept by
- * the caller; LUA_NOREF: none). */
+/* The runtime's hooks.resume(co, token, ...) and hooks.spawn(what, fn, ...) (registry
+ * references, kept by the caller; LUA_NOREF: none). */
 void mw_async_host_set_hooks(mw_async_host *h, int resume_ref, int spawn_ref);
 /* Cancels every pending call (their cancel callbacks run now, their completions are dropped
  * later) and frees the host. Before lua_close. */
@@ -61,8 +62,8 @@ void mw_async_on_cancel(mw_async *a, void (*cancel_cb)(mw_async *a));
 int mw_async_started(lua_State *L, mw_async *a);
 /* Step 3, the operation did not start: frees a, pushes nil and why; returns 2. [-0, +2] */
 int mw_async_failed(lua_State *L, mw_async *a, const char *why);
-/* Completion: NULL when the call was cancelled; else the host's main state with
- * runtime.resume, the coroutine and the token pushed (the coroutine's reference is released). */
+/* Completion: NULL when the call was cancelled; else the host's main state with hooks.resume,
+ * the coroutine and the token pushed (the coroutine's reference is released). */
 lua_State *mw_async_resume_begin(mw_async *a);
 /* Resumes with the nvalues values pushed since mw_async_resume_begin (a protected call). */
 void mw_async_resume_end(mw_async *a, int nvalues);

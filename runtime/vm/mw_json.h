@@ -8,9 +8,9 @@
  *   - NaN and the infinities are refused when encoding; a number beyond the double range
  *     (1e400, a 400-digit integer) is a decoding error, never an infinity;
  *   - a decoded array is a table with the array metatable, so [] encodes back as [] and {} as
- *     {}; a table with that metatable (mw_json_mark_array, `emptyArray`) encodes as an array;
- *     a plain table with keys 1..n is an array, a sparse one (max key > 2 x count and > 10)
- *     an object, like the runtime's earlier cjson settings;
+ *     {}; a table with that metatable (`array(t)`) encodes as an array, and the `emptyArray`
+ *     value as []; a plain table with keys 1..n is an array, a sparse one (max key > 2 x count
+ *     and > 10) an object, like the runtime's earlier cjson settings;
  *   - JSON null is a light userdata NULL (equal to cjson.null), strings are bytes (UTF-8 is the
  *     WebSocket layer's check), '/' is not escaped;
  *   - decoding follows RFC 8259 strictly, with a nesting limit; encoding stops at 1000 levels

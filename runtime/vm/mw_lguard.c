@@ -356,7 +356,7 @@ void mw_lguard_watch_clients(mw_lguard *g, const size_t *count)
 }
 
 /* core.site_push(label, source, line): the loop thread starts or resumes the handler so named
- * (runtime.lua calls it once per message, so it copies and nothing more). */
+ * (scheduler.lua calls it once per message, so it copies and nothing more). */
 static int l_site_push(lua_State *L)
 {
     mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));

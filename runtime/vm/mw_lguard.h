@@ -9,7 +9,7 @@
  *   if the entry still runs after a grace period, the watchdog logs why and kills the worker,
  *   and the supervisor replaces it (its clients reconnect). Time spent waiting on I/O is not
  *   Lua time: a coroutine that yields leaves Lua.
- * - Sites: runtime.lua names the handler it starts or resumes (route label, file:line of the
+ * - Sites: scheduler.lua names the handler it starts or resumes (route label, file:line of the
  *   function) through core.site_push/site_pop, so that the watchdog's log line says which
  *   handler cost the worker, and how many clients go with it. */
 #ifndef MW_LGUARD_H
@@ -20,7 +20,7 @@
 struct lua_State;
 typedef struct mw_lguard mw_lguard;
 
-/* The message the time hook raises; runtime.lua recognises it. */
+/* The message the time hook raises; errors.lua recognises it. */
 #define MW_LGUARD_TIMEOUT_MESSAGE "handler timed out"
 
 /* memory_cap: bytes (0 = none); timeout: seconds (0 = none). NULL when out of memory. */

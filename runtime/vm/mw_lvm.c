@@ -1,6 +1,6 @@
 /* mw_lvm: the worker's LuaJIT state. C reaches Lua only through the functions that
- * lua/moonwire/runtime.lua returns from start() (kept as registry references), each called
- * under lua_pcall so that nothing a controller does can unwind through C. */
+ * lua/moonwire/runtime.lua's start() returns (hooks.lua's table, kept as registry references),
+ * each called under lua_pcall so that nothing a controller does can unwind through C. */
 #include "mw_lvm.h"
 
 #include "mw_config_lua.h"
@@ -288,37 +288,26 @@ static void push_request(lua_State *L, const mw_http_request *r, const char *rem
     lua_createtable(L, 0, 5);
     lua_pushlstring(L, path, plen);
     lua_setfield(L, -2, "path");
-    /* the query without its token=... parameter: the app gets the claims, never the token */
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    const char *end = query + qlen;
-    int first = 1;
-    for (const char *p = query; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if (!(stop - p >= 6 && memcmp(p, "token=", 6) == 0) && stop > p) {
-            if (!first)
-                luaL_addchar(&b, '&');
-            luaL_addlstring(&b, p, (size_t)(stop - p));
-            first = 0;
-        }
-        p = stop + 1;
-    }
-    luaL_pushresult(&b);
-    lua_setfield(L, -2, "query");
+    /* the app gets the claims, never the token: the query without it, no Authorization header */
+    mw_http_credentials cred;
+    char *rest = lua_newuserdata(L, qlen ? qlen : 1); /* collected, even if a push below throws */
+    mw_http_credentials_read(r, NULL, 0, rest, &cred);
+    lua_pushlstring(L, rest, cred.query_len);
+    lua_setfield(L, -3, "query");
+    lua_pop(L, 1);
     lua_pushstring(L, remote);
     lua_setfield(L, -2, "remoteAddress");
     lua_createtable(L, 0, r->n_headers);
     for (int i = 0; i < r->n_headers; i++) {
         const mw_http_header *h = &r->headers[i];
+        if (cred.hide[i])
+            continue;
         char name[256];
         size_t n = h->name_len < sizeof(name) ? h->name_len : sizeof(name) - 1;
         for (size_t k = 0; k < n; k++) {
             char ch = r->buf[h->name_off + k];
             name[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
         }
-        if (n == 13 && memcmp(name, "authorization", 13) == 0)
-            continue; /* the token is not the app's business here: it has the claims */
         lua_pushlstring(L, name, n);
         lua_pushlstring(L, r->buf + h->value_off, h->value_len);
         lua_settable(L, -3);

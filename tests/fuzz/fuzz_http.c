@@ -1,6 +1,7 @@
 /* fuzz_http: libFuzzer harness for the HTTP request/upgrade path: arbitrary bytes, fed in
  * fuzzer-chosen chunks, go through mw_http (llhttp), then as mw_conn does through the upgrade
- * checks (mw_handshake), the token lookup (?token= / Authorization: Bearer) and the answers.
+ * checks (mw_handshake), the token lookup (?token= / Authorization: Bearer), the request as the
+ * application sees it (without its credentials) and the answers.
  * Input: byte 0 picks the head limit, byte 1 the chunk size; the rest is the request. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,6 +49,19 @@ static void handle_request(const mw_http_request *r)
     FUZZ_ASSERT(slen == -1 ? tlen == -1 || tlen >= (long)sizeof(small) - 1 : slen == tlen);
     if (slen > 0)
         FUZZ_ASSERT(memcmp(small, token, (size_t)slen + 1) == 0);
+
+    /* what the application sees (mw_lvm's push_request): the query without its token
+     * parameters, never longer than the query; measured without a buffer, the token has the
+     * length the lookup found */
+    mw_http_credentials cred;
+    char *rest = malloc(query_len ? query_len : 1);
+    FUZZ_ASSERT(rest != NULL);
+    mw_http_credentials_read(r, NULL, 0, rest, &cred);
+    FUZZ_ASSERT(cred.query_len <= query_len);
+    FUZZ_ASSERT(tlen == -1 ? cred.token_len >= (long)sizeof(token) - 1 : cred.token_len == tlen);
+    for (int i = 0; i < r->n_headers; i++)
+        FUZZ_ASSERT(cred.hide[i] == 0 || cred.hide[i] == 1);
+    free(rest);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -40,7 +40,7 @@ test("a spawned handler waits on I/O and resume gives it the reply", function()
   local op = last_op()
   truthy(scheduler.is_waiting(op.co))
   eq(#core.site_stack, 0, "nothing stays pushed while it waits")
-  hooks.resume(op.co, op.token, "reply", 2) -- C: mw_lvm_resume_begin/_end
+  hooks.resume(op.co, op.token, "reply", 2) -- C: mw_async_resume_begin/_end
   eq(got, { "reply", 2 })
   eq(scheduler.is_waiting(op.co), false)
   eq(core.site_log[#core.site_log].label, "events.y", "the resume names the handler's site again")

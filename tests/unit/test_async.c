@@ -46,7 +46,7 @@ static int complete(int i, const char *value)
     return L != NULL;
 }
 
-/* ---- the Lua side: moonwire.await and runtime.resume/spawn, reduced to their contract ---- */
+/* ---- the Lua side: scheduler.wait and hooks.resume/spawn, reduced to their contract ------ */
 
 static const char *prelude =
     "waiting = setmetatable({}, { __mode = 'k' })\n"

@@ -1,8 +1,10 @@
 /* Unit test for mw_conn over real loopback TCP sockets, with a test owner instead of the app:
  * what the connection reports through mw_conn_handler (admit, open, message, deferred, closed,
  * release, http_request), counted and checked after the loop ran; the 101 and the bytes after
- * it; a refused upgrade (no open, no closed); a plain HTTP request answered and closed; and every
- * connection freed at the end (mw_net's count back to 0). Links mw_net. */
+ * it; a refused upgrade (no open, no closed); a plain HTTP request answered and closed; a send
+ * past the hard cap cutting a slow consumer without closing it synchronously (a caller walking
+ * its clients may go on); and every connection freed at the end (mw_net's count back to 0).
+ * Links mw_net. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -240,6 +242,43 @@ static void test_plain_http(owner *t)
     run_a_while();
 }
 
+static void test_slow_consumer(owner *t)
+{
+    char buf[1024];
+    int fd = connect_client();
+    CHECK_EQ_INT(write(fd, upgrade, sizeof(upgrade) - 1), (long)sizeof(upgrade) - 1);
+    size_t got = read_until(fd, buf, sizeof(buf) - 1, 4);
+    CHECK(got >= 13 && strncmp(buf, "HTTP/1.1 101 ", 13) == 0);
+    CHECK_EQ_INT(t->opens, 2);
+    mw_conn *c = t->conn;
+    int closeds = t->closeds;
+    /* more than MW_OUTQ_HARD_FACTOR times the limit in one frame: refused, the client is cut */
+    size_t big_len = (size_t)(MW_OUTQ_HARD_FACTOR + 1) << 20;
+    char *big = calloc(1, big_len);
+    mw_frame *f = big ? mw_frame_ws(2, big, big_len) : NULL;
+    CHECK(f != NULL);
+    if (f) {
+        CHECK_EQ_INT(mw_conn_send(c, f), -1);
+        CHECK_EQ_INT(t->closeds, closeds); /* not closed, not unregistered, synchronously */
+        CHECK(c->slow_consumer);
+        CHECK_EQ_INT(mw_conn_send(c, f), -1); /* closing: takes nothing more */
+        CHECK_EQ_INT(t->closeds, closeds);
+        mw_frame_unref(f);
+    }
+    free(big);
+    /* later, from the loop: the close frame (4503), then after the grace period the socket */
+    got = read_until(fd, buf, sizeof(buf), 4);
+    CHECK(got >= 4 && (uint8_t)buf[0] == 0x88 && (uint8_t)buf[2] == 0x11 && (uint8_t)buf[3] == 0x97);
+    for (int i = 0; i < 5000 && t->closeds == closeds; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    CHECK_EQ_INT(t->closeds, closeds + 1);
+    CHECK_EQ_INT(t->closed_code, 4503);
+    close(fd);
+    run_a_while();
+}
+
 int main(void)
 {
     owner t = { 0 };
@@ -267,6 +306,7 @@ int main(void)
     test_websocket(&t);
     test_refused(&t);
     test_plain_http(&t);
+    test_slow_consumer(&t);
 
     mw_net_close_all(&net);
     uv_close((uv_handle_t *)&prepare, NULL);
@@ -278,6 +318,7 @@ int main(void)
     CHECK_EQ_INT(slot.values[MW_M_MESSAGES_IN], 1);
     CHECK_EQ_INT(slot.values[MW_M_MESSAGES_OUT], 1);
     CHECK_EQ_INT(slot.values[MW_M_HANDSHAKES_REFUSED], 1);
+    CHECK_EQ_INT(slot.values[MW_M_SLOW_CONSUMERS], 1);
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
     close(listen_fd);
     MW_TEST_DONE();

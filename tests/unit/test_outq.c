@@ -44,7 +44,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         uv_read_stop(s);
 }
 
-/* What mw_conn_flush does: write what the kernel takes, hand the rest to uv_write. */
+/* What mw_conn.c's flush does: write what the kernel takes, hand the rest to uv_write. */
 static void flush(peer *p)
 {
     size_t n;
