@@ -11,7 +11,8 @@
 // with jittered exponential backoff, joins its rooms again after a reconnect (in rooms with
 // history, asking for the messages it missed: each arrives once, in order), and asks
 // getToken() for a fresh token before every connect (so an expired token, close 4401, is
-// replaced instead of retried).
+// replaced instead of retried) and when the server says the token expires soon (auth/expiring:
+// it is refreshed on the open connection, no reconnect).
 
 /**
  * @typedef {object} ConnectOptions
@@ -351,6 +352,7 @@ export class MoonwireClient {
       return;
     }
     if (msg.type === "system" && msg.action === "connected") this.#ready(msg.data || {});
+    if (msg.type === "auth" && msg.action === "expiring") this.#refreshToken();
     this.#emit(msg);
   }
 
@@ -373,6 +375,21 @@ export class MoonwireClient {
     if (data && typeof data.epoch === "string" && typeof data.offset === "number") {
       entry.epoch = data.epoch;
       entry.offset = data.offset;
+    }
+  }
+
+  // The server says the token expires soon (auth/expiring): ask getToken() for a new one and
+  // hand it over with auth/refresh, so the connection is never closed with 4401 while the
+  // token source works. Without getToken, or when it fails, the old token runs out and the
+  // reconnect asks getToken() again (or stays closed without it).
+  async #refreshToken() {
+    if (!this.#options.getToken) return;
+    try {
+      const token = await this.#options.getToken();
+      if (!token || this.#state !== "open") return;
+      await this.request("auth", "refresh", { token });
+    } catch (err) {
+      console.warn("moonwire: token refresh failed:", err && err.message);
     }
   }
 

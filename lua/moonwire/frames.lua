@@ -70,6 +70,11 @@ function M.job(action, jobId, queue, key, value)
 end
 
 -- The greeting a client with a valid token gets once connected.
+-- {"type":"auth","action":"expiring","data":{"expiresAt":MS}}: the token expires soon, refresh it.
+function M.expiring(expires_ms)
+  return '{"type":"auth","action":"expiring","data":{"expiresAt":' .. format("%.0f", expires_ms) .. '}}'
+end
+
 function M.authenticated(userId)
   local id
   if type(userId) == "number" then id = format("%.0f", userId)

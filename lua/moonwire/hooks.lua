@@ -18,8 +18,9 @@ local M = {}
 local hooks = {} -- the table runtime.start returns to C
 M.hooks = hooks
 
--- clientId -> {user = {userId, payload} or nil, metadata = {}}: the local clients, shared with
--- the webSocketServer binding.
+-- clientId -> {user = {userId, payload} or nil, metadata = {}, request = the upgrade request
+-- (kept only when onAuthenticate must see it again at auth/refresh)}: the local clients, shared
+-- with the webSocketServer binding.
 local clients = {}
 M.clients = clients
 
@@ -32,6 +33,7 @@ local state = {
   queue_store = nil,
   subscribers = {},    -- channel or pattern -> {handler, ...}
   admitted_user = nil, -- handed from hooks.admit to the hooks.on_connect that follows it
+  admitted_request = nil,
   reload = nil,        -- fn(changed): moonwire.reload's run
 }
 
@@ -65,6 +67,8 @@ function hooks.admit(request, claims_json, token_error, has_token)
   local status, reason, user, expires = auth.admit(state.config, request, claims_json, token_error,
     has_token, core.now_ms(), run_now)
   state.admitted_user = user
+  -- onAuthenticate sees the original request again when the token is refreshed
+  state.admitted_request = user and state.config.events and state.config.events.onAuthenticate and request or nil
   return status, reason, user and auth.user_key(user.userId), expires, forwarded
 end
 
@@ -80,12 +84,47 @@ end
 function hooks.on_connect(clientId)
   local user = state.admitted_user
   state.admitted_user = nil
-  clients[clientId] = { user = user, metadata = {} }
+  clients[clientId] = { user = user, metadata = {}, request = state.admitted_request }
+  state.admitted_request = nil
   if user and not state.raw then core.send(clientId, frames.authenticated(user.userId)) end -- raw: the app owns every frame
   state.bindings.webSocketServer:_publishClient(clientId)
   if state.events.onConnect then
     fire("onConnect", clientId, state.bindings.webSocketServer:getClient(clientId))
   end
+end
+
+-- The client's token expires within auth.refreshBefore seconds (once per token).
+function hooks.on_expiring(clientId)
+  local c = clients[clientId]
+  local exp = c and c.user and c.user.payload and c.user.payload.exp
+  if type(exp) == "number" and not state.raw then core.send(clientId, frames.expiring(exp * 1000)) end
+end
+
+-- auth/refresh: the new token is checked exactly as at connect (C signature check, then
+-- moonwire.auth with the original request and onAuthenticate), must name the same subject,
+-- and then replaces the old one: the 4401 close moves, user.payload is the new claims. A
+-- refusal raises a coded error and changes nothing. Returns the reply's response.
+function M.refresh(clientId, token)
+  local c = clients[clientId]
+  if not c or not c.user then error({ code = "unauthorized", message = "Not authenticated" }, 0) end
+  local auth = require "moonwire.auth"
+  local claims_json, why
+  if type(token) == "string" and token ~= "" then claims_json, why = core.jwt_verify(token)
+  else why = "no token given" end
+  local status, reason, user, expires = auth.admit(state.config, c.request or {}, claims_json, why, true,
+    core.now_ms(), run_now)
+  if status ~= 101 or not user then
+    core.log("info", "token refresh refused", { clientId = clientId, reason = tostring(reason or why) })
+    error({ code = "unauthorized", message = "Invalid token" }, 0)
+  end
+  if auth.user_key(user.userId) ~= auth.user_key(c.user.userId) then
+    core.log("info", "token refresh refused", { clientId = clientId, reason = "another subject" })
+    error({ code = "forbidden", message = "Token subject mismatch" }, 0)
+  end
+  core.token_expiry(clientId, expires)
+  c.user.payload = user.payload
+  state.bindings.webSocketServer:_publishClient(clientId)
+  return { success = true, expiresAt = user.payload.exp * 1000 }
 end
 
 -- rooms_left: the rooms the C side removed the client from as it closed.

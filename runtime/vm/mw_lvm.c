@@ -30,6 +30,7 @@ struct mw_lvm {
     mw_async_host *async; /* the bindings' pending calls; resumes and spawns coroutines */
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
     int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op, ref_reload;
+    int ref_on_expiring;
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
@@ -200,6 +201,7 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_redis_state = take_ref(L, hooks, "on_redis_state");
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     vm->ref_reload = take_ref(L, hooks, "reload");
+    vm->ref_on_expiring = take_ref(L, hooks, "on_expiring");
     /* called without a check: runtime.start returns them all (the others may be absent) */
     assert(vm->ref_on_message != LUA_NOREF && vm->ref_admit != LUA_NOREF && vm->ref_resume != LUA_NOREF);
     mw_async_host_set_hooks(vm->async, vm->ref_resume, vm->ref_spawn);
@@ -262,6 +264,14 @@ void mw_lvm_on_connect(mw_lvm *vm, const char *client_id)
 {
     lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
     call_hook(vm, vm->ref_on_connect, "on_connect", 1);
+}
+
+void mw_lvm_on_expiring(mw_lvm *vm, const char *client_id)
+{
+    if (vm->ref_on_expiring == LUA_NOREF)
+        return;
+    lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
+    call_hook(vm, vm->ref_on_expiring, "on_expiring", 1);
 }
 
 void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason,
