@@ -13,7 +13,8 @@ local scheduler = require "moonwire.scheduler"
 local decode, null = json.decode, json.null
 local byte, find = string.byte, string.find
 local capture, failure = errors.capture, errors.failure
-local error_frame, reply, encode_id = frames.error, frames.reply, frames.encode_id
+local error_frame, encode_id = frames.error, frames.encode_id
+local reply = core.reply -- encodes and sends the reply frame in C (runtime/vm/mw_reply.c)
 local enter, site_of = scheduler.enter, scheduler.site_of
 local DONE, FAILED = scheduler.DONE, scheduler.FAILED
 local MEMORY_MESSAGE = errors.MEMORY_MESSAGE
@@ -175,10 +176,10 @@ function M.handle(clientId, text)
     return DONE
   end
   local rt = type(rid)
-  if rt == "string" or rt == "number" then rid = encode_id(rid) else rid = nil end
+  if rt ~= "string" and rt ~= "number" then rid = nil end -- echoed as encode_id says
   local route = resolve(t, a)
   if not route then
-    core.send(clientId, error_frame("Unknown route", "not_found", t, a, rid))
+    core.send(clientId, error_frame("Unknown route", "not_found", t, a, encode_id(rid)))
     return DONE
   end
   local data = msg.data
@@ -187,14 +188,12 @@ function M.handle(clientId, text)
   local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
   if not ran and result == MEMORY_MESSAGE then collectgarbage() end -- free what the handler built
   if ran then
-    local encoded, frame = pcall(reply, route.prefix, result, rid)
-    if encoded then
-      core.send(clientId, frame)
-      return DONE
-    end
-    result = capture(t .. ":" .. a .. " returned a value that cannot be sent as JSON: " .. tostring(frame))
+    local sent, why = reply(clientId, route.prefix, result, rid)
+    if sent ~= nil then return DONE end
+    result = capture(t .. ":" .. a .. " returned a value that cannot be sent as JSON: " .. tostring(why))
   end
   result = failure(result)
+  rid = encode_id(rid)
   if not result.__internal then
     local m = result.message
     if m == nil or m == null then m = "Error" end

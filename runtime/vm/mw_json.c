@@ -70,6 +70,8 @@ static int put(mw_json_buf *b, const char *s, size_t n)
     return 0;
 }
 
+int mw_json_buf_put(mw_json_buf *b, const char *s, size_t n) { return put(b, s, n); }
+
 /* ---- numbers ------------------------------------------------------------------------------ */
 
 int mw_json_put_number(mw_json_buf *out, double d)

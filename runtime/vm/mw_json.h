@@ -35,6 +35,8 @@ typedef struct mw_json_buf {
     size_t len, cap;
 } mw_json_buf;
 void mw_json_buf_free(mw_json_buf *b);
+/* Appends n bytes. Returns 0, or -1 when out of memory. */
+int mw_json_buf_put(mw_json_buf *b, const char *s, size_t n);
 
 /* Appends the JSON text of the value at index idx to out (out->len is not reset). On error
  * returns -1 with the reason in err, and out holds a partial text. [-0, +0] */

@@ -22,6 +22,7 @@
 #include "mw_lapi_server.h"
 #include "mw_lguard.h"
 #include "mw_log.h"
+#include "mw_reply.h"
 #include "mw_util.h"
 
 struct mw_lvm {
@@ -102,6 +103,7 @@ static lua_State *new_state(const mw_lapi_family *families, size_t n, mw_lguard 
         families[i].open(L, families[i].ctx);
     lua_setfield(L, -2, "moonwire.core");
     mw_json_push_module(L); /* the wire codec; lua/moonwire/json.lua wraps it */
+    mw_reply_add_functions(L); /* and the reply frame's encoder (frames.lua) */
     lua_setfield(L, -2, "moonwire.wire");
     lua_pop(L, 2);
     return L;

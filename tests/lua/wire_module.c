@@ -4,10 +4,12 @@
 #include <lua.h>
 
 #include "mw_json.h"
+#include "mw_reply.h"
 
 int luaopen_moonwire_wire(lua_State *L);
 int luaopen_moonwire_wire(lua_State *L)
 {
     mw_json_push_module(L);
+    mw_reply_add_functions(L);
     return 1;
 }
