@@ -38,6 +38,20 @@ function M.error(text, code, t, a, rid, tb)
   return concat(parts)
 end
 
+-- The refusals of a message's envelope, by the kind C reports (runtime/vm/mw_envelope.h:
+-- MW_ENVELOPE_NOT_JSON = 1, NOT_OBJECT = 2, NO_TYPE = 3, NO_ACTION = 4).
+local ENVELOPE_ERRORS = {
+  "Failed to parse JSON",
+  "Invalid WebSocket message",
+  "Missing WebSocket message type",
+  "Missing WebSocket message action",
+}
+
+-- The error frame for envelope refusal `kind`.
+function M.envelope_error(kind)
+  return M.error(ENVELOPE_ERRORS[kind])
+end
+
 -- '{"type":T,"action":A': the start of every reply to route T/A (the router caches it).
 function M.reply_prefix(t, a)
   return '{"type":' .. encode(t) .. ',"action":' .. encode(a)

@@ -10,8 +10,8 @@ local frames = require "moonwire.frames"
 local errors = require "moonwire.errors"
 local scheduler = require "moonwire.scheduler"
 
-local decode, null = json.decode, json.null
-local byte, find = string.byte, string.find
+local null = json.null
+local byte = string.byte
 local capture, failure = errors.capture, errors.failure
 local error_frame, encode_id = frames.error, frames.encode_id
 local reply = core.reply -- encodes and sends the reply frame in C (runtime/vm/mw_reply.c)
@@ -154,36 +154,16 @@ M.resolve = resolve
 
 -- ---- one message --------------------------------------------------------------------------
 
--- The body of one message's coroutine: decodes text, calls the route's method and sends its
--- reply or error frame. Returns DONE or FAILED (an internal error).
-function M.handle(clientId, text)
-  local ok, msg = pcall(decode, text)
-  if not ok then
-    core.send(clientId, error_frame("Failed to parse JSON"))
-    return DONE
-  end
-  if type(msg) ~= "table" or not find(text, "^%s*{") then
-    core.send(clientId, error_frame("Invalid WebSocket message"))
-    return DONE
-  end
-  local t, a, rid = msg.type, msg.action, msg.requestId
-  if type(t) ~= "string" then
-    core.send(clientId, error_frame("Missing WebSocket message type"))
-    return DONE
-  end
-  if type(a) ~= "string" then
-    core.send(clientId, error_frame("Missing WebSocket message action"))
-    return DONE
-  end
-  local rt = type(rid)
-  if rt ~= "string" and rt ~= "number" then rid = nil end -- echoed as encode_id says
+-- The body of one message's coroutine: t, a, data, rid are the parts of its envelope, which C
+-- decoded and checked (runtime/vm/mw_envelope.c: t and a are strings, data is nil for null, rid
+-- a string, a number or nil). Calls the route's method and sends its reply or error frame.
+-- Returns DONE or FAILED (an internal error).
+function M.handle(clientId, t, a, data, rid)
   local route = resolve(t, a)
   if not route then
     core.send(clientId, error_frame("Unknown route", "not_found", t, a, encode_id(rid)))
     return DONE
   end
-  local data = msg.data
-  if data == null then data = nil end
   enter(route)
   local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
   if not ran and result == MEMORY_MESSAGE then collectgarbage() end -- free what the handler built

@@ -100,9 +100,9 @@ end
 local FINISHED = {}
 local idle, n_idle, MAX_IDLE = {}, 0, 256
 
-local function message_loop(fn, a, b, c)
+local function message_loop(fn, a, b, c, d, e)
   while true do
-    fn, a, b, c = co_yield(FINISHED, fn(a, b, c))
+    fn, a, b, c, d, e = co_yield(FINISHED, fn(a, b, c, d, e))
   end
 end
 
@@ -113,11 +113,11 @@ local function release(co)
   end
 end
 
--- Runs fn(a, b, c) for clientId's message in a pooled coroutine; fn returns DONE or FAILED.
+-- Runs fn(a, b, c, d, e) for clientId's message in a pooled coroutine; fn returns DONE or FAILED.
 -- Returns DONE or FAILED when it finished, PENDING when it waits on I/O (resume calls
 -- core.handler_finished(clientId, failed) when it ends), or nil, err when the runtime itself
 -- failed.
-function M.run_message(clientId, fn, a, b, c)
+function M.run_message(clientId, fn, a, b, c, d, e)
   local co
   if n_idle > 0 then
     co = idle[n_idle]
@@ -126,7 +126,7 @@ function M.run_message(clientId, fn, a, b, c)
   else
     co = co_create(message_loop)
   end
-  local ok, mark, status = co_resume(co, fn, a, b, c)
+  local ok, mark, status = co_resume(co, fn, a, b, c, d, e)
   if not ok then return nil, mark end
   if mark == FINISHED then
     release(co)

@@ -379,14 +379,17 @@ static int put_utf8(mw_json_buf *b, unsigned cp)
     return put(b, u, n);
 }
 
-/* At the opening quote; pushes the string. */
-static int decode_string(decoder *d)
+/* At the opening quote: reads the string up to its closing quote into *out (*n bytes), which points
+ * into the text itself when it has no escapes, else into d->scratch (valid until the next
+ * string). */
+static int scan_string(decoder *d, const char **out, size_t *n)
 {
     const char *run = ++d->p;
     while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20)
         d->p++;
     if (d->p < d->end && *d->p == '"') { /* no escapes: straight from the text */
-        lua_pushlstring(d->L, run, (size_t)(d->p - run));
+        *out = run;
+        *n = (size_t)(d->p - run);
         d->p++;
         return 0;
     }
@@ -405,16 +408,16 @@ static int decode_string(decoder *d)
             return bad(d, "control character in string");
         if (d->end - d->p < 2)
             return bad(d, "unterminated string");
-        char c = d->p[1], out;
+        char c = d->p[1], out_c;
         switch (c) {
-        case '"': out = '"'; break;
-        case '\\': out = '\\'; break;
-        case '/': out = '/'; break;
-        case 'b': out = '\b'; break;
-        case 'f': out = '\f'; break;
-        case 'n': out = '\n'; break;
-        case 'r': out = '\r'; break;
-        case 't': out = '\t'; break;
+        case '"': out_c = '"'; break;
+        case '\\': out_c = '\\'; break;
+        case '/': out_c = '/'; break;
+        case 'b': out_c = '\b'; break;
+        case 'f': out_c = '\f'; break;
+        case 'n': out_c = '\n'; break;
+        case 'r': out_c = '\r'; break;
+        case 't': out_c = '\t'; break;
         case 'u': {
             unsigned cp, low;
             if (d->end - d->p < 6 || hex4(d->p + 2, &cp) != 0)
@@ -438,13 +441,25 @@ static int decode_string(decoder *d)
             d->p++;
             return bad(d, "invalid escape");
         }
-        if (put(b, &out, 1) != 0)
+        if (put(b, &out_c, 1) != 0)
             return bad(d, "out of memory");
         d->p += 2;
         run = d->p;
     }
-    lua_pushlstring(d->L, b->data ? b->data : "", b->len);
+    *out = b->data ? b->data : "";
+    *n = b->len;
     d->p++;
+    return 0;
+}
+
+/* At the opening quote; pushes the string. */
+static int decode_string(decoder *d)
+{
+    const char *s;
+    size_t n;
+    if (scan_string(d, &s, &n) != 0)
+        return -1;
+    lua_pushlstring(d->L, s, n);
     return 0;
 }
 
@@ -660,6 +675,85 @@ int mw_json_decode(lua_State *L, const char *text, size_t len, int max_depth, ch
     }
     lua_remove(L, top + 1); /* the metatable */
     return 0;
+}
+
+/* The members of the object decode_fields is at: the values of the named ones replace their
+ * slots (the last of a repeated name wins, as in a decoded table), the others are decoded and
+ * dropped. */
+static int decode_members(decoder *d, const char *const *names, int n, int base)
+{
+    lua_State *L = d->L;
+    if (enter(d) != 0)
+        return -1;
+    skip_space(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        skip_space(d);
+        if (d->p >= d->end || *d->p != '"')
+            return bad(d, "expected a string key");
+        const char *key;
+        size_t klen;
+        if (scan_string(d, &key, &klen) != 0)
+            return -1;
+        int slot = -1;
+        for (int i = 0; i < n && slot < 0; i++)
+            if (strlen(names[i]) == klen && memcmp(names[i], key, klen) == 0)
+                slot = i;
+        skip_space(d);
+        if (d->p >= d->end || *d->p != ':')
+            return bad(d, "expected ':'");
+        d->p++;
+        if (decode_value(d) != 0)
+            return -1;
+        if (slot >= 0)
+            lua_replace(L, base + slot);
+        else
+            lua_pop(L, 1);
+        skip_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return bad(d, "expected ',' or '}'");
+    }
+}
+
+int mw_json_decode_fields(lua_State *L, const char *text, size_t len, int max_depth, const char *const *names,
+                          int n, char *err, size_t errlen)
+{
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, n + 8)) {
+        snprintf(err, errlen, "out of Lua stack");
+        return -1;
+    }
+    mw_json_push_array_mt(L);
+    for (int i = 0; i < n; i++)
+        lua_pushnil(L);
+    decoder d = { L, text, text, text + len, 0, max_depth, top + 1, { 0 }, err, errlen };
+    skip_space(&d);
+    int object = d.p < d.end && *d.p == '{';
+    int rc = object ? decode_members(&d, names, n, top + 2) : decode_value(&d);
+    if (rc == 0) {
+        skip_space(&d);
+        if (d.p != d.end)
+            rc = bad(&d, "unexpected text after the value");
+    }
+    mw_json_buf_free(&d.scratch);
+    if (rc != 0 || !object) {
+        lua_settop(L, top);
+        return rc != 0 ? -1 : 0;
+    }
+    lua_remove(L, top + 1); /* the metatable */
+    return 1;
 }
 
 /* ---- the Lua module ----------------------------------------------------------------------- */

@@ -29,6 +29,15 @@ struct lua_State;
 int mw_json_decode(struct lua_State *L, const char *text, size_t len, int max_depth, char *err,
                    size_t errlen);
 
+/* Decodes text[0..len) when it is a JSON object, keeping only the members named in names[0..n):
+ * pushes their n values in that order (nil for a member that is absent; JSON null is null) and
+ * returns 1. Valid JSON that is not an object: pushes nothing, returns 0. Invalid JSON (by the
+ * same rules and nesting limit as mw_json_decode, the object counting as one level): pushes
+ * nothing, returns -1 with a message in err. The other members are checked and dropped, and no
+ * table is made for the object itself. [-0, +n or +0] */
+int mw_json_decode_fields(struct lua_State *L, const char *text, size_t len, int max_depth,
+                          const char *const *names, int n, char *err, size_t errlen);
+
 /* A growable output buffer; reuse one across calls to avoid allocating per message. */
 typedef struct mw_json_buf {
     char *data;

@@ -3,6 +3,7 @@
  * same table as "moonwire.wire" in each worker's state). */
 #include <lua.h>
 
+#include "mw_envelope.h"
 #include "mw_json.h"
 #include "mw_reply.h"
 
@@ -11,5 +12,6 @@ int luaopen_moonwire_wire(lua_State *L)
 {
     mw_json_push_module(L);
     mw_reply_add_functions(L);
+    mw_envelope_add_functions(L);
     return 1;
 }
