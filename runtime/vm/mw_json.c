@@ -41,10 +41,9 @@ void mw_json_buf_free(mw_json_buf *b)
     b->len = b->cap = 0;
 }
 
-static int reserve(mw_json_buf *b, size_t more)
+/* Grows b so that more bytes fit (the slow path of reserve). */
+static int grow(mw_json_buf *b, size_t more)
 {
-    if (b->cap - b->len >= more)
-        return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap - b->len < more) {
         if (cap > SIZE_MAX / 2)
@@ -59,15 +58,46 @@ static int reserve(mw_json_buf *b, size_t more)
     return 0;
 }
 
-static int put(mw_json_buf *b, const char *s, size_t n)
+/* inline: called for every token written */
+static inline int reserve(mw_json_buf *b, size_t more)
 {
-    if (n == 0)
-        return 0;
+    return b->cap - b->len >= more ? 0 : grow(b, more);
+}
+
+static inline int put(mw_json_buf *b, const char *s, size_t n)
+{
     if (reserve(b, n) != 0)
         return -1;
-    memcpy(b->data + b->len, s, n);
+    if (n)
+        memcpy(b->data + b->len, s, n);
     b->len += n;
     return 0;
+}
+
+/* The first byte of s[0..n) that a JSON string cannot hold as it is ('"', '\\' or a control
+ * character), or n: eight bytes at a time, since most strings have none (the decoder and the
+ * encoder both scan every string byte). */
+static size_t plain_prefix(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+        /* a zero byte in q or bs, or a byte below 0x20 in w (bytes >= 0x80 are not below) */
+        uint64_t hit = (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w)) & highs;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (hit) /* the lowest flag is exact (a borrow only runs upwards from a real match) */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
+        if (hit)
+            break; /* the byte loop below finds which */
+#endif
+    }
+    while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+        i++;
+    return i;
 }
 
 int mw_json_buf_put(mw_json_buf *b, const char *s, size_t n) { return put(b, s, n); }
@@ -82,13 +112,20 @@ int mw_json_put_number(mw_json_buf *out, double d)
         return -1;
     if (fabs(d) <= EXACT_LIMIT && d == floor(d)) {
         /* an integer a double holds exactly: all its digits, no exponent ("-0" for -0) */
+        static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                    "8081828384858687888990919293949596979899";
         uint64_t u = (uint64_t)fabs(d);
         char digits[24];
         int i = (int)sizeof(digits);
-        do {
-            digits[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
+        while (u >= 10) { /* two digits per division */
+            unsigned r = (unsigned)(u % 100);
+            u /= 100;
+            digits[--i] = pairs[2 * r + 1];
+            digits[--i] = pairs[2 * r];
+        }
+        if (u || i == (int)sizeof(digits))
+            digits[--i] = (char)('0' + u);
         if (signbit(d))
             digits[--i] = '-';
         return put(out, digits + i, sizeof(digits) - (size_t)i);
@@ -126,8 +163,15 @@ static int put_string(mw_json_buf *b, const char *s, size_t n)
     if (reserve(b, n + 2) != 0)
         return -1;
     b->data[b->len++] = '"';
+    size_t i = plain_prefix(s, n);
+    if (i == n) { /* nothing to escape: the common case, one copy */
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len++] = '"';
+        return 0;
+    }
     size_t run = 0; /* start of the bytes not copied yet */
-    for (size_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
         char e = escape_of[(unsigned char)s[i]];
         if (!e)
             continue;
@@ -385,8 +429,7 @@ static int put_utf8(mw_json_buf *b, unsigned cp)
 static int scan_string(decoder *d, const char **out, size_t *n)
 {
     const char *run = ++d->p;
-    while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20)
-        d->p++;
+    d->p += plain_prefix(d->p, (size_t)(d->end - d->p));
     if (d->p < d->end && *d->p == '"') { /* no escapes: straight from the text */
         *out = run;
         *n = (size_t)(d->p - run);
@@ -680,7 +723,7 @@ int mw_json_decode(lua_State *L, const char *text, size_t len, int max_depth, ch
 /* The members of the object decode_fields is at: the values of the named ones replace their
  * slots (the last of a repeated name wins, as in a decoded table), the others are decoded and
  * dropped. */
-static int decode_members(decoder *d, const char *const *names, int n, int base)
+static int decode_members(decoder *d, const char *const *names, const size_t *lens, int n, int base)
 {
     lua_State *L = d->L;
     if (enter(d) != 0)
@@ -701,7 +744,7 @@ static int decode_members(decoder *d, const char *const *names, int n, int base)
             return -1;
         int slot = -1;
         for (int i = 0; i < n && slot < 0; i++)
-            if (strlen(names[i]) == klen && memcmp(names[i], key, klen) == 0)
+            if (lens[i] == klen && memcmp(names[i], key, klen) == 0)
                 slot = i;
         skip_space(d);
         if (d->p >= d->end || *d->p != ':')
@@ -741,7 +784,10 @@ int mw_json_decode_fields(lua_State *L, const char *text, size_t len, int max_de
     decoder d = { L, text, text, text + len, 0, max_depth, top + 1, { 0 }, err, errlen };
     skip_space(&d);
     int object = d.p < d.end && *d.p == '{';
-    int rc = object ? decode_members(&d, names, n, top + 2) : decode_value(&d);
+    size_t lens[8];
+    for (int i = 0; i < n && i < 8; i++)
+        lens[i] = strlen(names[i]);
+    int rc = object ? decode_members(&d, names, lens, n < 8 ? n : 8, top + 2) : decode_value(&d);
     if (rc == 0) {
         skip_space(&d);
         if (d.p != d.end)

@@ -29,7 +29,7 @@ struct lua_State;
 int mw_json_decode(struct lua_State *L, const char *text, size_t len, int max_depth, char *err,
                    size_t errlen);
 
-/* Decodes text[0..len) when it is a JSON object, keeping only the members named in names[0..n):
+/* Decodes text[0..len) when it is a JSON object, keeping only the members named in names[0..n) (n at most 8):
  * pushes their n values in that order (nil for a member that is absent; JSON null is null) and
  * returns 1. Valid JSON that is not an object: pushes nothing, returns 0. Invalid JSON (by the
  * same rules and nesting limit as mw_json_decode, the object counting as one level): pushes
