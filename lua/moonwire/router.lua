@@ -120,6 +120,17 @@ function M.setup(opts)
   end
 end
 
+-- The route of a new controller file that never compiled: its calls get an error frame until
+-- it does. (Apart from resolve: a closure made there would keep the JIT from compiling resolve,
+-- and with it every message's path.)
+local function broken_route(t, a)
+  local fn = function()
+    error({ code = "unavailable", message = "Controller does not load: " .. state.broken[t] }, 0)
+  end
+  return { controller = {}, fn = fn, prefix = frames.reply_prefix(t, a),
+           label = t .. ":" .. a, source = "controllers/" .. t .. ".lua (does not load)", line = 0 }
+end
+
 -- The route of type t, action a, or nil when there is none.
 local function resolve(t, a)
   local by_type = resolved[t]
@@ -132,14 +143,7 @@ local function resolve(t, a)
     ctrl, fn = r.controller, r.fn
   else
     ctrl = state.controllers[t]
-    if ctrl == nil and state.broken[t] and byte(a, 1) ~= 95 then
-      -- a new controller file that never compiled: its calls get an error frame until it does
-      ctrl, fn = {}, function()
-        error({ code = "unavailable", message = "Controller does not load: " .. state.broken[t] }, 0)
-      end
-      return { controller = ctrl, fn = fn, prefix = frames.reply_prefix(t, a),
-               label = t .. ":" .. a, source = "controllers/" .. t .. ".lua (does not load)", line = 0 }
-    end
+    if ctrl == nil and state.broken[t] and byte(a, 1) ~= 95 then return broken_route(t, a) end
     if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
     fn = rawget(ctrl, a)
     if type(fn) ~= "function" then return nil end
