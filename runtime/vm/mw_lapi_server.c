@@ -28,23 +28,21 @@ static int framing_failed(lua_State *L, size_t len)
     return luaL_error(L, "out of memory framing a message of %d bytes", (int)len);
 }
 
-/* core.utf8_valid(s) -> whether s may be sent as a text frame */
-static int l_utf8_valid(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    lua_pushboolean(L, mw_utf8_valid((const uint8_t *)s, len));
-    return 1;
-}
-
-/* core.send(clientId, payload [, binary [, localOnly]]) -> true when queued for a connected
- * client (or handed to the bus for a client of another worker, unless localOnly) */
+/* core.send(clientId, payload [, binary [, localOnly [, checkUtf8]]]) -> true when queued for a
+ * connected client (or handed to the bus for a client of another worker, unless localOnly);
+ * with checkUtf8, nil (nothing sent) for a text payload that is not valid UTF-8 (sendRaw: one
+ * call per message instead of two) */
 static int l_send(lua_State *L)
 {
     size_t idlen, len;
     const char *id = luaL_checklstring(L, 1, &idlen);
     const char *payload = luaL_checklstring(L, 2, &len);
-    int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, lua_toboolean(L, 3), lua_toboolean(L, 4));
+    int binary = lua_toboolean(L, 3);
+    if (!binary && lua_toboolean(L, 5) && !mw_utf8_valid((const uint8_t *)payload, len)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, binary, lua_toboolean(L, 4));
     if (rv < 0)
         return framing_failed(L, len);
     lua_pushboolean(L, rv);
@@ -328,7 +326,6 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
     static const luaL_Reg fns[] = {
         { "send", l_send },
         { "reply", l_reply },
-        { "utf8_valid", l_utf8_valid },
         { "broadcast", l_broadcast },
         { "client_info", l_client_info },
         { "client_count", l_client_count },
