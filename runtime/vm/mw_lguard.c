@@ -384,9 +384,14 @@ static int l_site_push(lua_State *L)
 {
     mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
     size_t llen, slen;
-    const char *label = luaL_checklstring(L, 1, &llen);
-    const char *source = luaL_optlstring(L, 2, "?", &slen);
-    int line = (int)luaL_optinteger(L, 3, 0);
+    /* lua_tolstring, not luaL_check*: only the scheduler calls this, once per message */
+    const char *label = lua_tolstring(L, 1, &llen);
+    const char *source = lua_tolstring(L, 2, &slen);
+    int line = (int)lua_tointeger(L, 3);
+    if (!label)
+        label = "?", llen = 1;
+    if (!source)
+        source = "?", slen = 1;
     int n = g->n_sites;
     site_write_begin(g);
     if (n < SITE_SLOTS) {
