@@ -66,6 +66,7 @@ end
 local waiting = setmetatable({}, { __mode = "k" }) -- coroutine -> the token of the call it waits for
 local pending = {}                                 -- waiting message coroutine -> clientId
 local local_only = setmetatable({}, { __mode = "k" }) -- coroutines of subscriber handlers
+local n_local = 0 -- subscriber handlers started and not finished (one never finished keeps it above 0)
 local last_token = 0
 
 -- A new number for one call of a binding.
@@ -91,6 +92,9 @@ end
 -- True when the running coroutine is a subscriber handler's: its webSocketServer sends reach
 -- local clients only (every worker received the Redis message, so each client gets it once).
 function M.local_only()
+  -- no subscriber handler is running (the common case): answered without coroutine.running(),
+  -- a call that ends the JIT's trace, on every send
+  if n_local == 0 then return false end
   return local_only[running()] == true
 end
 
@@ -178,13 +182,17 @@ end
 local function spawn_co(what, fn, mark_local, site_fn, ...)
   local co = co_create(function(...)
     local ok, err = xpcall(fn, capture, ...)
+    if mark_local then n_local = n_local - 1 end
     if not ok then
       err = failure(err)
       if err.__internal then errors.log(what, err)
       else core.log("error", "handler error", { route = what, error = tostring(err.message), code = tostring(err.code) }) end
     end
   end)
-  if mark_local then local_only[co] = true end
+  if mark_local then
+    local_only[co] = true
+    n_local = n_local + 1
+  end
   local source, line = site_of(site_fn or fn)
   site_push(what, source, line)
   local ok, err = co_resume(co, ...)
