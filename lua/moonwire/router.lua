@@ -15,7 +15,7 @@ local byte = string.byte
 local capture, failure = errors.capture, errors.failure
 local error_frame, encode_id = frames.error, frames.encode_id
 local reply = core.reply -- encodes and sends the reply frame in C (runtime/vm/mw_reply.c)
-local enter, site_of = scheduler.enter, scheduler.site_of
+local enter, entered, site_of = scheduler.enter, scheduler.entered, scheduler.site_of
 local DONE, FAILED = scheduler.DONE, scheduler.FAILED
 local MEMORY_MESSAGE = errors.MEMORY_MESSAGE
 
@@ -190,13 +190,19 @@ function M.handle(clientId, t, a, data, rid)
 end
 
 -- The body of one message's coroutine under app.lua `raw`: the app owns every frame.
-function M.handle_raw(clientId, payload, isBinary)
-  enter(state.raw_site)
+function M.handle_raw(clientId, payload, isBinary, site_pushed)
+  if site_pushed then entered(state.raw_site) else enter(state.raw_site) end
   local ran, err = xpcall(state.raw, capture, clientId, payload, isBinary)
   if ran then return DONE end
   err = failure(err)
   if err.__internal then errors.log("raw", err) end
   return FAILED
+end
+
+-- Under app.lua `raw`, raw's site for the watchdog ({label, source, line}), which C pushes
+-- itself for every message (hooks.raw_site); nil otherwise.
+function M.raw_site()
+  return state.raw_site
 end
 
 -- The body for every message of this worker: handle, or handle_raw under app.lua `raw`.

@@ -61,6 +61,11 @@ function M.enter(site)
   running_site = site
 end
 
+-- enter, for a site C already pushed (the raw handler's: runtime/vm/mw_lvm.c).
+function M.entered(site)
+  running_site = site
+end
+
 -- ---- waiting and resuming -----------------------------------------------------------------
 
 local waiting = setmetatable({}, { __mode = "k" }) -- coroutine -> the token of the call it waits for

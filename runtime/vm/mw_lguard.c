@@ -378,20 +378,8 @@ void mw_lguard_watch_clients(mw_lguard *g, const size_t *count)
         g->clients = count;
 }
 
-/* core.site_push(label, source, line): the loop thread starts or resumes the handler so named
- * (runtime.lua calls it once per message, so it copies and nothing more). */
-static int l_site_push(lua_State *L)
+void mw_lguard_push_site(mw_lguard *g, const char *label, size_t llen, const char *source, size_t slen, int line)
 {
-    mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
-    size_t llen, slen;
-    /* lua_tolstring, not luaL_check*: only the scheduler calls this, once per message */
-    const char *label = lua_tolstring(L, 1, &llen);
-    const char *source = lua_tolstring(L, 2, &slen);
-    int line = (int)lua_tointeger(L, 3);
-    if (!label)
-        label = "?", llen = 1;
-    if (!source)
-        source = "?", slen = 1;
     int n = g->n_sites;
     site_write_begin(g);
     if (n < SITE_SLOTS) {
@@ -414,6 +402,23 @@ static int l_site_push(lua_State *L)
     }
     __atomic_store_n(&g->n_sites, n + 1, __ATOMIC_RELAXED);
     site_write_end(g);
+}
+
+/* core.site_push(label, source, line): the loop thread starts or resumes the handler so named
+ * (runtime.lua calls it once per message, so it copies and nothing more). */
+static int l_site_push(lua_State *L)
+{
+    mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
+    size_t llen, slen;
+    /* lua_tolstring, not luaL_check*: only the scheduler calls this, once per message */
+    const char *label = lua_tolstring(L, 1, &llen);
+    const char *source = lua_tolstring(L, 2, &slen);
+    int line = (int)lua_tointeger(L, 3);
+    if (!label)
+        label = "?", llen = 1;
+    if (!source)
+        source = "?", slen = 1;
+    mw_lguard_push_site(g, label, llen, source, slen, line);
     return 0;
 }
 

@@ -35,6 +35,9 @@ struct mw_lvm {
     int ref_on_request, ref_on_invalid; /* protocol messages, their envelope decoded in C */
     int ref_dispatch;                   /* l_dispatch, made once */
     int raw;                            /* app.lua raw: every message goes to on_message as is */
+    char raw_label[96], raw_source[160]; /* raw's site for the watchdog (hooks.raw_site) */
+    size_t raw_label_len, raw_source_len; /* 0: not known, Lua pushes it */
+    int raw_line;
     int json_depth;                     /* limits.jsonDepth */
     /* the message l_dispatch decodes (set just before the call: no Lua string of it is made) */
     const char *msg_client;
@@ -218,6 +221,19 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_request = take_ref(L, hooks, "on_request");
     vm->ref_on_invalid = take_ref(L, hooks, "on_invalid");
     vm->raw = cfg->has_raw;
+    lua_getfield(L, hooks, "raw_site"); /* {label, source, line} under app.lua raw */
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "label");
+        lua_getfield(L, -2, "source");
+        lua_getfield(L, -3, "line");
+        snprintf(vm->raw_label, sizeof(vm->raw_label), "%s", lua_isstring(L, -3) ? lua_tostring(L, -3) : "raw");
+        snprintf(vm->raw_source, sizeof(vm->raw_source), "%s", lua_isstring(L, -2) ? lua_tostring(L, -2) : "?");
+        vm->raw_line = (int)lua_tointeger(L, -1);
+        vm->raw_label_len = strlen(vm->raw_label);
+        vm->raw_source_len = strlen(vm->raw_source);
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
     vm->json_depth = cfg->limits.json_depth;
     lua_pushlightuserdata(L, vm);
     lua_pushcclosure(L, l_dispatch, 1);
@@ -286,7 +302,12 @@ int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8
         lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
         lua_pushlstring(L, (const char *)data, len);
         lua_pushboolean(L, opcode == 2);
-        if (guarded_pcall(vm, 3, 1, "on_message") != 0)
+        /* the handler's site is pushed from here: a call into C from the traced Lua code costs more */
+        lua_pushboolean(L, vm->raw_label_len > 0);
+        if (vm->raw_label_len > 0)
+            mw_lguard_push_site(vm->guard, vm->raw_label, vm->raw_label_len, vm->raw_source, vm->raw_source_len,
+                                vm->raw_line);
+        if (guarded_pcall(vm, 4, 1, "on_message") != 0)
             return MW_LVM_FAILED;
     } else {
         /* the envelope is decoded in C (mw_envelope): Lua gets its parts, not the text */
