@@ -17,6 +17,19 @@ static const char array_mt_key = 0;   /* registry key of the array metatable */
 static const char empty_array_sentinel = 0; /* `emptyArray`: a light userdata, never mutated */
 #define EXACT_LIMIT 9007199254740992.0 /* 2^53: every integer up to it is a double exactly */
 
+/* The array metatable's address for the encoder, which compares by identity, without a
+ * registry lookup per encode (one per reply): valid for the state whose registry is at
+ * mt_registry, forgotten when that state closes (the __gc of a userdata it holds). */
+static const void *mt_registry, *mt_address;
+static const char mt_guard_key = 0;
+
+static int l_forget_mt(lua_State *L)
+{
+    (void)L;
+    mt_registry = mt_address = NULL;
+    return 0;
+}
+
 void mw_json_push_array_mt(lua_State *L)
 {
     lua_pushlightuserdata(L, (void *)&array_mt_key);
@@ -24,12 +37,32 @@ void mw_json_push_array_mt(lua_State *L)
     if (lua_istable(L, -1))
         return;
     lua_pop(L, 1);
+    lua_pushlightuserdata(L, (void *)&mt_guard_key); /* forgets mt_address when the state closes */
+    lua_newuserdata(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_forget_mt);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__name"); /* shows in debuggers; the codec compares by identity */
     lua_pushlightuserdata(L, (void *)&array_mt_key);
     lua_pushvalue(L, -2);
     lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+/* The array metatable's address (see mt_address). */
+static const void *array_mt_address(lua_State *L)
+{
+    const void *registry = lua_topointer(L, LUA_REGISTRYINDEX);
+    if (registry != mt_registry || !mt_address) {
+        mw_json_push_array_mt(L);
+        mt_address = lua_topointer(L, -1);
+        mt_registry = registry;
+        lua_pop(L, 1); /* the registry keeps it alive */
+    }
+    return mt_address;
 }
 
 /* ---- output buffer ------------------------------------------------------------------------ */
@@ -220,43 +253,66 @@ static int encode_array(encoder *e, int idx, size_t n, int depth)
     return 0;
 }
 
-static int encode_object(encoder *e, int idx, int depth)
+/* The member whose key and value are on top of the stack ("," before it unless first); pops
+ * the value (and on error the key too). */
+static int encode_member(encoder *e, int depth, int first)
+{
+    lua_State *L = e->L;
+    if (!first && put(e->out, ",", 1) != 0) {
+        lua_pop(L, 2);
+        return fail(e, "out of memory");
+    }
+    int rc = 0;
+    int kt = lua_type(L, -2);
+    if (kt == LUA_TSTRING) {
+        size_t n;
+        const char *k = lua_tolstring(L, -2, &n);
+        rc = put_string(e->out, k, n);
+    } else if (kt == LUA_TNUMBER) { /* a number key becomes its text */
+        rc = put(e->out, "\"", 1);
+        if (rc == 0 && mw_json_put_number(e->out, lua_tonumber(L, -2)) != 0) {
+            lua_pop(L, 2);
+            return fail(e, "Cannot serialise table: a number key is NaN or infinite");
+        }
+        if (rc == 0)
+            rc = put(e->out, "\"", 1);
+    } else {
+        lua_pop(L, 2);
+        return fail(e, "Cannot serialise table: table key must be a number or string");
+    }
+    if (rc != 0 || put(e->out, ":", 1) != 0) {
+        lua_pop(L, 2);
+        return fail(e, "out of memory");
+    }
+    if (encode_value(e, lua_gettop(L), depth) != 0) {
+        lua_pop(L, 2);
+        return -1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* started: the first member's key and value are on the stack already (encode_table found them) */
+static int encode_object(encoder *e, int idx, int depth, int started)
 {
     lua_State *L = e->L;
     int first = 1;
-    if (put(e->out, "{", 1) != 0)
+    if (put(e->out, "{", 1) != 0) {
+        if (started)
+            lua_pop(L, 2);
         return fail(e, "out of memory");
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (!first && put(e->out, ",", 1) != 0)
-            return fail(e, "out of memory");
-        first = 0;
-        int rc = 0;
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            size_t n;
-            const char *k = lua_tolstring(L, -2, &n);
-            rc = put_string(e->out, k, n);
-        } else if (lua_type(L, -2) == LUA_TNUMBER) { /* a number key becomes its text */
-            rc = put(e->out, "\"", 1);
-            if (rc == 0 && mw_json_put_number(e->out, lua_tonumber(L, -2)) != 0) {
-                lua_pop(L, 2);
-                return fail(e, "Cannot serialise table: a number key is NaN or infinite");
-            }
-            if (rc == 0)
-                rc = put(e->out, "\"", 1);
-        } else {
-            lua_pop(L, 2);
-            return fail(e, "Cannot serialise table: table key must be a number or string");
-        }
-        if (rc != 0 || put(e->out, ":", 1) != 0) {
-            lua_pop(L, 2);
-            return fail(e, "out of memory");
-        }
-        if (encode_value(e, lua_gettop(L), depth) != 0) {
-            lua_pop(L, 2);
+    }
+    if (started) {
+        if (encode_member(e, depth, 1) != 0)
             return -1;
-        }
-        lua_pop(L, 1);
+        first = 0;
+    } else {
+        lua_pushnil(L);
+    }
+    while (lua_next(L, idx)) {
+        if (encode_member(e, depth, first) != 0)
+            return -1;
+        first = 0;
     }
     if (put(e->out, "}", 1) != 0)
         return fail(e, "out of memory");
@@ -282,16 +338,18 @@ static int encode_table(encoder *e, int idx, int depth)
     int array = 1;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        lua_pop(L, 1);
         double k;
-        if (lua_type(L, -1) == LUA_TNUMBER && (k = lua_tonumber(L, -1)) >= 1 && k == floor(k) &&
+        if (lua_type(L, -2) == LUA_TNUMBER && (k = lua_tonumber(L, -2)) >= 1 && k == floor(k) &&
             k <= EXACT_LIMIT) {
             if (k > max)
                 max = k;
             count++;
+            lua_pop(L, 1);
         } else {
             array = 0;
-            lua_pop(L, 1);
+            if (count == 0) /* an object from its first key on (most are): go on from here */
+                return encode_object(e, idx, depth + 1, 1);
+            lua_pop(L, 2);
             break;
         }
     }
@@ -299,7 +357,7 @@ static int encode_table(encoder *e, int idx, int depth)
         return put(e->out, "{}", 2) == 0 ? 0 : fail(e, "out of memory");
     if (array && !(max > 10 && max > 2.0 * (double)count)) /* not too sparse */
         return encode_array(e, idx, (size_t)max, depth + 1);
-    return encode_object(e, idx, depth + 1);
+    return encode_object(e, idx, depth + 1, 0);
 }
 
 static int encode_value(encoder *e, int idx, int depth)
@@ -342,9 +400,7 @@ int mw_json_encode(lua_State *L, int idx, mw_json_buf *out, char *err, size_t er
 {
     if (idx < 0 && idx > LUA_REGISTRYINDEX)
         idx = lua_gettop(L) + idx + 1;
-    mw_json_push_array_mt(L);
-    encoder e = { L, out, lua_topointer(L, -1), err, errlen };
-    lua_pop(L, 1); /* the registry keeps it alive */
+    encoder e = { L, out, array_mt_address(L), err, errlen };
     return encode_value(&e, idx, 0);
 }
 
