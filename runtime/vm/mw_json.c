@@ -410,7 +410,7 @@ typedef struct decoder {
     lua_State *L;
     const char *start, *p, *end;
     int depth, max_depth;
-    int array_mt; /* stack index */
+    int array_mt; /* stack index of the array metatable, nil until the first array */
     mw_json_buf scratch; /* strings with escapes */
     char *err;
     size_t errlen;
@@ -656,6 +656,10 @@ static int decode_array(decoder *d)
     if (enter(d) != 0)
         return -1;
     lua_newtable(L);
+    if (lua_isnil(L, d->array_mt)) { /* the first array: fetch the metatable now */
+        mw_json_push_array_mt(L);
+        lua_replace(L, d->array_mt);
+    }
     lua_pushvalue(L, d->array_mt);
     lua_setmetatable(L, -2);
     skip_space(d);
@@ -759,7 +763,7 @@ int mw_json_decode(lua_State *L, const char *text, size_t len, int max_depth, ch
         snprintf(err, errlen, "out of Lua stack");
         return -1;
     }
-    mw_json_push_array_mt(L);
+    lua_pushnil(L); /* the array metatable's slot: filled at the first array (most texts have none) */
     decoder d = { L, text, text, text + len, 0, max_depth, top + 1, { 0 }, err, errlen };
     int rc = decode_value(&d);
     if (rc == 0) {
@@ -834,7 +838,7 @@ int mw_json_decode_fields(lua_State *L, const char *text, size_t len, int max_de
         snprintf(err, errlen, "out of Lua stack");
         return -1;
     }
-    mw_json_push_array_mt(L);
+    lua_pushnil(L); /* the array metatable's slot, as in mw_json_decode */
     for (int i = 0; i < n; i++)
         lua_pushnil(L);
     decoder d = { L, text, text, text + len, 0, max_depth, top + 1, { 0 }, err, errlen };
