@@ -1,18 +1,19 @@
 -- moonwire.hooks: the functions C calls into Lua (runtime/vm/mw_lvm.c keeps a reference to
--- each field of M.hooks: admit, on_message, on_connect, on_disconnect, resume, spawn,
--- on_redis_message, on_bus_op, on_redis_state, on_started, reload), and the app's events they
--- fire (app.lua events.onConnect, onDisconnect, onJoinRoom, onLeaveRoom, onServerStarted,
--- onAuthenticate) and subscribers they run. Each hook returns to C at once: handlers run in
--- the scheduler's coroutines.
+-- each field of M.hooks: admit, on_request, on_invalid, on_message, on_connect, on_disconnect,
+-- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload; raw_site is
+-- a value), and the app's events they fire (app.lua events.onConnect, onDisconnect,
+-- onJoinRoom, onLeaveRoom, onServerStarted, onAuthenticate) and subscribers they run. Each
+-- hook returns to C at once: handlers run in the scheduler's coroutines.
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 local frames = require "moonwire.frames"
 local router = require "moonwire.router"
 local scheduler = require "moonwire.scheduler"
 
-local decode, null = json.decode, json.null
+local decode, null, envelope = json.decode, json.null, json.envelope
+local envelope_error = frames.envelope_error
 local spawn, run_message = scheduler.spawn, scheduler.run_message
-local FAILED = scheduler.FAILED
+local DONE, FAILED = scheduler.DONE, scheduler.FAILED
 
 local M = {}
 local hooks = {} -- the table runtime.start returns to C
@@ -43,6 +44,7 @@ function M.setup(ctx)
   state.config, state.events, state.raw = ctx.config, ctx.events or {}, ctx.raw
   state.bindings, state.queue_store, state.reload = ctx.bindings, ctx.queue_store, ctx.reload
   state.body = router.handler()
+  hooks.raw_site = router.raw_site() -- read once by C, which pushes it for every raw message
 end
 
 -- Calls events[name](...) in its own coroutine when the app defined it.
@@ -72,12 +74,35 @@ function hooks.admit(request, claims_json, token_error, has_token)
   return status, reason, user and auth.user_key(user.userId), expires, forwarded
 end
 
-function hooks.on_message(clientId, payload, isBinary)
-  local status, err = run_message(clientId, state.body, clientId, payload, isBinary)
+-- A message whose envelope C decoded and accepted (runtime/vm/mw_lvm.c l_dispatch): runs the
+-- router on its parts in a pooled coroutine. Returns DONE, FAILED or PENDING.
+function hooks.on_request(clientId, t, a, data, rid)
+  local status, err = run_message(clientId, state.body, clientId, t, a, data, rid)
   if status then return status end
   -- a bug in the runtime itself: never leave the client without an answer
   core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(err) })
-  if not state.raw then core.send(clientId, frames.error("Internal error", "internal")) end
+  core.send(clientId, frames.error("Internal error", "internal"))
+  return FAILED
+end
+
+-- A message whose envelope C refused: kind says why (frames.envelope_error).
+function hooks.on_invalid(clientId, kind)
+  core.send(clientId, envelope_error(kind))
+  return DONE
+end
+
+-- A message as the client sent it: under app.lua `raw` (C calls this one then, site_pushed true:
+-- it pushed raw's site already), or the text of a protocol message, decoded here as C would
+-- (the Lua tests send text).
+function hooks.on_message(clientId, payload, isBinary, site_pushed)
+  if not state.raw then
+    local kind, t, a, data, rid = envelope(payload)
+    if kind ~= 0 then return hooks.on_invalid(clientId, kind) end
+    return hooks.on_request(clientId, t, a, data, rid)
+  end
+  local status, err = run_message(clientId, state.body, clientId, payload, isBinary, site_pushed)
+  if status then return status end
+  core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(err) })
   return FAILED
 end
 
