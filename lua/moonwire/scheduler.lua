@@ -65,7 +65,7 @@ end
 
 local waiting = setmetatable({}, { __mode = "k" }) -- coroutine -> the token of the call it waits for
 local pending = {}                                 -- waiting message coroutine -> clientId
-local local_only = setmetatable({}, { __mode = "k" }) -- coroutines of subscriber handlers
+local local_only = setmetatable({}, { __mode = "k" }) -- subscriber handler coroutine -> {channel, payload, sends}
 local last_token = 0
 
 -- A new number for one call of a binding.
@@ -91,7 +91,17 @@ end
 -- True when the running coroutine is a subscriber handler's: its webSocketServer sends reach
 -- local clients only (every worker received the Redis message, so each client gets it once).
 function M.local_only()
-  return local_only[running()] == true
+  return local_only[running()] ~= nil
+end
+
+-- In a subscriber handler: a key naming this send of this handler run, the same on every worker
+-- that received the same Redis message (its channel, its payload, the how-manieth send). A send
+-- to a history room is stored once per key (moonwire.history), not once per worker.
+function M.local_key()
+  local ctx = local_only[running()]
+  if not ctx then return nil end
+  ctx[3] = ctx[3] + 1
+  return tostring(ctx[1]) .. "\n" .. tostring(ctx[2]) .. "\n" .. ctx[3]
 end
 
 -- Message coroutines are reused: each runs handlers in a loop and yields FINISHED between
@@ -184,7 +194,7 @@ local function spawn_co(what, fn, mark_local, site_fn, ...)
       else core.log("error", "handler error", { route = what, error = tostring(err.message), code = tostring(err.code) }) end
     end
   end)
-  if mark_local then local_only[co] = true end
+  if mark_local then local_only[co] = { (...), (select(2, ...)), 0 } end
   local source, line = site_of(site_fn or fn)
   site_push(what, source, line)
   local ok, err = co_resume(co, ...)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mw_db.h"
+#include "mw_hist_local.h"
 #include "mw_lapi.h"
 #include "mw_lapi_log.h"
 #include "mw_log.h"
@@ -119,6 +120,10 @@ static void housekeeping_cb(uv_timer_t *t)
     if (check_inactive)
         w->last_inactivity_check_ms = now;
     mw_accept_tick(&w->acceptor);
+    if (now - w->last_history_sweep_ms >= 1000) {
+        w->last_history_sweep_ms = now;
+        mw_history_expire(&w->history, mw_hist_now_ms());
+    }
     if (w->draining)
         return;
     mw_client *next;
@@ -193,6 +198,7 @@ static mw_lvm *start_lvm(mw_worker *w, char *err, size_t errlen)
         { "timer", mw_lapi_timer_open, &w->timer_api },
         { "db", mw_lapi_db_open, &w->db_api },
         { "queue", mw_lapi_queue_open, &w->queue_api },
+        { "history", mw_lapi_history_open, &w->history_api },
     };
     mw_lvm_worker info = { .id = w->id, .index = w->index, .count = w->count, .tag = w->tag,
                            .client_count = &w->fanout.clients.count };
@@ -309,6 +315,7 @@ static void free_worker(mw_worker *w)
 {
     uv_loop_close(&w->loop);
     mw_fanout_free(&w->fanout);
+    mw_history_free(&w->history);
     mw_jwt_free(&w->jwt);
     free(w);
 }
@@ -357,10 +364,18 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         free(w);
         return 1;
     }
+    if (mw_history_init(&w->history, w->tag, MW_HISTORY_DEFAULT_CAP, w->m) != 0) {
+        mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
+        mw_fanout_free(&w->fanout);
+        free(w);
+        return 1;
+    }
+    w->history_api = (mw_lapi_history_ctx){ &w->fanout, &w->history, NULL };
     if (mw_jwt_init(&w->jwt, cfg->auth_algorithm, cfg->auth_secret, cfg->auth_public_key_file, err,
                     sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "%s", err);
         mw_fanout_free(&w->fanout);
+        mw_history_free(&w->history);
         free(w);
         return 3;
     }
