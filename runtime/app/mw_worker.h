@@ -12,6 +12,7 @@
 #include "mw_config.h"
 #include "mw_conn.h"
 #include "mw_fanout.h"
+#include "mw_hist_redis.h"
 #include "mw_history.h"
 #include "mw_httpd.h"
 #include "mw_jwt.h"
@@ -41,6 +42,7 @@ typedef struct mw_worker {
     mw_fanout fanout;         /* the clients, rooms and user index, and sending to them */
     mw_bus bus;               /* the other workers, through Redis */
     mw_history history;       /* room history in this worker's memory (single node) */
+    mw_hist_redis hist_redis; /* room history in Redis (with --redis) */
     mw_lapi_server lapi_server; /* what the webSocketServer binding works on */
     uv_prepare_t flush_prepare; /* writes every pending send queue once per loop iteration, before it blocks */
     uv_signal_t sig_term, sig_int, sig_hup;

@@ -7,7 +7,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "mw_async.h"
 #include "mw_hist_local.h"
+#include "mw_hist_redis.h"
 #include "mw_json.h"
 #include "mw_lapi.h"
 #include "mw_rooms.h"
@@ -203,6 +205,114 @@ static int l_get(lua_State *L)
     return 1;
 }
 
+/* ---- with Redis ---------------------------------------------------------------------------- */
+
+static mw_hist_redis *redis_of(lua_State *L)
+{
+    mw_hist_redis *hr = ctx_of(L)->redis;
+    if (!hr)
+        luaL_error(L, "room history in Redis needs --redis");
+    return hr;
+}
+
+/* core.history_publish(room, body, size, ttl [, excludeClientId [, dedupeKey]]) -> the local
+ * members it will reach (0 when Redis is unavailable: nothing is sent) */
+static int l_publish(lua_State *L)
+{
+    mw_hist_redis *hr = redis_of(L);
+    size_t rlen, len, dlen = 0;
+    const char *room = check_room(L, 1, &rlen);
+    const char *body = luaL_checklstring(L, 2, &len);
+    uint32_t size = check_size(L, 3);
+    uint64_t ttl = check_ttl_ms(L, 4);
+    const char *exclude = lua_isnoneornil(L, 5) ? NULL : luaL_checkstring(L, 5);
+    const char *dedupe = lua_isnoneornil(L, 6) ? NULL : luaL_checklstring(L, 6, &dlen);
+    long n = mw_hist_redis_publish(hr, room, rlen, size, ttl, body, len, exclude, dedupe, dlen);
+    if (n == -2)
+        return luaL_error(L, "a message to a history room must be a JSON object");
+    if (n == -1)
+        return luaL_error(L, "out of memory sending a message of %d bytes", (int)len);
+    lua_pushinteger(L, (lua_Integer)(n < 0 ? 0 : n));
+    return 1;
+}
+
+static void join_done(void *arg, const mw_hist_info *info, const char *err)
+{
+    mw_async *a = arg;
+    lua_State *L = mw_async_resume_begin(a);
+    if (L && info) {
+        push_info(L, info);
+        mw_async_resume_end(a, 1);
+    } else if (L) {
+        lua_pushnil(L);
+        lua_pushstring(L, err ? err : "the room's history could not be read");
+        mw_async_resume_end(a, 2);
+    }
+    mw_async_free(a);
+}
+
+/* core.history_join_async(token, clientId, room, size, ttl [, sinceOffset, sinceEpoch]) -> true
+ * (the caller waits for info, or nil, err), or nil, err */
+static int l_join_async(lua_State *L)
+{
+    mw_hist_redis *hr = redis_of(L);
+    lua_Number token = luaL_checknumber(L, 1);
+    size_t idlen, rlen, elen = 0;
+    const char *id = luaL_checklstring(L, 2, &idlen);
+    const char *room = check_room(L, 3, &rlen);
+    uint32_t size = check_size(L, 4);
+    uint64_t ttl = check_ttl_ms(L, 5);
+    int has_since = !lua_isnoneornil(L, 6);
+    uint64_t since = has_since ? check_offset(L, 6) : 0;
+    const char *epoch = has_since ? luaL_checklstring(L, 7, &elen) : NULL;
+    mw_async *a = mw_async_new(L, token, 0, "joinRoom in a history room waits for Redis and must run inside a "
+                                            "handler, event, timer or subscriber");
+    int rv = mw_hist_redis_join(hr, id, idlen, room, rlen, size, ttl, has_since, since, epoch, elen, join_done, a);
+    if (rv == -2)
+        return mw_async_failed(L, a, "Unknown client");
+    if (rv != 0)
+        return mw_async_failed(L, a, "Room history is unavailable (redis is not connected)");
+    return mw_async_started(L, a);
+}
+
+static void read_done(void *arg, const mw_hist_read *res, const char *err)
+{
+    mw_async *a = arg;
+    lua_State *L = mw_async_resume_begin(a);
+    if (L && res) {
+        push_history_begin(L, res->epoch, res->epoch_len, res->last, (int)res->n);
+        for (size_t i = 0; i < res->n; i++)
+            push_history_entry(L, (int)i + 1, res->entries[i].offset, res->entries[i].text, res->entries[i].len);
+        lua_setfield(L, -2, "messages");
+        mw_async_resume_end(a, 1);
+    } else if (L) {
+        lua_pushnil(L);
+        lua_pushstring(L, err ? err : "the room's history could not be read");
+        mw_async_resume_end(a, 2);
+    }
+    mw_async_free(a);
+}
+
+/* core.history_get_async(token, room, size, ttl, since, limit) -> true (the caller waits for
+ * {epoch, offset, messages}, or nil, err), or nil, err */
+static int l_get_async(lua_State *L)
+{
+    mw_hist_redis *hr = redis_of(L);
+    lua_Number token = luaL_checknumber(L, 1);
+    size_t rlen;
+    const char *room = check_room(L, 2, &rlen);
+    (void)check_size(L, 3);
+    uint64_t ttl = check_ttl_ms(L, 4);
+    uint64_t since = check_offset(L, 5);
+    lua_Integer limit = luaL_checkinteger(L, 6);
+    luaL_argcheck(L, limit >= 1 && limit <= 10000, 6, "limit must be 1..10000");
+    mw_async *a = mw_async_new(L, token, 0, "getHistory waits for Redis and must run inside a handler, event, "
+                                            "timer or subscriber");
+    if (mw_hist_redis_read(hr, room, rlen, ttl, since, (uint32_t)limit, read_done, a) != 0)
+        return mw_async_failed(L, a, "redis is not connected");
+    return mw_async_started(L, a);
+}
+
 void mw_lapi_history_open(lua_State *L, void *ctx)
 {
     static const luaL_Reg fns[] = {
@@ -211,6 +321,9 @@ void mw_lapi_history_open(lua_State *L, void *ctx)
         { "history_join", l_join },
         { "history_info", l_info },
         { "history_get", l_get },
+        { "history_publish", l_publish },
+        { "history_join_async", l_join_async },
+        { "history_get_async", l_get_async },
         { NULL, NULL },
     };
     mw_lapi_register(L, fns, ctx);

@@ -1,8 +1,9 @@
-"""Room history and recovery on one node, without Redis (DESIGN 12, docs/reference.md "Room
-history"): offsets and the frame shape, joinRoom's offset/epoch and since, recovery with a
-burst racing the join, getHistory from every kind of caller, expiry, the memory cap, bad input,
-and the metrics. Several workers without Redis each keep their own history (a second worker's
-epoch is foreign)."""
+"""Room history and recovery on one server (DESIGN 12, docs/reference.md "Room history"):
+offsets and the frame shape, joinRoom's offset/epoch and since, recovery with a burst racing
+the join, getHistory from every kind of caller, expiry, bad input, and the metrics. Each test
+runs twice: single node (the worker's memory) and one worker with --redis (the history in
+Redis); the memory cap is the single node's. Several workers and servers on one Redis:
+test_history_cluster.py."""
 import asyncio
 import json
 import re
@@ -12,6 +13,7 @@ import pytest
 
 import mwtest
 from mwtest import arun, ws_connect
+from test_redis import REDIS_SERVER, RedisProc
 
 HIST_APP = """
 return {
@@ -37,6 +39,8 @@ H_CONTROLLER = r"""
 local cjson = require "cjson"
 local H = {}
 local function arg(v) if v == cjson.null then return nil end return v end
+
+function H:who(clientId) return self.worker.id end
 
 -- data = {room, msg (table) | text (string), exclude = true}
 function H:send(clientId, data)
@@ -110,6 +114,29 @@ def start(server, extra="", args=(), files=None):
     return server(app_lua=app_lua(extra), files=f, args=args)
 
 
+@pytest.fixture(params=["memory", "redis"])
+def hist(request, server, tmp_path):
+    """Factory: a server on the history app, single node or with its own redis-server."""
+    redis = None
+    if request.param == "redis":
+        import os
+        if not os.path.exists(REDIS_SERVER):
+            pytest.skip("redis-server not installed")
+        workdir = tmp_path / "redis"
+        workdir.mkdir()
+        redis = RedisProc(workdir, mwtest.free_port()).start()
+
+    def factory(extra="", args=(), files=None):
+        argv = list(args) + (["--redis", redis.url] if redis else [])
+        srv = start(server, extra, argv, files)
+        srv.redis = redis
+        return srv
+    factory.mode = request.param
+    yield factory
+    if redis:
+        redis.kill()
+
+
 async def call(c, action, rid=None, **data):
     """h:ACTION(data) -> the response; other frames that arrive first are kept in c.inbox."""
     rid = rid or f"{action}-{time.monotonic_ns()}"
@@ -145,6 +172,19 @@ async def connect(srv):
     return c
 
 
+async def raw_frames(c, n, timeout=15):
+    """The raw text of the next n room messages of c (those kept by call first)."""
+    out = [t for t in c.raw if '"offset"' in t]
+    c.raw = []
+    c.inbox = [m for m in c.inbox if not (isinstance(m, dict) and "offset" in m)]
+    deadline = time.monotonic() + timeout
+    while len(out) < n:
+        text = await asyncio.wait_for(c.ws.recv(), max(0.1, deadline - time.monotonic()))
+        if '"offset"' in text:
+            out.append(text)
+    return out
+
+
 async def collect(c, n, timeout=15):
     """The next n room messages of c (inbox first)."""
     out = [m for m in c.inbox if "offset" in m]
@@ -157,8 +197,8 @@ async def collect(c, n, timeout=15):
     return out
 
 
-def test_offsets_frame_shape_and_join_position(server):
-    srv = start(server)
+def test_offsets_frame_shape_and_join_position(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -174,7 +214,7 @@ def test_offsets_frame_shape_and_join_position(server):
         assert (await call(a, "send", room="h:1", text="{}"))["n"] == 1
         # the message's own room and offset are replaced by the server's
         assert (await call(a, "send", room="h:1", msg={"room": "mine", "offset": 99, "k": 1}))["n"] == 1
-        raw = a.raw
+        raw = await raw_frames(a, 4)
         assert raw[0] == '{"type":"chat","text":"one","room":"h:1","offset":1}' or \
             json.loads(raw[0]) == {"type": "chat", "text": "one", "room": "h:1", "offset": 1}, raw[0]
         assert raw[1] == ' {"type":"chat","text":"two","room":"h:1","offset":2}', raw[1]
@@ -190,11 +230,12 @@ def test_offsets_frame_shape_and_join_position(server):
         assert "offset" not in r["data"] and "epoch" not in r["data"]
         await call(b, "send", room="plain:x", msg=[1, 2])
         assert b.inbox == [[1, 2]]
+        assert len(await collect(a, 0)) == 0
     arun(run())
 
 
-def test_bad_messages_raise(server):
-    srv = start(server)
+def test_bad_messages_raise(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -205,12 +246,12 @@ def test_bad_messages_raise(server):
         # nothing got an offset: the first good one is 1
         await join(a, "h:bad")
         await call(a, "send", room="h:bad", msg={"ok": True})
-        assert a.inbox[-1]["offset"] == 1
+        assert (await collect(a, 1))[0]["offset"] == 1
     arun(run())
 
 
-def test_recovery_replays_missed_frames_then_reply_then_live(server):
-    srv = start(server)
+def test_recovery_replays_missed_frames_then_reply_then_live(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -243,8 +284,8 @@ def test_recovery_replays_missed_frames_then_reply_then_live(server):
     arun(run())
 
 
-def test_recovery_fails_cleanly(server):
-    srv = start(server)
+def test_recovery_fails_cleanly(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -286,8 +327,8 @@ def test_recovery_fails_cleanly(server):
 @pytest.mark.parametrize("since", [5, "x", [1], {"offset": -1, "epoch": "e"}, {"offset": 1.5, "epoch": "e"},
                                    {"offset": "1", "epoch": "e"}, {"offset": 1, "epoch": 7}, {"offset": 1},
                                    {"epoch": "e"}, True])
-def test_malformed_since(server, since):
-    srv = start(server)
+def test_malformed_since(hist, since):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -300,8 +341,8 @@ def test_malformed_since(server, since):
     arun(run())
 
 
-def test_since_null_and_since_on_plain_room(server):
-    srv = start(server)
+def test_since_null_and_since_on_plain_room(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -312,10 +353,10 @@ def test_since_null_and_since_on_plain_room(server):
     arun(run())
 
 
-def test_burst_racing_a_recovering_client(server):
+def test_burst_racing_a_recovering_client(hist):
     """Hundreds of messages published by a timer while a client recovers: the client sees every
     offset exactly once, in order (replayed, then live)."""
-    srv = start(server)
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -343,8 +384,8 @@ def test_burst_racing_a_recovering_client(server):
     arun(run(), timeout=90)
 
 
-def test_get_history(server):
-    srv = start(server)
+def test_get_history(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -378,8 +419,8 @@ def test_get_history(server):
     arun(run())
 
 
-def test_join_from_server_code_and_join_events_order(server):
-    srv = start(server)
+def test_join_from_server_code_and_join_events_order(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -388,13 +429,17 @@ def test_join_from_server_code_and_join_events_order(server):
         # onJoinRoom sends to the room: the reply's offset covers it
         b = await connect(srv)
         before, r = await join(b, "h:greet1")
-        assert before == [{"hello": b.client_id, "room": "h:greet1", "offset": 1}], before
-        assert r["data"]["offset"] == 1, r
+        hello = {"hello": b.client_id, "room": "h:greet1", "offset": 1}
+        if hist.mode == "memory":  # onJoinRoom ran before the reply went out: the reply covers it
+            assert before == [hello] and r["data"]["offset"] == 1, (before, r)
+        else:  # its send went through Redis: it arrives after the reply, which does not cover it
+            assert before == [] and r["data"]["offset"] == 0, (before, r)
+            assert await collect(b, 1) == [hello]
     arun(run())
 
 
-def test_history_expires_after_ttl(server):
-    srv = start(server)
+def test_history_expires_after_ttl(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
@@ -412,8 +457,8 @@ def test_history_expires_after_ttl(server):
     arun(run())
 
 
-def test_room_name_at_the_length_limit_and_escaping(server):
-    srv = start(server)
+def test_room_name_at_the_length_limit_and_escaping(hist):
+    srv = hist()
     name = "h:" + "\u00e9" * 126 + "\"\\"  # 2 + 252 + 2 = 256 bytes: one too many
     assert len(name.encode()) == 256
     name = name[:-1]  # 255 bytes
@@ -452,8 +497,8 @@ def test_thousand_history_rooms_and_the_memory_cap(server):
     assert srv.log().count("room history reached its memory cap") == 1
 
 
-def test_metrics(server):
-    srv = start(server)
+def test_metrics(hist):
+    srv = hist()
 
     async def run():
         a = await connect(srv)
