@@ -342,6 +342,7 @@ static void skip_gaps(hist_state *s, mw_room *r)
 }
 
 static void fill_cb(mw_redis *rd, redisReply *reply, const char *err, void *data);
+static void switch_epoch(hist_state *s, mw_room *r, const char *epoch, size_t elen);
 
 /* Reads what the stream holds past the last delivered offset (a gap, or a check after the
  * subscription started). */
@@ -351,7 +352,7 @@ static void start_fill(hist_state *s)
     if (s->filling || !s->known)
         return;
     mw_hist_read_args a = { .prefix = hr->prefix, .room = s->name, .room_len = s->name_len, .since = s->delivered,
-                            .count = MW_HIST_FILL_MAX, .want_epoch = s->epoch, .want_epoch_len = strlen(s->epoch) };
+                            .count = MW_HIST_FILL_MAX };
     if (!hr->redis || mw_hist_script_read(hr->redis, &hr->scripts, &a, fill_cb, s) != 0) {
         mw_room *r = room_of(s);
         if (r)
@@ -374,10 +375,15 @@ static void fill_cb(mw_redis *rd, redisReply *reply, const char *err, void *data
     }
     mw_hist_read res;
     const char *why;
+    int refill = 0;
     if (mw_hist_script_missing(reply))
         mw_hist_scripts_load(rd);
     if (!err && mw_hist_script_parse(reply, &res, &why) == 0) {
-        if (res.epoch && same_epoch(s, res.epoch, res.epoch_len)) {
+        if (res.epoch && !same_epoch(s, res.epoch, res.epoch_len) && s->known) {
+            /* lost and started again since: read the new epoch from its start */
+            switch_epoch(s, r, res.epoch, res.epoch_len);
+            refill = res.last > 0;
+        } else if (res.epoch) {
             for (size_t i = 0; i < res.n && room_of(s); i++) {
                 const mw_hist_entry *e = &res.entries[i];
                 if (e->offset != s->delivered + 1)
@@ -392,20 +398,36 @@ static void fill_cb(mw_redis *rd, redisReply *reply, const char *err, void *data
         }
         free(res.entries);
     }
-    if (room_of(s))
+    if (!room_of(s))
+        return;
+    if (refill)
+        start_fill(s);
+    else
         skip_gaps(s, r);
 }
 
-/* A room message, from the bus or a gap read: delivered in offset order. */
+/* The history was lost and started again: what waits from the old epoch goes out, then
+ * delivery follows the new epoch from its first offset (what the members missed of it is read
+ * from the stream). */
+static void switch_epoch(hist_state *s, mw_room *r, const char *epoch, size_t elen)
+{
+    skip_gaps(s, r);
+    s->epoch_gen++;
+    retire_settled(s, 1);
+    set_epoch(s, epoch, elen);
+    s->delivered = 0;
+}
+
+/* A room message from the bus: delivered in offset order. */
 static void offer(hist_state *s, mw_room *r, const char *epoch, size_t elen, uint64_t offset, mw_frame *f,
                   const char *exclude, size_t exlen)
 {
-    if (!same_epoch(s, epoch, elen)) {
-        if (s->known) /* the history was lost and started again */
-            state_reset(s);
+    if (!s->known) { /* the first message since the room got members here */
         s->known = 1;
         set_epoch(s, epoch, elen);
         s->delivered = offset - 1;
+    } else if (!same_epoch(s, epoch, elen)) {
+        switch_epoch(s, r, epoch, elen);
     }
     if (offset <= s->delivered)
         return; /* a duplicate */

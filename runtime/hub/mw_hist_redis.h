@@ -63,7 +63,7 @@ void mw_hist_redis_on_subscribed(mw_hist_redis *hr, const char *channel, size_t 
 void mw_hist_redis_on_message(mw_hist_redis *hr, const mw_bus_msg *m);
 
 /* Stores and publishes body (a JSON object text) as the room's next message. dedupe (may be
- * NULL): a send with the same key within 10 s is stored once (a subscriber's send, made by
+ * NULL): a send with the same key within 5 s is stored once (a subscriber's send, made by
  * every worker). Returns the local members it will reach, -1 when memory is short, -2 when
  * body is not an object text, -3 when Redis is not connected (nothing is sent). */
 long mw_hist_redis_publish(mw_hist_redis *hr, const char *room, size_t rlen, uint32_t size, uint64_t ttl_ms,

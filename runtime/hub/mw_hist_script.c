@@ -16,7 +16,7 @@
  * is a lost history too. Returns the offset, 0 when the dedupe key was already set. */
 static const char script_publish[] =
     "local s, h = KEYS[1], KEYS[2]\n"
-    "if KEYS[3] ~= '' and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', 10000) then return 0 end\n"
+    "if KEYS[3] ~= '' and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', 5000) then return 0 end\n"
     "local e = redis.call('HGET', h, 'e')\n"
     "if e and (tonumber(redis.call('HGET', h, 'o')) or 0) > 0 and redis.call('EXISTS', s) == 0 then e = false end\n"
     "if not e then\n"
