@@ -26,8 +26,11 @@ return {
   } },
   events = {
     onJoinRoom = function(clientId, room)
+      local ws = require("moonwire").webSocketServer
       if room:sub(1, 7) == "h:greet" then
-        require("moonwire").webSocketServer:sendMessageToRoom(room, { hello = clientId })
+        ws:sendMessageToRoom(room, { hello = clientId })
+      elseif room:sub(1, 8) == "plain:gh" then -- getHistory from a hook
+        ws:sendMessageToClient(clientId, { type = "fromhook", history = ws:getHistory("h:" .. room:sub(10)) })
       end
     end,
   },
@@ -86,6 +89,11 @@ function H:get(clientId, data)
   return { history = h, err = err }
 end
 
+-- getHistory from a job: the result is sent to the client
+function H:job(clientId, data)
+  return { id = self.queue:add("hist", { room = data.room, cid = clientId }) }
+end
+
 -- getHistory from a timer callback: the result is sent to the client
 function H:get_later(clientId, data)
   self.timer:after(0, function()
@@ -108,8 +116,16 @@ def app_lua(extra=""):
     return HIST_APP % extra
 
 
+JOB = """
+return function(job, mw)
+  local h, err = mw.webSocketServer:getHistory(job.data.room)
+  mw.webSocketServer:sendMessageToClient(job.data.cid, { type = "fromjob", history = h, err = err })
+end
+"""
+
+
 def start(server, extra="", args=(), files=None):
-    f = {"controllers/h.lua": H_CONTROLLER}
+    f = {"controllers/h.lua": H_CONTROLLER, "jobs/hist.lua": JOB}
     f.update(files or {})
     return server(app_lua=app_lua(extra), files=f, args=args)
 
@@ -417,6 +433,29 @@ def test_get_history(hist):
             m = await a.recv()
         assert [x["offset"] for x in m["history"]["messages"]] == [1, 2, 3, 4, 5]
     arun(run())
+
+
+def test_get_history_from_a_job_and_a_hook(hist):
+    srv = hist()
+
+    async def run():
+        a = await connect(srv)
+        await join(a, "h:gj")
+        await call(a, "burst", room="h:gj", n=3)
+        await collect(a, 3)
+        assert (await call(a, "job", room="h:gj"))["id"]
+        m = await a.recv()
+        while m.get("type") != "fromjob":
+            m = await a.recv()
+        assert offsets_of_history(m) == [1, 2, 3], m
+        before, r = await join(a, "plain:gh:gj")
+        m = before[0] if before else await a.recv()
+        assert m.get("type") == "fromhook" and offsets_of_history(m) == [1, 2, 3], m
+    arun(run())
+
+
+def offsets_of_history(m):
+    return [x["offset"] for x in m["history"]["messages"]]
 
 
 def test_join_from_server_code_and_join_events_order(hist):

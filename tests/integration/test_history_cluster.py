@@ -313,6 +313,30 @@ def test_subscriber_send_is_stored_once(server, redis):
     arun(run())
 
 
+def test_get_history_from_a_subscriber(server, redis):
+    extra = """
+subscribers = { { channel = "gh", handler = function(channel, payload)
+  local ws = require("moonwire").webSocketServer
+  local h, err = ws:getHistory(payload)
+  ws:sendMessageToRoom("plain:gh", { type = "fromsub", history = h, err = err })
+end } },
+"""
+    srv = start(server, redis, extra=extra)
+
+    async def run():
+        a = await connect(srv)
+        await join(a, "h:sub")
+        await join(a, "plain:gh")
+        await call(a, "burst", room="h:sub", n=2)
+        await collect(a, 2)
+        redis.cli("PUBLISH", "gh", "h:sub")
+        m = await a.recv()
+        while m.get("type") != "fromsub":
+            m = await a.recv()
+        assert [x["offset"] for x in m["history"]["messages"]] == [1, 2], m
+    arun(run())
+
+
 def test_thousand_history_rooms_in_redis(server, redis):
     srv = start(server, redis)
 
