@@ -18,19 +18,21 @@ static const char script_publish[] =
     "local s, h = KEYS[1], KEYS[2]\n"
     "if KEYS[3] ~= '' and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', 5000) then return 0 end\n"
     "local e = redis.call('HGET', h, 'e')\n"
-    "if e and (tonumber(redis.call('HGET', h, 'o')) or 0) > 0 and redis.call('EXISTS', s) == 0 then e = false end\n"
+    "local last = tonumber(redis.call('HGET', h, 'o')) or 0\n"
+    "if e and last > 0 and redis.call('EXISTS', s) == 0 then e = false end\n"
     "if not e then\n"
-    "  e = ARGV[6]\n"
+    "  e, last = ARGV[6], 0\n"
     "  redis.call('DEL', s)\n"
     "  redis.call('HSET', h, 'e', e, 'o', 0)\n"
     "end\n"
-    "local o = redis.call('HINCRBY', h, 'o', 1)\n"
+    "local o = string.format('%d', last + 1)\n"
     "local f = ARGV[4] .. ARGV[5] .. '\"room\":' .. ARGV[3] .. ',\"offset\":' .. o .. '}'\n"
-    "redis.call('XADD', s, 'MAXLEN', ARGV[1], '0-' .. o, 'f', f, 'x', ARGV[9])\n"
+    "redis.call('XADD', s, 'MAXLEN', ARGV[1], '0-' .. o, 'f', f, 'x', ARGV[9])\n" /* fails: nothing changed */
+    "redis.call('HSET', h, 'o', o)\n"
     "redis.call('PEXPIRE', s, ARGV[2])\n"
     "redis.call('PEXPIRE', h, ARGV[2])\n"
     "redis.call('PUBLISH', ARGV[7], ARGV[8] .. '\\nH\\n' .. e .. '\\n' .. ARGV[9] .. '\\n' .. o .. '\\n' .. f)\n"
-    "return o\n";
+    "return last + 1\n";
 
 /* KEYS: stream, hash. ARGV: 1 since, 2 count, 3 ttl ms, 4 epoch of a new history ("": do not
  * create one), 5 wanted epoch ("": any), 6 "1": all or nothing. Returns {epoch or false, last
