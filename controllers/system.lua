@@ -14,14 +14,22 @@ local function room_name(data)
   return name
 end
 
---- {"roomName": NAME} -> {"success":true,"message":"Successfully joined room: NAME","data":{"roomName":NAME,"joinedAt":ISO8601}}
+--- {"roomName": NAME [, "since": {"offset": N, "epoch": E}]} ->
+--- {"success":true,"message":"Successfully joined room: NAME","data":{"roomName":NAME,"joinedAt":ISO8601}}
+--- In a history room data also carries "offset" and "epoch", and with since "recovered": the
+--- missed messages were sent before this reply (true), or could not be (false).
 function System:joinRoom(clientId, data)
   local name = room_name(data)
   if not name then return { success = false, error = "Room name is required" } end
-  local ok, err = self.webSocketServer:joinRoom(clientId, name)
-  if not ok then return { success = false, error = err } end
-  return { success = true, message = "Successfully joined room: " .. name,
-           data = { roomName = name, joinedAt = iso8601(core.now_ms()) } }
+  local since = type(data) == "table" and data.since or nil
+  local ok, info = self.webSocketServer:joinRoom(clientId, name, since ~= nil and { since = since } or nil)
+  if not ok then return { success = false, error = info } end
+  local reply = { roomName = name, joinedAt = iso8601(core.now_ms()) }
+  if type(info) == "table" then
+    reply.offset, reply.epoch = info.offset, info.epoch
+    if since ~= nil then reply.recovered = info.recovered end
+  end
+  return { success = true, message = "Successfully joined room: " .. name, data = reply }
 end
 
 --- {"roomName": NAME} -> {"success":true,"message":"Successfully left room: NAME","data":{"roomName":NAME,"leftAt":ISO8601}}

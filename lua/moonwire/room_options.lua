@@ -110,6 +110,7 @@ end
 -- ---- lookups ----------------------------------------------------------------------------
 
 local entries = {}
+local has_history = false
 local cache, cached = {}, 0
 local CACHE_MAX = 10000 -- room names remembered; the cache starts over past it
 local NONE = {}
@@ -118,7 +119,14 @@ local NONE = {}
 function M.setup(list)
   entries = list or {}
   cache, cached = {}, 0
+  has_history = false
+  for _, e in ipairs(entries) do
+    if e.history then has_history = true end
+  end
 end
+
+-- Whether any entry has history (when none does, a room send needs no lookup).
+function M.any_history() return has_history end
 
 -- The options of room `name` (the first matching entry), or nil when no entry matches.
 function M.match(name)

@@ -85,6 +85,8 @@ function M.start(opts)
   loader.setup(opts) -- before anything of the app loads: --dev interprets it
   router.setup({ dev = opts.dev, raw = config.raw })
   json.set_depth(config.limits.jsonDepth)
+  require("moonwire.room_options").setup(config.rooms.options)
+  if core.history_setup then core.history_setup(config.limits.historyBytes) end
 
   local bindings, queue_store = make_bindings(config, opts)
   package.loaded["moonwire"] = bindings -- require("moonwire") from anywhere

@@ -70,7 +70,7 @@ end
 
 local waiting = setmetatable({}, { __mode = "k" }) -- coroutine -> the token of the call it waits for
 local pending = {}                                 -- waiting message coroutine -> clientId
-local local_only = setmetatable({}, { __mode = "k" }) -- coroutines of subscriber handlers
+local local_only = setmetatable({}, { __mode = "k" }) -- subscriber handler coroutine -> {channel, payload, sends}
 local n_local = 0 -- subscriber handlers started and not finished (one never finished keeps it above 0)
 local last_token = 0
 
@@ -100,7 +100,17 @@ function M.local_only()
   -- no subscriber handler is running (the common case): answered without coroutine.running(),
   -- a call that ends the JIT's trace, on every send
   if n_local == 0 then return false end
-  return local_only[running()] == true
+  return local_only[running()] ~= nil
+end
+
+-- In a subscriber handler: a key naming this send of this handler run, the same on every worker
+-- that received the same Redis message (its channel, its payload, the how-manieth send). A send
+-- to a history room is stored once per key (moonwire.history), not once per worker.
+function M.local_key()
+  local ctx = local_only[running()]
+  if not ctx then return nil end
+  ctx[3] = ctx[3] + 1
+  return tostring(ctx[1]) .. "\n" .. tostring(ctx[2]) .. "\n" .. ctx[3]
 end
 
 -- Message coroutines are reused: each runs handlers in a loop and yields FINISHED between
@@ -195,7 +205,7 @@ local function spawn_co(what, fn, mark_local, site_fn, ...)
     end
   end)
   if mark_local then
-    local_only[co] = true
+    local_only[co] = { (...), (select(2, ...)), 0 }
     n_local = n_local + 1
   end
   local source, line = site_of(site_fn or fn)

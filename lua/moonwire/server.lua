@@ -4,6 +4,9 @@ local core = require "moonwire.core"
 local json = require "moonwire.json"
 local auth = require "moonwire.auth"
 local cluster = require "moonwire.cluster"
+local room_options = require "moonwire.room_options"
+local history = require "moonwire.history"
+local scheduler = require "moonwire.scheduler"
 
 local running = coroutine.running
 
@@ -123,12 +126,31 @@ function Server:updateClient(clientId, key, value)
   return true
 end
 
---- Adds the client to a room. Returns true, or false and the reason.
-function Server:joinRoom(clientId, room)
+-- The history options {size, ttl} of a room, or nil.
+local function history_of(room)
+  local o = room_options.match(room)
+  return o and o.history
+end
+
+-- A join left undone (its history could not be read): the client leaves the room again.
+local function undo_join(clientId, room)
+  if core.room_leave(clientId, room) then cluster.room_left(clientId, room, #core.room_members(room) == 0) end
+end
+
+--- Adds the client to a room. Returns true, or false and the reason. In a history room it
+--- returns true, {offset, epoch [, recovered]}: opts.since = {offset, epoch} replays the
+--- messages the client missed first, when they are all kept (waits with Redis).
+function Server:joinRoom(clientId, room, opts)
   check_id(clientId, "joinRoom")
   if type(room) ~= "string" or room == "" then return false, "Room name is required" end
   if #room > MAX_ROOM_NAME then return false, "Room name is too long (max " .. MAX_ROOM_NAME .. " bytes)" end
   if room:find("\0", 1, true) then return false, "Room name must not contain NUL" end
+  local since_offset, since_epoch
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("joinRoom: opts must be a table, got " .. type(opts), 2) end
+    since_offset, since_epoch = history.parse_since(opts.since)
+    if since_offset == false then return false, "Invalid since" end
+  end
   local rooms = core.client_rooms(clientId)
   if not rooms then
     if remote(self, clientId, "joinRoom", room) then return true end
@@ -151,10 +173,26 @@ function Server:joinRoom(clientId, room)
   end
   local joined = core.room_join(clientId, room)
   if joined == nil then return false, "Unknown client" end
+  if joined then cluster.room_joined(clientId, room) end
+  local h, info, err = history_of(room)
+  if h then
+    -- the replay is queued before anything else can reach the client in this room
+    info, err = history.join(clientId, room, h, since_offset, since_epoch)
+    if info == nil then
+      if joined then undo_join(clientId, room) end
+      return false, err
+    end
+  end
   if joined then
-    cluster.room_joined(clientId, room)
     self:_publishClient(clientId)
     self._ctx.fire("onJoinRoom", clientId, room)
+  end
+  if info then
+    -- single node: where the room stands after onJoinRoom ran (it may have sent to it)
+    local last, epoch = history.position(room, h)
+    if last and epoch == info.epoch and last > info.offset then info.offset = last end
+    info.replayed = nil
+    return true, info
   end
   return true
 end
@@ -205,14 +243,41 @@ function Server:getRooms()
   return names, err
 end
 
---- Sends msg to every member of room except opts.excludeClientId; returns the count.
+--- Sends msg to every member of room except opts.excludeClientId; returns the count. In a
+--- history room msg must be a JSON object (a table or its text); it gets the next offset.
 function Server:sendMessageToRoom(room, msg, opts)
   if type(room) ~= "string" then error("sendMessageToRoom: room must be a string, got " .. type(room), 2) end
   local exclude = opts and opts.excludeClientId
   if exclude ~= nil and type(exclude) ~= "string" then
     error("sendMessageToRoom: excludeClientId must be a string, got " .. type(exclude), 2)
   end
+  local h = room_options.any_history() and history_of(room)
+  if h then
+    if room == "" or #room > MAX_ROOM_NAME or room:find("\0", 1, true) then
+      error("sendMessageToRoom: room names are 1 to " .. MAX_ROOM_NAME .. " bytes long, without NUL bytes", 2)
+    end
+    return history.send(room, h, history.body(msg, "sendMessageToRoom"), exclude, self._ctx.local_only() and scheduler.local_key() or nil)
+  end
   return core.room_send(room, payload(msg, "sendMessageToRoom"), exclude, self._ctx.local_only())
+end
+
+--- The kept messages of a history room after opts.since (0), oldest first, at most opts.limit
+--- (100): {epoch, offset = the last offset, messages = {{offset, message}, ...}}. Raises for a
+--- room without history; nil, err when Redis is unavailable (waits with Redis).
+function Server:getHistory(room, opts)
+  if type(room) ~= "string" then error("getHistory: room must be a string, got " .. type(room), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("getHistory: opts must be a table, got " .. type(opts), 2) end
+  local since, limit = opts and opts.since or 0, opts and opts.limit or 100
+  if type(since) ~= "number" or since < 0 or since ~= since or math.floor(since) ~= since then
+    error("getHistory: since must be an integer >= 0", 2)
+  end
+  if type(limit) ~= "number" or limit < 1 or math.floor(limit) ~= limit then
+    error("getHistory: limit must be an integer >= 1", 2)
+  end
+  local h = history_of(room)
+  if not h then error("getHistory: room '" .. room .. "' has no history (see rooms.options)", 2) end
+  if limit > h.size then limit = h.size end
+  return history.get(room, h, since, limit)
 end
 
 --- Sends msg to every connection of a user (userId as in client.user.userId); returns the count.

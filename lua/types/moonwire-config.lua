@@ -77,6 +77,7 @@
 ---@field handlerTimeout? number seconds of Lua run time per handler (default 5)
 ---@field luaMemory? integer bytes of Lua memory per worker (default 268435456)
 ---@field shutdownTimeout? number seconds for a graceful shutdown (default 8)
+---@field historyBytes? integer bytes of room history a worker keeps in memory (single node); past it the oldest messages of the least recently written rooms are dropped (default 67108864)
 
 ---events: hooks, all optional; each runs in its own coroutine (onAuthenticate at once); errors are logged.
 ---@class moonwire.EventsConfig

@@ -79,6 +79,7 @@ function WebSocketServer:sendMessageToAll(msg, opts) end
 ---Sends msg to every member of room, except opts.excludeClientId.
 ---@param room string
 ---@param msg moonwire.Message
+---In a history room (rooms.options) msg must be a JSON object (table or text): members get it with "room" and "offset" added.
 ---@param opts? {excludeClientId?: string}
 ---@return integer count local recipients (other workers deliver their own)
 function WebSocketServer:sendMessageToRoom(room, msg, opts) end
@@ -97,12 +98,33 @@ function WebSocketServer:sendMessageToUser(userId, msg) end
 ---@return boolean sent true when queued (or, for text, handed on to the client's worker)
 function WebSocketServer:sendRaw(clientId, payload, isBinary) end
 
+---@class moonwire.HistoryPosition
+---@field offset integer the last offset the client has been sent (0 before the room's first message)
+---@field epoch string the room history's epoch
+---@field recovered? boolean with opts.since: whether the missed messages were replayed
+
 ---Adds the client to a room (fires events.onJoinRoom). For another worker's client: sent there, returns true.
+---In a history room the second result is the client's position; opts.since = {offset, epoch} replays what it missed
+---(waits with Redis).
 ---@param clientId string
 ---@param room string 1-255 bytes, no NUL
+---@param opts? {since?: {offset: integer, epoch: string}}
 ---@return boolean ok
----@return string? reason why not ("Room name is required", "Too many rooms (max N)", "Unknown client", ...)
-function WebSocketServer:joinRoom(clientId, room) end
+---@return string|moonwire.HistoryPosition|nil reason why not ("Room name is required", "Too many rooms (max N)", "Unknown client", "Invalid since", ...), or the position in a history room
+function WebSocketServer:joinRoom(clientId, room, opts) end
+
+---@class moonwire.History
+---@field epoch string
+---@field offset integer the room's last offset
+---@field messages {offset: integer, message: table}[] oldest first
+
+---The kept messages of a history room after opts.since (default 0), at most opts.limit (default 100); waits with Redis.
+---Raises for a room without history.
+---@param room string
+---@param opts? {since?: integer, limit?: integer}
+---@return moonwire.History? history
+---@return string? err set during a Redis outage
+function WebSocketServer:getHistory(room, opts) end
 
 ---Removes the client from a room (fires events.onLeaveRoom).
 ---@param clientId string

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mw_db.h"
+#include "mw_hist_local.h"
 #include "mw_lapi.h"
 #include "mw_lapi_log.h"
 #include "mw_log.h"
@@ -70,6 +71,10 @@ static const mw_httpd_handler httpd_handler = { connections_cb, not_ready_cb };
 static void bus_message_cb(void *owner, const mw_bus_msg *m)
 {
     mw_worker *w = owner;
+    if (m->kind == MW_BUS_HISTORY) {
+        mw_hist_redis_on_message(&w->hist_redis, m);
+        return;
+    }
     if (m->kind != MW_BUS_OP) {
         mw_fanout_deliver(&w->fanout, m);
         return;
@@ -119,6 +124,11 @@ static void housekeeping_cb(uv_timer_t *t)
     if (check_inactive)
         w->last_inactivity_check_ms = now;
     mw_accept_tick(&w->acceptor);
+    if (now - w->last_history_sweep_ms >= 1000) {
+        w->last_history_sweep_ms = now;
+        mw_history_expire(&w->history, mw_hist_now_ms());
+        mw_hist_redis_sweep(&w->hist_redis);
+    }
     if (w->draining)
         return;
     mw_client *next;
@@ -181,10 +191,17 @@ static void redis_message_cb(mw_redis *r, const char *pattern, const char *chann
         mw_lvm_on_redis_message(w->lvm, pattern, channel, channel_len, payload, payload_len);
 }
 
+static void redis_subscribed_cb(mw_redis *r, const char *channel, size_t len, void *owner)
+{
+    mw_worker *w = owner;
+    mw_hist_redis_on_subscribed(&w->hist_redis, channel, len);
+}
+
 static void redis_state_cb(mw_redis *r, int up, void *owner)
 {
     mw_worker *w = owner;
     mw_bus_forget_probe(&w->bus); /* a probe sent on a connection that failed proves nothing */
+    mw_hist_redis_on_state(&w->hist_redis, up); /* its scripts load before anything else runs */
     if (w->lvm)
         mw_lvm_on_redis_state(w->lvm, up);
 }
@@ -200,6 +217,7 @@ static mw_lvm *start_lvm(mw_worker *w, char *err, size_t errlen)
         { "db", mw_lapi_db_open, &w->db_api },
         { "queue", mw_lapi_queue_open, &w->queue_api },
         { "auth", mw_lapi_auth_open, &w->auth_api },
+        { "history", mw_lapi_history_open, &w->history_api },
     };
     mw_lvm_worker info = { .id = w->id, .index = w->index, .count = w->count, .tag = w->tag,
                            .client_count = &w->fanout.clients.count };
@@ -219,10 +237,13 @@ static int start_redis(mw_worker *w, char *err, size_t errlen)
     o.name = "subscriber";
     o.on_state = NULL;
     o.on_message = redis_message_cb;
+    o.on_subscribed = redis_subscribed_cb;
     w->redis_sub = mw_redis_new(&w->loop, &o, err, errlen);
     if (!w->redis_sub)
         return -1;
     mw_bus_attach(&w->bus, w->redis, w->redis_sub);
+    mw_hist_redis_attach(&w->hist_redis, w->redis);
+    w->history_api.redis = &w->hist_redis;
     w->redis_api.cmd = w->redis;
     w->redis_api.sub = w->redis_sub;
     return 0;
@@ -238,6 +259,7 @@ static void bus_probe_cb(uv_timer_t *t)
 static void close_redis(mw_worker *w)
 {
     mw_bus_attach(&w->bus, NULL, NULL);
+    mw_hist_redis_attach(&w->hist_redis, NULL);
     w->redis_api.cmd = w->redis_api.sub = NULL;
     mw_redis_free(w->redis); /* pending calls resume their coroutines with an error */
     mw_redis_free(w->redis_sub);
@@ -316,6 +338,8 @@ static void free_worker(mw_worker *w)
 {
     uv_loop_close(&w->loop);
     mw_fanout_free(&w->fanout);
+    mw_history_free(&w->history);
+    mw_hist_redis_free(&w->hist_redis);
     mw_jwt_free(&w->jwt);
     free(w);
 }
@@ -364,10 +388,26 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         free(w);
         return 1;
     }
+    if (mw_history_init(&w->history, w->tag, MW_HISTORY_DEFAULT_CAP, w->m) != 0) {
+        mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
+        mw_fanout_free(&w->fanout);
+        free(w);
+        return 1;
+    }
+    if (mw_hist_redis_init(&w->hist_redis, &w->fanout, cfg->redis_prefix, w->tag, w->m) != 0) {
+        mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
+        mw_fanout_free(&w->fanout);
+        mw_history_free(&w->history);
+        free(w);
+        return 1;
+    }
+    w->history_api = (mw_lapi_history_ctx){ &w->fanout, &w->history, NULL };
     if (mw_jwt_init(&w->jwt, cfg->auth_algorithm, cfg->auth_secret, cfg->auth_public_key_file, err,
                     sizeof(err)) != 0) {
         mw_logf(MW_LOG_ERROR, "%s", err);
         mw_fanout_free(&w->fanout);
+        mw_history_free(&w->history);
+        mw_hist_redis_free(&w->hist_redis);
         free(w);
         return 3;
     }

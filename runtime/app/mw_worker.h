@@ -12,10 +12,13 @@
 #include "mw_config.h"
 #include "mw_conn.h"
 #include "mw_fanout.h"
+#include "mw_hist_redis.h"
+#include "mw_history.h"
 #include "mw_httpd.h"
 #include "mw_jwt.h"
 #include "mw_lapi_auth.h"
 #include "mw_lapi_db.h"
+#include "mw_lapi_history.h"
 #include "mw_lapi_queue.h"
 #include "mw_lapi_redis.h"
 #include "mw_lapi_server.h"
@@ -39,6 +42,8 @@ typedef struct mw_worker {
     mw_httpd httpd;           /* /health /ready /metrics and static files */
     mw_fanout fanout;         /* the clients, rooms and user index, and sending to them */
     mw_bus bus;               /* the other workers, through Redis */
+    mw_history history;       /* room history in this worker's memory (single node) */
+    mw_hist_redis hist_redis; /* room history in Redis (with --redis) */
     mw_lapi_server lapi_server; /* what the webSocketServer binding works on */
     uv_prepare_t flush_prepare; /* writes every pending send queue once per loop iteration, before it blocks */
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -52,9 +57,11 @@ typedef struct mw_worker {
     mw_lapi_timer_ctx timer_api; /* the timers Lua started */
     mw_lapi_queue_ctx queue_api; /* the jobs running here: draining waits for them */
     mw_lapi_auth_ctx auth_api;   /* token refresh: the verifier, and moving a client's expiry */
+    mw_lapi_history_ctx history_api; /* the room history: memory, or Redis */
     uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
     uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */
     uint64_t last_inactivity_check_ms;
+    uint64_t last_history_sweep_ms;
     struct mw_lvm *lvm;
     int draining;
     struct mw_reload *reload;   /* --dev's file watcher (NULL otherwise) */

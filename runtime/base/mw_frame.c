@@ -61,7 +61,7 @@ mw_frame *mw_frame_ws(int opcode, const void *payload, size_t len)
         for (int i = 0; i < 8; i++)
             p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
     }
-    if (len)
+    if (len && payload)
         memcpy(p + header, payload, len);
     return f;
 }

@@ -13,7 +13,8 @@ typedef struct mw_frame {
     uint8_t data[];
 } mw_frame;
 
-/* A server-to-client WebSocket data frame (FIN set, unmasked) around payload. opcode: 1 text, 2 binary. */
+/* A server-to-client WebSocket data frame (FIN set, unmasked) around payload. opcode: 1 text, 2 binary.
+ * payload NULL leaves the len payload bytes to fill in (mw_frame_payload finds them). */
 mw_frame *mw_frame_ws(int opcode, const void *payload, size_t len);
 /* Raw bytes (an HTTP response, or bytes wslay produced); bytes NULL leaves the data to fill in. */
 mw_frame *mw_frame_raw(const void *bytes, size_t len);
@@ -25,5 +26,14 @@ static inline mw_frame *mw_frame_ref(mw_frame *f)
     return f;
 }
 void mw_frame_unref(mw_frame *f);
+
+/* The payload of a frame made by mw_frame_ws (after its 2, 4 or 10 header bytes). */
+static inline const uint8_t *mw_frame_payload(const mw_frame *f, size_t *len)
+{
+    uint8_t n = f->len >= 2 ? (uint8_t)(f->data[1] & 0x7f) : 0;
+    size_t header = n == 127 ? 10 : n == 126 ? 4 : 2;
+    *len = f->len >= header ? f->len - header : 0;
+    return f->data + header;
+}
 
 #endif

@@ -39,6 +39,14 @@ static const struct {
     { "moonwire_connections_refused_total", "counter",
       "New connections answered 503 and closed at once, by reason (max_connections, open_files)." },
     { NULL, NULL, NULL }, /* MW_M_REFUSED_FDS: a label of the line above */
+    { "moonwire_history_messages_stored_total", "counter", "Messages stored in a room's history." },
+    { "moonwire_history_recoveries_attempted_total", "counter", "joinRoom calls with a since in a history room." },
+    { "moonwire_history_recoveries_succeeded_total", "counter", "Recoveries that replayed the missed messages." },
+    { "moonwire_history_recoveries_failed_total", "counter",
+      "Recoveries that could not replay (another epoch, offset ahead, messages trimmed or expired)." },
+    { "moonwire_history_replayed_messages_total", "counter", "Messages replayed to recovering clients." },
+    { "moonwire_history_bytes", "gauge",
+      "Bytes of messages kept by this worker's in-memory room history (single node, no Redis)." },
 };
 
 static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {

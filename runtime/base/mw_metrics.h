@@ -41,6 +41,12 @@ typedef enum {
     MW_M_JOBS_RETRIED,
     MW_M_REFUSED_LIMIT,       /* rendered as one family with a reason label */
     MW_M_REFUSED_FDS,
+    MW_M_HISTORY_STORED,      /* messages stored in a room's history */
+    MW_M_RECOVERIES,          /* joins with a `since` in a history room */
+    MW_M_RECOVERIES_OK,       /* ... that replayed (recovered: true) */
+    MW_M_RECOVERIES_FAILED,   /* ... that could not (recovered: false) */
+    MW_M_REPLAYED,            /* messages replayed to recovering clients */
+    MW_M_HISTORY_BYTES,       /* gauge: bytes of frames the worker's memory history keeps */
     MW_M_COUNT
 } mw_metric;
 

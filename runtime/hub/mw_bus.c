@@ -82,7 +82,9 @@ int mw_bus_on_message(mw_bus *b, const char *channel, size_t channel_len, const 
         mw_logf(MW_LOG_WARN, "bus: ignoring a malformed message on %.*s", (int)channel_len, channel);
         return 1;
     }
-    if (m.origin_len == MW_WORKER_TAG_LEN && memcmp(m.origin, b->tag, MW_WORKER_TAG_LEN) == 0) {
+    /* a history room's message is delivered by its publisher too (in offset order, mw_hist_redis) */
+    if (m.kind != MW_BUS_HISTORY && m.origin_len == MW_WORKER_TAG_LEN &&
+        memcmp(m.origin, b->tag, MW_WORKER_TAG_LEN) == 0) {
         if (m.kind == MW_BUS_PROBE && (uint64_t)atoll(m.code) == b->probe_seq)
             b->probe_pending = 0; /* the subscriber connection delivers */
         return 1; /* ours: our own clients were served directly */

@@ -79,11 +79,11 @@ int mw_bus_decode(const char *prefix, const char *channel, size_t channel_len, c
                   mw_bus_msg *out)
 {
     const char *p = msg, *end = msg + msg_len, *kind;
-    size_t klen, codelen;
+    size_t klen;
     memset(out, 0, sizeof(*out));
     if (next_field(&p, end, &out->origin, &out->origin_len) || next_field(&p, end, &kind, &klen) ||
         next_field(&p, end, &out->target, &out->target_len) ||
-        next_field(&p, end, &out->exclude, &out->exclude_len) || next_field(&p, end, &out->code, &codelen) ||
+        next_field(&p, end, &out->exclude, &out->exclude_len) || next_field(&p, end, &out->code, &out->code_len) ||
         klen != 1)
         return -1;
     out->kind = (unsigned char)kind[0];
@@ -92,7 +92,9 @@ int mw_bus_decode(const char *prefix, const char *channel, size_t channel_len, c
     size_t plen = strlen(prefix);
     const char *rest = channel + plen;
     size_t rest_len = channel_len >= plen ? channel_len - plen : 0;
-    const char *want = out->kind == MW_BUS_ROOM ? "room:" : out->kind == MW_BUS_USER ? "user:" : NULL;
+    const char *want = out->kind == MW_BUS_ROOM || out->kind == MW_BUS_HISTORY ? "room:"
+                       : out->kind == MW_BUS_USER                             ? "user:"
+                                                                              : NULL;
     if (want && rest_len > 5 && memcmp(rest, want, 5) == 0) {
         out->name = rest + 5;
         out->name_len = rest_len - 5;

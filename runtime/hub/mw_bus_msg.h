@@ -19,6 +19,9 @@ enum {
     MW_BUS_DISCONNECT = 'D', /* close one client with code and reason */
     MW_BUS_PROBE = 'P',      /* to ourselves: proves the subscriber connection still delivers */
     MW_BUS_OP = 'O',         /* a webSocketServer call for a client of that worker (JSON) */
+    MW_BUS_HISTORY = 'H',    /* a history room's message (mw_hist_redis): target is the room's
+                              * epoch, code its offset; published by the Redis script that stored
+                              * it, delivered by every worker with members, the publisher's too */
 };
 
 /* A decoded message; every pointer points into the channel or message it was decoded from. */
@@ -26,12 +29,13 @@ typedef struct mw_bus_msg {
     const char *origin; /* the publishing worker's tag */
     size_t origin_len;
     int kind;
-    const char *target; /* a clientId (CLIENT, DISCONNECT, OP) */
+    const char *target; /* a clientId (CLIENT, DISCONNECT, OP), the epoch (HISTORY) */
     size_t target_len;
     const char *exclude; /* a clientId to skip (ALL, ROOM), may be empty */
     size_t exclude_len;
-    const char *code;    /* a close code (DISCONNECT) or probe number (PROBE), decimal */
-    const char *name;    /* the room (ROOM) or user key (USER) from the channel; NULL when the
+    const char *code;    /* a close code (DISCONNECT), probe number (PROBE) or offset (HISTORY), decimal */
+    size_t code_len;
+    const char *name;    /* the room (ROOM, HISTORY) or user key (USER) from the channel; NULL when the
                           * channel is not of that kind */
     size_t name_len;
     const char *payload; /* the JSON text to frame, or a close reason */

@@ -21,6 +21,7 @@ typedef struct mw_client {
     struct mw_client *all_prev, *all_next; /* mw_clients' list */
     mw_hash_link hash_link;                /* mw_clients' chain */
     int registered;
+    int hist_joins; /* history-room joins of this client still settling (mw_hist_redis) */
 } mw_client;
 
 typedef struct mw_clients {

@@ -145,6 +145,24 @@ static const mw_client *find_opt(const mw_fanout *fo, const char *id)
     return id ? mw_clients_find(&fo->clients, id, strlen(id)) : NULL;
 }
 
+const mw_client *mw_fanout_find_exclude(const mw_fanout *fo, const char *id) { return find_opt(fo, id); }
+
+int mw_fanout_client_frame(mw_client *c, mw_frame *f) { return send_to(c, f); }
+
+long mw_fanout_room_frame(mw_fanout *fo, mw_room *r, mw_frame *f, const mw_client *skip,
+                          int (*hold)(void *arg, mw_client *c), void *arg)
+{
+    if (!hold)
+        return send_group(r, f, skip);
+    long n = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        mw_client *c = r->members[i].client;
+        if (c != skip && !hold(arg, c) && send_to(c, f))
+            n++;
+    }
+    return n;
+}
+
 long mw_fanout_broadcast(mw_fanout *fo, const char *payload, size_t len, const char *exclude_id, int local_only)
 {
     if (!local_only)

@@ -10,6 +10,7 @@
 
 #include "mw_bus.h"
 #include "mw_clients.h"
+#include "mw_frame.h"
 #include "mw_metrics.h"
 #include "mw_rooms.h"
 
@@ -51,6 +52,16 @@ long mw_fanout_room(mw_fanout *fo, const char *room, size_t room_len, const char
 /* To a user's connections; returns the local recipients. */
 long mw_fanout_user(mw_fanout *fo, const char *key, size_t key_len, const char *payload, size_t len,
                     int local_only);
+/* Queues the frame f (one reference each) to every local member of r but skip (may be NULL).
+ * hold, when given, is asked first for each member: it returns 1 when it took care of that
+ * member's copy itself (held for later, or not for this member), 0 to send it now. Returns how
+ * many took it now. */
+long mw_fanout_room_frame(mw_fanout *fo, mw_room *r, mw_frame *f, const mw_client *skip,
+                          int (*hold)(void *arg, mw_client *c), void *arg);
+/* Queues the frame f (one reference) to client c: 1 when queued. */
+int mw_fanout_client_frame(mw_client *c, mw_frame *f);
+/* The local client of an excludeClientId (NULL for NULL or an unknown id). */
+const mw_client *mw_fanout_find_exclude(const mw_fanout *fo, const char *id);
 /* Closes a client with code and reason: 1 when it is here or the bus takes it to its worker. */
 int mw_fanout_disconnect(mw_fanout *fo, const char *id, size_t id_len, int code, const char *reason);
 /* Delivers what another worker published (mw_bus_handler): ALL, ROOM, USER, CLIENT and

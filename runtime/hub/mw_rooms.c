@@ -109,6 +109,7 @@ int mw_rooms_join(mw_rooms *rs, mw_client *c, const char *name, size_t len, int 
             return -1;
         memcpy(r->name, name, len);
         r->name_len = (uint32_t)len;
+        r->gen = ++rs->gens;
         if (rs->count + 1 > rs->n_buckets)
             mw_hashtab_grow(&rs->buckets, &rs->n_buckets, room_key);
         size_t i = mw_hashtab_bucket(name, len, rs->n_buckets);

@@ -24,6 +24,8 @@ typedef struct mw_room {
     mw_hash_link link; /* mw_rooms' chain */
     mw_room_member *members;
     uint32_t n, cap;
+    uint64_t gen; /* made by the instance's gen-th room creation: a room left empty and joined
+                   * again is a new room (state kept about the old one is stale) */
     uint32_t name_len;
     char name[];
 } mw_room;
@@ -43,6 +45,7 @@ typedef struct mw_rooms {
     mw_hash_link **buckets;
     size_t n_buckets;
     size_t count; /* rooms with members */
+    uint64_t gens; /* rooms created so far */
     int kind;     /* which of a client's membership lists this instance uses */
 } mw_rooms;
 

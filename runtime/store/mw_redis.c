@@ -54,6 +54,7 @@ struct mw_redis {
     int n_subs, cap_subs;
     mw_redis_message_cb on_message;
     mw_redis_state_cb on_state;
+    mw_redis_subscribed_cb on_subscribed;
     void *owner;
 };
 
@@ -293,6 +294,8 @@ static void subscription_cb(redisAsyncContext *ac, void *reply_, void *privdata)
     } else if (strcmp(e[0]->str, "pmessage") == 0 && reply->elements >= 4 &&
                e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING) {
         r->on_message(r, e[1]->str, e[2]->str, e[2]->len, e[3]->str, e[3]->len, r->owner);
+    } else if (strcmp(e[0]->str, "subscribe") == 0 && e[1]->type == REDIS_REPLY_STRING && r->on_subscribed) {
+        r->on_subscribed(r, e[1]->str, e[1]->len, r->owner);
     }
 }
 
@@ -546,6 +549,7 @@ mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err,
     r->backoff_ms = MW_REDIS_BACKOFF_MIN_MS;
     r->on_message = opts->on_message;
     r->on_state = opts->on_state;
+    r->on_subscribed = opts->on_subscribed;
     r->owner = opts->owner;
     uv_timer_init(loop, &r->sweep);
     uv_timer_init(loop, &r->retry);

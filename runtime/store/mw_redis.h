@@ -19,6 +19,8 @@ typedef void (*mw_redis_message_cb)(mw_redis *r, const char *pattern, const char
                                     const char *payload, size_t payload_len, void *owner);
 /* Connected (up = 1) or lost (up = 0). */
 typedef void (*mw_redis_state_cb)(mw_redis *r, int up, void *owner);
+/* Redis confirmed an exact subscription: messages on channel arrive from now on. */
+typedef void (*mw_redis_subscribed_cb)(mw_redis *r, const char *channel, size_t channel_len, void *owner);
 
 typedef struct mw_redis_options {
     const char *url;        /* redis://[:password@]host[:port][/db] */
@@ -26,6 +28,7 @@ typedef struct mw_redis_options {
     double timeout;         /* seconds: command timeout, also the connect timeout */
     mw_redis_message_cb on_message;
     mw_redis_state_cb on_state;
+    mw_redis_subscribed_cb on_subscribed; /* optional */
     void *owner;
 } mw_redis_options;
 

@@ -53,6 +53,8 @@ end
 
 function core.now_ms() return core.now end
 
+function core.history_setup(capBytes) core.history_cap = capBytes end
+
 function core.timer_start(seconds, repeating, fn)
   core.next_timer = core.next_timer + 1
   core.timers[core.next_timer] = { seconds = seconds, repeating = repeating, fn = fn }
