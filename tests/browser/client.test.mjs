@@ -252,3 +252,37 @@ test("a short-lived token is refreshed on the open connection: three expiries, n
       own.remove();
     }
   });
+
+test("a history room: what was sent while the page was disconnected arrives once, in order", { timeout: 180000 }, async () => {
+  const room = "hist:recover-" + Date.now();
+  const a = await clientPage();
+  const b = await clientPage();
+  await isOpen(a);
+  await isOpen(b);
+  await a.evaluate(async (r) => {
+    window.rejoins = [];
+    await window.mw.client.joinRoom(r, { onRejoin: (info) => window.rejoins.push(info.recovered) });
+  }, room);
+  const said = (page, text) => page.waitForFunction(([r, t]) => window.mw.pushed.some((m) =>
+    m.type === "probe" && m.action === "said" && m.data.room === r && m.data.text === t), [room, text], { timeout: PATIENCE });
+  await b.evaluate((r) => window.mw.client.request("probe", "say", { room: r, text: "one" }), room);
+  await said(a, "one");
+  // the server drops page A, then sends "two" while A waits to reconnect
+  await a.evaluate((r) => window.mw.client.send("probe", "dropAndSay", { room: r, text: "two", after: 0.2 }), room);
+  await said(a, "two");
+  await a.waitForFunction(() => window.rejoins.length === 1, null, { timeout: PATIENCE });
+  await b.evaluate((r) => window.mw.client.request("probe", "say", { room: r, text: "three" }), room);
+  await said(a, "three");
+  const seen = await a.evaluate((r) => ({
+    texts: window.mw.pushed.filter((m) => m.type === "probe" && m.action === "said" && m.data.room === r).map((m) => m.data.text),
+    offsets: window.mw.pushed.filter((m) => m.type === "probe" && m.data && m.room === r).map((m) => m.offset),
+    rejoins: window.rejoins,
+    closes: window.mw.states.filter((s) => s.code).map((s) => s.code),
+  }), room);
+  assert.deepEqual(seen.texts, ["one", "two", "three"], "each message once, in order");
+  assert.deepEqual(seen.offsets, [1, 2, 3]);
+  assert.deepEqual(seen.rejoins, [true], "the rejoin recovered the gap");
+  assert.ok(seen.closes.includes(4000), JSON.stringify(seen.closes));
+  await a.context().close();
+  await b.context().close();
+});

@@ -5,4 +5,6 @@
 return {
   auth = { secret = "browser-client-tests-secret-0123456789abcdef", algorithm = "HS256",
            required = false, leeway = 0, refreshBefore = 0 },
+  -- rooms hist:* keep a history: moonwire.js recovers what it missed while disconnected
+  rooms = { options = { { pattern = "hist:*", history = { size = 50, ttl = 600 } } } },
 }

@@ -4,6 +4,8 @@
 --   sleep {seconds}      -> {slept = seconds}      after waiting (request() timeouts)
 --   say {room, text}     -> {delivered = n}        pushes probe/said {room, text} to the room
 --   whoami               -> {clientId, userId, rooms}
+--   dropAndSay {room, text, after} drops the caller's connection (4000), then `after` s later
+--                        pushes probe/said {room, text} to the room: a message it must recover
 local Probe = {}
 
 function Probe:echo(clientId, data)
@@ -24,6 +26,14 @@ function Probe:say(clientId, data)
   local n = self.webSocketServer:sendMessageToRoom(data.room,
     { type = "probe", action = "said", data = { room = data.room, text = data.text } })
   return { delivered = n }
+end
+
+function Probe:dropAndSay(clientId, data)
+  local ws = self.webSocketServer
+  self.timer:after(tonumber(data.after) or 0.2, function()
+    ws:sendMessageToRoom(data.room, { type = "probe", action = "said", data = { room = data.room, text = data.text } })
+  end)
+  ws:disconnectClient(clientId, 4000, "dropped by the test")
 end
 
 function Probe:whoami(clientId)
