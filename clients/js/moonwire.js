@@ -8,9 +8,11 @@
 //   const reply = await client.request("chat", "send", { text: "hi" });   // the reply's `response`
 //
 // It matches replies to requests by requestId, queues messages while disconnected, reconnects
-// with jittered exponential backoff, joins its rooms again after a reconnect, and asks
+// with jittered exponential backoff, joins its rooms again after a reconnect (in rooms with
+// history, asking for the messages it missed: each arrives once, in order), and asks
 // getToken() for a fresh token before every connect (so an expired token, close 4401, is
-// replaced instead of retried).
+// replaced instead of retried) and when the server says the token expires soon (auth/expiring:
+// it is refreshed on the open connection, no reconnect).
 
 /**
  * @typedef {object} ConnectOptions
@@ -102,7 +104,7 @@ export class MoonwireClient {
   #nextRequestId = 1;
   #pending = new Map();   // requestId -> {resolve, reject, timer, sent}
   #queue = [];            // {text, requestId?, joins?} waiting for the connection, in call order
-  #rooms = new Set();     // joined (or being joined): joined again after every reconnect
+  #rooms = new Map();     // joined (or being joined) room -> {onRejoin, offset, epoch}: joined again after every reconnect
   #handlers = new Map();  // "type\naction" -> Set of listeners
   #stateListeners = new Set();
   #attempt = 0;           // failed attempts in a row: the backoff exponent
@@ -132,7 +134,7 @@ export class MoonwireClient {
   get clientId() { return this.#clientId; }
 
   /** The rooms this client is in, or will join again when it reconnects. */
-  get rooms() { return [...this.#rooms]; }
+  get rooms() { return [...this.#rooms.keys()]; }
 
   /**
    * Sends {type, action, data, requestId} and resolves with the reply's `response` (undefined
@@ -198,20 +200,32 @@ export class MoonwireClient {
   /**
    * Joins a room through the built-in system controller and remembers it, so it is joined
    * again after every reconnect. Resolves with the server's reply
-   * ({success: true, message, data: {roomName, joinedAt}}); rejects with code "refused" (and
-   * forgets the room) when the server answers success:false. When the connection drops before
-   * the reply the promise rejects with "disconnected", but the room stays remembered and is
-   * joined on reconnect.
+   * ({success: true, message, data: {roomName, joinedAt}}; in a room with history data also
+   * has `offset` and `epoch`); rejects with code "refused" (and forgets the room) when the
+   * server answers success:false. When the connection drops before the reply the promise
+   * rejects with "disconnected", but the room stays remembered and is joined on reconnect.
+   *
+   * In a room with history the client remembers the offset of the last message it got and, on
+   * reconnect, rejoins with `since`: the server first sends what was missed (once, in order),
+   * then the reply. `options.onRejoin(info)` is called after each rejoin with
+   * `{recovered, history, response}`: recovered is true when nothing was lost; false (in a
+   * history room) means the gap could not be filled (history expired or trimmed, server
+   * restarted): reload the room's state from your own API.
    * @param {string} room
+   * @param {{onRejoin?: (info: {recovered: boolean, history: boolean, response: any}) => void}} [options]
    * @returns {Promise<any>}
    */
-  async joinRoom(room) {
-    this.#rooms.add(room);
+  async joinRoom(room, options) {
+    const known = this.#rooms.get(room);
+    const entry = { onRejoin: options && options.onRejoin, offset: known ? known.offset : undefined,
+                    epoch: known ? known.epoch : undefined };
+    this.#rooms.set(room, entry);
     try {
       const response = await this.#call("system", "joinRoom", { roomName: room }, undefined, room);
       if (!response || response.success !== true) {
         throw failure((response && response.error) || "could not join " + room, "refused", response);
       }
+      this.#position(entry, response.data);
       return response;
     } catch (err) {
       if (err.code !== "disconnected") this.#rooms.delete(room);
@@ -328,12 +342,17 @@ export class MoonwireClient {
         ? ": " + d.type + "/" + d.action : "";
       const err = failure((d.error || "error") + where, d.code, d);
       if (d.requestId !== undefined && this.#settle(d.requestId, undefined, err)) return;
+    } else if (typeof msg.room === "string" && typeof msg.offset === "number") {
+      // a message of a room with history: remember how far this client got
+      const entry = this.#rooms.get(msg.room);
+      if (entry && entry.epoch !== undefined) entry.offset = msg.offset;
     } else if (msg.requestId !== undefined || "response" in msg) {
       // A reply: to its request (a late one, or one to send(), is dropped), never to on().
       if (msg.requestId !== undefined) this.#settle(msg.requestId, msg.response, undefined);
       return;
     }
     if (msg.type === "system" && msg.action === "connected") this.#ready(msg.data || {});
+    if (msg.type === "auth" && msg.action === "expiring") this.#refreshToken();
     this.#emit(msg);
   }
 
@@ -346,17 +365,53 @@ export class MoonwireClient {
     const queued = this.#queue;
     this.#queue = [];
     const joinQueued = new Set(queued.filter((item) => item.joins !== undefined).map((item) => item.joins));
-    for (const room of this.#rooms) if (!joinQueued.has(room)) this.#rejoin(room);
+    for (const room of this.#rooms.keys()) if (!joinQueued.has(room)) this.#rejoin(room);
     for (const item of queued) this.#transmit(item);
     this.#setState("open", { clientId: this.#clientId });
   }
 
-  async #rejoin(room) {
+  // Where a history room's messages stand after a joinRoom reply (data: {offset, epoch}).
+  #position(entry, data) {
+    if (data && typeof data.epoch === "string" && typeof data.offset === "number") {
+      entry.epoch = data.epoch;
+      entry.offset = data.offset;
+    }
+  }
+
+  // The server says the token expires soon (auth/expiring): ask getToken() for a new one and
+  // hand it over with auth/refresh, so the connection is never closed with 4401 while the
+  // token source works. Without getToken, or when it fails, the old token runs out and the
+  // reconnect asks getToken() again (or stays closed without it).
+  async #refreshToken() {
+    if (!this.#options.getToken) return;
     try {
-      const response = await this.#call("system", "joinRoom", { roomName: room }, undefined, room);
+      const token = await this.#options.getToken();
+      if (!token || this.#state !== "open") return;
+      await this.request("auth", "refresh", { token });
+    } catch (err) {
+      console.warn("moonwire: token refresh failed:", err && err.message);
+    }
+  }
+
+  async #rejoin(room) {
+    const entry = this.#rooms.get(room);
+    const data = { roomName: room };
+    if (entry && entry.epoch !== undefined && entry.offset !== undefined) {
+      data.since = { offset: entry.offset, epoch: entry.epoch };
+    }
+    try {
+      const response = await this.#call("system", "joinRoom", data, undefined, room);
       if (!response || response.success !== true) {
         this.#rooms.delete(room);
         console.warn("moonwire: could not rejoin room " + room + ":", response && response.error);
+        return;
+      }
+      if (entry) {
+        this.#position(entry, response.data);
+        const d = response.data || {};
+        if (entry.onRejoin) {
+          safely(entry.onRejoin, { recovered: d.recovered === true, history: typeof d.epoch === "string", response });
+        }
       }
     } catch (err) {
       if (err.code === "disconnected" || err.code === "closed") return; // tried again next time

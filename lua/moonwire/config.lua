@@ -9,7 +9,7 @@ local schema = {
   host = "string", port = "port", path = "string", workers = "workers",
   routes = "list",
   auth = { secret = "string", algorithm = "string", required = "boolean", leeway = "nonneg",
-           issuer = "string", audience = "string", publicKeyFile = "string" },
+           issuer = "string", audience = "string", publicKeyFile = "string", refreshBefore = "nonneg" },
   redis = { url = "string", prefix = "string", timeout = "posnum" },
   database = { url = "string" },
   rooms = { clientCanJoinMultipleRooms = "boolean", maxPerClient = "posint", options = "roomoptions" },
@@ -34,7 +34,7 @@ local function defaults()
   return {
     host = "0.0.0.0", port = 8080, path = "/ws", workers = 1,
     routes = {},
-    auth = { algorithm = "HS256", required = false, leeway = 30 },
+    auth = { algorithm = "HS256", required = false, leeway = 30, refreshBefore = 30 },
     redis = { prefix = "moonwire:", timeout = 5 },
     database = {},
     rooms = { clientCanJoinMultipleRooms = true, maxPerClient = 128, options = {} },

@@ -1,25 +1,27 @@
 -- moonwire.hooks: the functions C calls into Lua (runtime/vm/mw_lvm.c keeps a reference to
--- each field of M.hooks: admit, on_message, on_connect, on_disconnect, resume, spawn,
--- on_redis_message, on_bus_op, on_redis_state, on_started, reload), and the app's events they
--- fire (app.lua events.onConnect, onDisconnect, onJoinRoom, onLeaveRoom, onServerStarted,
--- onAuthenticate) and subscribers they run. Each hook returns to C at once: handlers run in
--- the scheduler's coroutines.
+-- each field of M.hooks: admit, on_request, on_invalid, on_message, on_connect, on_disconnect,
+-- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload; raw_site is
+-- a value), and the app's events they fire (app.lua events.onConnect, onDisconnect,
+-- onJoinRoom, onLeaveRoom, onServerStarted, onAuthenticate) and subscribers they run. Each
+-- hook returns to C at once: handlers run in the scheduler's coroutines.
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 local frames = require "moonwire.frames"
 local router = require "moonwire.router"
 local scheduler = require "moonwire.scheduler"
 
-local decode, null = json.decode, json.null
+local decode, null, envelope = json.decode, json.null, json.envelope
+local envelope_error = frames.envelope_error
 local spawn, run_message = scheduler.spawn, scheduler.run_message
-local FAILED = scheduler.FAILED
+local DONE, FAILED = scheduler.DONE, scheduler.FAILED
 
 local M = {}
 local hooks = {} -- the table runtime.start returns to C
 M.hooks = hooks
 
--- clientId -> {user = {userId, payload} or nil, metadata = {}}: the local clients, shared with
--- the webSocketServer binding.
+-- clientId -> {user = {userId, payload} or nil, metadata = {}, request = the upgrade request
+-- (kept only when onAuthenticate must see it again at auth/refresh)}: the local clients, shared
+-- with the webSocketServer binding.
 local clients = {}
 M.clients = clients
 
@@ -32,6 +34,7 @@ local state = {
   queue_store = nil,
   subscribers = {},    -- channel or pattern -> {handler, ...}
   admitted_user = nil, -- handed from hooks.admit to the hooks.on_connect that follows it
+  admitted_request = nil,
   reload = nil,        -- fn(changed): moonwire.reload's run
 }
 
@@ -41,6 +44,7 @@ function M.setup(ctx)
   state.config, state.events, state.raw = ctx.config, ctx.events or {}, ctx.raw
   state.bindings, state.queue_store, state.reload = ctx.bindings, ctx.queue_store, ctx.reload
   state.body = router.handler()
+  hooks.raw_site = router.raw_site() -- read once by C, which pushes it for every raw message
 end
 
 -- Calls events[name](...) in its own coroutine when the app defined it.
@@ -65,27 +69,87 @@ function hooks.admit(request, claims_json, token_error, has_token)
   local status, reason, user, expires = auth.admit(state.config, request, claims_json, token_error,
     has_token, core.now_ms(), run_now)
   state.admitted_user = user
+  -- onAuthenticate sees the original request again when the token is refreshed
+  state.admitted_request = user and state.config.events and state.config.events.onAuthenticate and request or nil
   return status, reason, user and auth.user_key(user.userId), expires, forwarded
 end
 
-function hooks.on_message(clientId, payload, isBinary)
-  local status, err = run_message(clientId, state.body, clientId, payload, isBinary)
+-- A message whose envelope C decoded and accepted (runtime/vm/mw_lvm.c l_dispatch): runs the
+-- router on its parts in a pooled coroutine. Returns DONE, FAILED or PENDING.
+function hooks.on_request(clientId, t, a, data, rid)
+  local status, err = run_message(clientId, state.body, clientId, t, a, data, rid)
   if status then return status end
   -- a bug in the runtime itself: never leave the client without an answer
   core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(err) })
-  if not state.raw then core.send(clientId, frames.error("Internal error", "internal")) end
+  core.send(clientId, frames.error("Internal error", "internal"))
+  return FAILED
+end
+
+-- A message whose envelope C refused: kind says why (frames.envelope_error).
+function hooks.on_invalid(clientId, kind)
+  core.send(clientId, envelope_error(kind))
+  return DONE
+end
+
+-- A message as the client sent it: under app.lua `raw` (C calls this one then, site_pushed true:
+-- it pushed raw's site already), or the text of a protocol message, decoded here as C would
+-- (the Lua tests send text).
+function hooks.on_message(clientId, payload, isBinary, site_pushed)
+  if not state.raw then
+    local kind, t, a, data, rid = envelope(payload)
+    if kind ~= 0 then return hooks.on_invalid(clientId, kind) end
+    return hooks.on_request(clientId, t, a, data, rid)
+  end
+  local status, err = run_message(clientId, state.body, clientId, payload, isBinary, site_pushed)
+  if status then return status end
+  core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(err) })
   return FAILED
 end
 
 function hooks.on_connect(clientId)
   local user = state.admitted_user
   state.admitted_user = nil
-  clients[clientId] = { user = user, metadata = {} }
+  clients[clientId] = { user = user, metadata = {}, request = state.admitted_request }
+  state.admitted_request = nil
   if user and not state.raw then core.send(clientId, frames.authenticated(user.userId)) end -- raw: the app owns every frame
   state.bindings.webSocketServer:_publishClient(clientId)
   if state.events.onConnect then
     fire("onConnect", clientId, state.bindings.webSocketServer:getClient(clientId))
   end
+end
+
+-- The client's token expires within auth.refreshBefore seconds (once per token).
+function hooks.on_expiring(clientId)
+  local c = clients[clientId]
+  local exp = c and c.user and c.user.payload and c.user.payload.exp
+  if type(exp) == "number" and not state.raw then core.send(clientId, frames.expiring(exp * 1000)) end
+end
+
+-- auth/refresh: the new token is checked exactly as at connect (C signature check, then
+-- moonwire.auth with the original request and onAuthenticate), must name the same subject,
+-- and then replaces the old one: the 4401 close moves, user.payload is the new claims. A
+-- refusal raises a coded error and changes nothing. Returns the reply's response.
+function M.refresh(clientId, token)
+  local c = clients[clientId]
+  if not c or not c.user then error({ code = "unauthorized", message = "Not authenticated" }, 0) end
+  local auth = require "moonwire.auth"
+  local claims_json, why
+  if type(token) == "string" and token ~= "" then claims_json, why = core.jwt_verify(token)
+  else why = "no token given" end
+  local status, reason, user, expires = auth.admit(state.config, c.request or {}, claims_json, why, true,
+    core.now_ms(), run_now)
+  if status ~= 101 or not user then
+    core.log("info", "token refresh refused", { clientId = clientId, reason = tostring(reason or why) })
+    error({ code = "unauthorized", message = "Invalid token" }, 0)
+  end
+  if auth.user_key(user.userId) ~= auth.user_key(c.user.userId) then
+    core.log("info", "token refresh refused", { clientId = clientId, reason = "another subject" })
+    error({ code = "forbidden", message = "Token subject mismatch" }, 0)
+  end
+  core.token_expiry(clientId, expires)
+  c.user.payload = user.payload
+  state.bindings.webSocketServer:_publishClient(clientId)
+  return { success = true, expiresAt = user.payload.exp * 1000 }
 end
 
 -- rooms_left: the rooms the C side removed the client from as it closed.

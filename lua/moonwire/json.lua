@@ -19,6 +19,14 @@ function M.decode(text)
   return wire_decode(text, depth)
 end
 
+local wire_envelope = wire.envelope
+
+-- A client's message text -> kind (0: accepted), type, action, data, requestId: the envelope as C
+-- decodes it before calling hooks.on_request (runtime/vm/mw_envelope.h).
+function M.envelope(text)
+  return wire_envelope(text, depth)
+end
+
 -- Sets how deeply nested a client's JSON may be (limits.jsonDepth).
 function M.set_depth(d)
   depth = d

@@ -10,11 +10,12 @@ local frames = require "moonwire.frames"
 local errors = require "moonwire.errors"
 local scheduler = require "moonwire.scheduler"
 
-local decode, null = json.decode, json.null
-local byte, find = string.byte, string.find
+local null = json.null
+local byte = string.byte
 local capture, failure = errors.capture, errors.failure
-local error_frame, reply, encode_id = frames.error, frames.reply, frames.encode_id
-local enter, site_of = scheduler.enter, scheduler.site_of
+local error_frame, encode_id = frames.error, frames.encode_id
+local reply = core.reply -- encodes and sends the reply frame in C (runtime/vm/mw_reply.c)
+local enter, entered, site_of = scheduler.enter, scheduler.entered, scheduler.site_of
 local DONE, FAILED = scheduler.DONE, scheduler.FAILED
 local MEMORY_MESSAGE = errors.MEMORY_MESSAGE
 
@@ -119,6 +120,17 @@ function M.setup(opts)
   end
 end
 
+-- The route of a new controller file that never compiled: its calls get an error frame until
+-- it does. (Apart from resolve: a closure made there would keep the JIT from compiling resolve,
+-- and with it every message's path.)
+local function broken_route(t, a)
+  local fn = function()
+    error({ code = "unavailable", message = "Controller does not load: " .. state.broken[t] }, 0)
+  end
+  return { controller = {}, fn = fn, prefix = frames.reply_prefix(t, a),
+           label = t .. ":" .. a, source = "controllers/" .. t .. ".lua (does not load)", line = 0 }
+end
+
 -- The route of type t, action a, or nil when there is none.
 local function resolve(t, a)
   local by_type = resolved[t]
@@ -131,14 +143,7 @@ local function resolve(t, a)
     ctrl, fn = r.controller, r.fn
   else
     ctrl = state.controllers[t]
-    if ctrl == nil and state.broken[t] and byte(a, 1) ~= 95 then
-      -- a new controller file that never compiled: its calls get an error frame until it does
-      ctrl, fn = {}, function()
-        error({ code = "unavailable", message = "Controller does not load: " .. state.broken[t] }, 0)
-      end
-      return { controller = ctrl, fn = fn, prefix = frames.reply_prefix(t, a),
-               label = t .. ":" .. a, source = "controllers/" .. t .. ".lua (does not load)", line = 0 }
-    end
+    if ctrl == nil and state.broken[t] and byte(a, 1) ~= 95 then return broken_route(t, a) end
     if ctrl == nil or byte(a, 1) == 95 then return nil end -- "_private" methods are not routable
     fn = rawget(ctrl, a)
     if type(fn) ~= "function" then return nil end
@@ -153,48 +158,26 @@ M.resolve = resolve
 
 -- ---- one message --------------------------------------------------------------------------
 
--- The body of one message's coroutine: decodes text, calls the route's method and sends its
--- reply or error frame. Returns DONE or FAILED (an internal error).
-function M.handle(clientId, text)
-  local ok, msg = pcall(decode, text)
-  if not ok then
-    core.send(clientId, error_frame("Failed to parse JSON"))
-    return DONE
-  end
-  if type(msg) ~= "table" or not find(text, "^%s*{") then
-    core.send(clientId, error_frame("Invalid WebSocket message"))
-    return DONE
-  end
-  local t, a, rid = msg.type, msg.action, msg.requestId
-  if type(t) ~= "string" then
-    core.send(clientId, error_frame("Missing WebSocket message type"))
-    return DONE
-  end
-  if type(a) ~= "string" then
-    core.send(clientId, error_frame("Missing WebSocket message action"))
-    return DONE
-  end
-  local rt = type(rid)
-  if rt == "string" or rt == "number" then rid = encode_id(rid) else rid = nil end
+-- The body of one message's coroutine: t, a, data, rid are the parts of its envelope, which C
+-- decoded and checked (runtime/vm/mw_envelope.c: t and a are strings, data is nil for null, rid
+-- a string, a number or nil). Calls the route's method and sends its reply or error frame.
+-- Returns DONE or FAILED (an internal error).
+function M.handle(clientId, t, a, data, rid)
   local route = resolve(t, a)
   if not route then
-    core.send(clientId, error_frame("Unknown route", "not_found", t, a, rid))
+    core.send(clientId, error_frame("Unknown route", "not_found", t, a, encode_id(rid)))
     return DONE
   end
-  local data = msg.data
-  if data == null then data = nil end
   enter(route)
   local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
   if not ran and result == MEMORY_MESSAGE then collectgarbage() end -- free what the handler built
   if ran then
-    local encoded, frame = pcall(reply, route.prefix, result, rid)
-    if encoded then
-      core.send(clientId, frame)
-      return DONE
-    end
-    result = capture(t .. ":" .. a .. " returned a value that cannot be sent as JSON: " .. tostring(frame))
+    local sent, why = reply(clientId, route.prefix, result, rid)
+    if sent ~= nil then return DONE end
+    result = capture(t .. ":" .. a .. " returned a value that cannot be sent as JSON: " .. tostring(why))
   end
   result = failure(result)
+  rid = encode_id(rid)
   if not result.__internal then
     local m = result.message
     if m == nil or m == null then m = "Error" end
@@ -207,13 +190,19 @@ function M.handle(clientId, text)
 end
 
 -- The body of one message's coroutine under app.lua `raw`: the app owns every frame.
-function M.handle_raw(clientId, payload, isBinary)
-  enter(state.raw_site)
+function M.handle_raw(clientId, payload, isBinary, site_pushed)
+  if site_pushed then entered(state.raw_site) else enter(state.raw_site) end
   local ran, err = xpcall(state.raw, capture, clientId, payload, isBinary)
   if ran then return DONE end
   err = failure(err)
   if err.__internal then errors.log("raw", err) end
   return FAILED
+end
+
+-- Under app.lua `raw`, raw's site for the watchdog ({label, source, line}), which C pushes
+-- itself for every message (hooks.raw_site); nil otherwise.
+function M.raw_site()
+  return state.raw_site
 end
 
 -- The body for every message of this worker: handle, or handle_raw under app.lua `raw`.

@@ -61,11 +61,17 @@ function M.enter(site)
   running_site = site
 end
 
+-- enter, for a site C already pushed (the raw handler's: runtime/vm/mw_lvm.c).
+function M.entered(site)
+  running_site = site
+end
+
 -- ---- waiting and resuming -----------------------------------------------------------------
 
 local waiting = setmetatable({}, { __mode = "k" }) -- coroutine -> the token of the call it waits for
 local pending = {}                                 -- waiting message coroutine -> clientId
 local local_only = setmetatable({}, { __mode = "k" }) -- subscriber handler coroutine -> {channel, payload, sends}
+local n_local = 0 -- subscriber handlers started and not finished (one never finished keeps it above 0)
 local last_token = 0
 
 -- A new number for one call of a binding.
@@ -91,6 +97,9 @@ end
 -- True when the running coroutine is a subscriber handler's: its webSocketServer sends reach
 -- local clients only (every worker received the Redis message, so each client gets it once).
 function M.local_only()
+  -- no subscriber handler is running (the common case): answered without coroutine.running(),
+  -- a call that ends the JIT's trace, on every send
+  if n_local == 0 then return false end
   return local_only[running()] ~= nil
 end
 
@@ -110,9 +119,9 @@ end
 local FINISHED = {}
 local idle, n_idle, MAX_IDLE = {}, 0, 256
 
-local function message_loop(fn, a, b, c)
+local function message_loop(fn, a, b, c, d, e)
   while true do
-    fn, a, b, c = co_yield(FINISHED, fn(a, b, c))
+    fn, a, b, c, d, e = co_yield(FINISHED, fn(a, b, c, d, e))
   end
 end
 
@@ -123,11 +132,11 @@ local function release(co)
   end
 end
 
--- Runs fn(a, b, c) for clientId's message in a pooled coroutine; fn returns DONE or FAILED.
+-- Runs fn(a, b, c, d, e) for clientId's message in a pooled coroutine; fn returns DONE or FAILED.
 -- Returns DONE or FAILED when it finished, PENDING when it waits on I/O (resume calls
 -- core.handler_finished(clientId, failed) when it ends), or nil, err when the runtime itself
 -- failed.
-function M.run_message(clientId, fn, a, b, c)
+function M.run_message(clientId, fn, a, b, c, d, e)
   local co
   if n_idle > 0 then
     co = idle[n_idle]
@@ -136,7 +145,7 @@ function M.run_message(clientId, fn, a, b, c)
   else
     co = co_create(message_loop)
   end
-  local ok, mark, status = co_resume(co, fn, a, b, c)
+  local ok, mark, status = co_resume(co, fn, a, b, c, d, e)
   if not ok then return nil, mark end
   if mark == FINISHED then
     release(co)
@@ -188,13 +197,17 @@ end
 local function spawn_co(what, fn, mark_local, site_fn, ...)
   local co = co_create(function(...)
     local ok, err = xpcall(fn, capture, ...)
+    if mark_local then n_local = n_local - 1 end
     if not ok then
       err = failure(err)
       if err.__internal then errors.log(what, err)
       else core.log("error", "handler error", { route = what, error = tostring(err.message), code = tostring(err.code) }) end
     end
   end)
-  if mark_local then local_only[co] = { (...), (select(2, ...)), 0 } end
+  if mark_local then
+    local_only[co] = { (...), (select(2, ...)), 0 }
+    n_local = n_local + 1
+  end
   local source, line = site_of(site_fn or fn)
   site_push(what, source, line)
   local ok, err = co_resume(co, ...)

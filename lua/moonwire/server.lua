@@ -306,10 +306,11 @@ end
 function Server:sendRaw(clientId, data, isBinary)
   check_id(clientId, "sendRaw")
   if type(data) ~= "string" then error("sendRaw: payload must be a string, got " .. type(data), 2) end
-  if not isBinary and not core.utf8_valid(data) then
+  local sent = core.send(clientId, data, isBinary and true or false, self._ctx.local_only(), true)
+  if sent == nil then -- C checked the text: not UTF-8, nothing was sent
     error("sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)", 2)
   end
-  return core.send(clientId, data, isBinary and true or false, self._ctx.local_only())
+  return sent
 end
 
 return Server

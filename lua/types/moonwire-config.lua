@@ -10,6 +10,7 @@
 ---@field algorithm? string pinned algorithm (default "HS256"; RS256/ES256 need publicKeyFile)
 ---@field required? boolean refuse connections without a token (401; default false)
 ---@field leeway? number seconds of clock skew allowed for exp/nbf (default 30)
+---@field refreshBefore? number seconds before exp the client gets auth/expiring (default 30)
 ---@field issuer? string required `iss`
 ---@field audience? string required `aud`
 ---@field publicKeyFile? string PEM file for RS*/ES* (relative to the app folder)

@@ -270,6 +270,18 @@ void mw_session_run_queued(void *owner, mw_conn *c)
     mw_conn_hold_reading(c, s->read_paused);
 }
 
+int mw_session_set_expiry(void *owner, const char *id, size_t len, double expires_ms)
+{
+    mw_worker *w = owner;
+    mw_client *client = mw_clients_find(&w->fanout.clients, id, len);
+    if (!client)
+        return -1;
+    mw_session *s = mw_session_of(client);
+    s->token_expires_at_ms = expires_ms;
+    s->expiring_sent = 0; /* the new token gets its own notice */
+    return 0;
+}
+
 void mw_session_handler_finished(void *owner, mw_client *client, int errored)
 {
     mw_worker *w = owner;

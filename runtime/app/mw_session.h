@@ -33,7 +33,8 @@ typedef struct mw_session {
     double tokens;
     uint64_t tokens_at_ms;
     uint32_t refusals;
-    double token_expires_at_ms; /* 0: no expiry */
+    double token_expires_at_ms; /* 0: no expiry (exp + leeway, ms) */
+    int expiring_sent;          /* auth/expiring was sent for the current token */
 } mw_session;
 
 static inline mw_session *mw_session_of(mw_client *c) { return (mw_session *)c; }
@@ -46,6 +47,8 @@ void mw_session_message(void *owner, mw_conn *c, int opcode, const uint8_t *data
 void mw_session_run_queued(void *owner, mw_conn *c);
 void mw_session_closed(void *owner, mw_conn *c, uint16_t code, const char *reason);
 void mw_session_release(void *owner, mw_conn *c);
+/* Moves the token expiry of client id (auth/refresh); mw_lapi_auth_ctx.set_expiry. */
+int mw_session_set_expiry(void *owner, const char *id, size_t len, double expires_ms);
 /* The handler of c's message, which had waited on I/O, finished (mw_lapi_server's report). */
 void mw_session_handler_finished(void *owner, mw_client *c, int errored);
 

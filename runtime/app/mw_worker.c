@@ -142,6 +142,12 @@ static void housekeeping_cb(uv_timer_t *t)
             mw_conn_close_ws(c, 4401, "Token expired");
             continue;
         }
+        /* auth/expiring, once per token, auth.refreshBefore seconds before exp */
+        if (s->token_expires_at_ms > 0 && !s->expiring_sent &&
+            (double)wall >= s->token_expires_at_ms - (cfg->auth_leeway + cfg->auth_refresh_before) * 1000) {
+            s->expiring_sent = 1;
+            mw_lvm_on_expiring(w->lvm, client->id);
+        }
         /* signed: a wall clock stepped back must not make everybody look idle */
         if (check_inactive && (double)((int64_t)wall - (int64_t)c->last_activity_ms) >= cfg->inactivity_max * 1000) {
             mw_conn_close_ws(c, 4408, "Inactive");
@@ -210,6 +216,7 @@ static mw_lvm *start_lvm(mw_worker *w, char *err, size_t errlen)
         { "timer", mw_lapi_timer_open, &w->timer_api },
         { "db", mw_lapi_db_open, &w->db_api },
         { "queue", mw_lapi_queue_open, &w->queue_api },
+        { "auth", mw_lapi_auth_open, &w->auth_api },
         { "history", mw_lapi_history_open, &w->history_api },
     };
     mw_lvm_worker info = { .id = w->id, .index = w->index, .count = w->count, .tag = w->tag,
@@ -411,6 +418,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     w->timer_api.loop = &w->loop;
     w->queue_api.m = w->db_api.m = w->m;
     w->queue_api.draining = &w->draining;
+    w->auth_api = (mw_lapi_auth_ctx){ &w->jwt, mw_session_set_expiry, w };
     /* opened by its first statement */
     w->db_api.db = mw_db_open(&w->loop, cfg->database_url, w->db_api.error, sizeof(w->db_api.error));
     if (!w->db_api.db)

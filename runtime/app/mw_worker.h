@@ -16,6 +16,7 @@
 #include "mw_history.h"
 #include "mw_httpd.h"
 #include "mw_jwt.h"
+#include "mw_lapi_auth.h"
 #include "mw_lapi_db.h"
 #include "mw_lapi_history.h"
 #include "mw_lapi_queue.h"
@@ -55,6 +56,7 @@ typedef struct mw_worker {
     mw_lapi_db_ctx db_api;       /* the database (SQLite or PostgreSQL; NULL: bad URL, and why) */
     mw_lapi_timer_ctx timer_api; /* the timers Lua started */
     mw_lapi_queue_ctx queue_api; /* the jobs running here: draining waits for them */
+    mw_lapi_auth_ctx auth_api;   /* token refresh: the verifier, and moving a client's expiry */
     mw_lapi_history_ctx history_api; /* the room history: memory, or Redis */
     uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
     uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */

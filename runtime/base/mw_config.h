@@ -47,6 +47,8 @@ typedef struct mw_config {
     char auth_algorithm[16];
     char auth_secret[4096];
     char auth_public_key_file[4096];
+    double auth_leeway;         /* seconds of clock skew allowed on exp/nbf */
+    double auth_refresh_before; /* auth/expiring is sent this many seconds before exp */
     mw_log_level log_level;
     mw_log_format log_format;
     mw_limits limits;

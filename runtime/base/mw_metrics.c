@@ -100,9 +100,9 @@ void mw_metrics_observe(mw_histogram *h, uint64_t duration_ns)
     int i = 0;
     while (i < MW_METRICS_BUCKETS - 1 && secs > bucket_bounds[i])
         i++;
-    __atomic_fetch_add(&h->buckets[i], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&h->count, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&h->sum_ns, duration_ns, __ATOMIC_RELAXED);
+    mw_metrics_bump(&h->buckets[i], 1);
+    mw_metrics_bump(&h->count, 1);
+    mw_metrics_bump(&h->sum_ns, duration_ns);
 }
 
 void mw_metrics_queue_depth(mw_metrics_slot *s, const char *queue, uint64_t depth)

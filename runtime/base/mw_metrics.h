@@ -73,9 +73,16 @@ mw_metrics *mw_metrics_create(int workers); /* shared anonymous mapping; NULL on
 void mw_metrics_destroy(mw_metrics *m);
 void mw_metrics_reset_slot(mw_metrics *m, int index, int pid);
 
+/* A slot has one writer, its worker's loop thread: an atomic load and store, never torn for the
+ * reader, without the locked read-modify-write (several per message). */
+static inline void mw_metrics_bump(uint64_t *v, uint64_t delta)
+{
+    __atomic_store_n(v, __atomic_load_n(v, __ATOMIC_RELAXED) + delta, __ATOMIC_RELAXED);
+}
+
 static inline void mw_metrics_add(mw_metrics_slot *s, mw_metric which, int64_t delta)
 {
-    __atomic_fetch_add(&s->values[which], (uint64_t)delta, __ATOMIC_RELAXED);
+    mw_metrics_bump(&s->values[which], (uint64_t)delta);
 }
 void mw_metrics_observe(mw_histogram *h, uint64_t duration_ns);
 static inline void mw_metrics_observe_handler(mw_metrics_slot *s, uint64_t duration_ns)

@@ -106,10 +106,17 @@ const char *mw_trim_ows(const char *s, size_t *len)
 int mw_utf8_valid(const uint8_t *s, size_t len)
 {
     size_t i = 0;
+    uint64_t w;
+    /* most text is ASCII: eight bytes at a time up to the first byte that is not (every text
+     * message is checked once received and once sent) */
+    while (i + 8 <= len && (memcpy(&w, s + i, 8), (w & 0x8080808080808080ull) == 0))
+        i += 8;
     while (i < len) {
         uint8_t b = s[i];
         if (b < 0x80) {
             i++;
+            while (i + 8 <= len && (memcpy(&w, s + i, 8), (w & 0x8080808080808080ull) == 0))
+                i += 8;
             continue;
         }
         size_t n;

@@ -49,6 +49,7 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
     net->owner = owner;
     net->conns = net->flush_head = net->defer_head = NULL;
     net->tcp_conns = 0;
+    net->wall_ms = net->wall_at = 0;
     uv_idle_init(loop, &net->defer_idle);
     net->defer_idle.data = net;
 }
@@ -415,11 +416,23 @@ static void on_ws_pong(void *owner)
     c->awaiting_pong = 0;
 }
 
+/* The wall clock in ms, read at most once per loop iteration (uv_now moves once per
+ * iteration): a client's last activity needs no more, and a clock read per message shows. */
+static uint64_t wall_ms(mw_net *net)
+{
+    uint64_t now = uv_now(net->loop);
+    if (now != net->wall_at || net->wall_ms == 0) {
+        net->wall_at = now;
+        net->wall_ms = mw_wall_ms();
+    }
+    return net->wall_ms;
+}
+
 static void on_ws_message(void *owner, int opcode, const uint8_t *data, size_t len)
 {
     mw_conn *c = owner;
     mw_net *net = c->net;
-    c->last_activity_ms = mw_wall_ms();
+    c->last_activity_ms = wall_ms(net);
     mw_metrics_add(net->m, MW_M_MESSAGES_IN, 1);
     if (c->state != MW_CONN_WS)
         return;

@@ -64,6 +64,7 @@ typedef struct mw_net {
     mw_conn *flush_head;  /* connections with output: written once per loop iteration */
     mw_conn *defer_head;  /* connections waiting for handler->deferred */
     uv_idle_t defer_idle;
+    uint64_t wall_ms, wall_at; /* mw_wall_ms() as read when uv_now(loop) was wall_at */
     uint8_t read_buf[MW_READ_BUF_SIZE]; /* one per worker: a read is handled before the next */
 } mw_net;
 

@@ -132,6 +132,8 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     str(L, "auth.algorithm", cfg->auth_algorithm, sizeof(cfg->auth_algorithm));
     str(L, "auth.secret", cfg->auth_secret, sizeof(cfg->auth_secret));
     str(L, "auth.publicKeyFile", cfg->auth_public_key_file, sizeof(cfg->auth_public_key_file));
+    cfg->auth_leeway = num(L, "auth.leeway", 30);
+    cfg->auth_refresh_before = num(L, "auth.refreshBefore", 30);
     str(L, "log.level", buf, sizeof(buf));
     mw_log_level_parse(buf, &cfg->log_level);
     str(L, "log.format", buf, sizeof(buf));

@@ -17,6 +17,19 @@ static const char array_mt_key = 0;   /* registry key of the array metatable */
 static const char empty_array_sentinel = 0; /* `emptyArray`: a light userdata, never mutated */
 #define EXACT_LIMIT 9007199254740992.0 /* 2^53: every integer up to it is a double exactly */
 
+/* The array metatable's address for the encoder, which compares by identity, without a
+ * registry lookup per encode (one per reply): valid for the state whose registry is at
+ * mt_registry, forgotten when that state closes (the __gc of a userdata it holds). */
+static const void *mt_registry, *mt_address;
+static const char mt_guard_key = 0;
+
+static int l_forget_mt(lua_State *L)
+{
+    (void)L;
+    mt_registry = mt_address = NULL;
+    return 0;
+}
+
 void mw_json_push_array_mt(lua_State *L)
 {
     lua_pushlightuserdata(L, (void *)&array_mt_key);
@@ -24,12 +37,32 @@ void mw_json_push_array_mt(lua_State *L)
     if (lua_istable(L, -1))
         return;
     lua_pop(L, 1);
+    lua_pushlightuserdata(L, (void *)&mt_guard_key); /* forgets mt_address when the state closes */
+    lua_newuserdata(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_forget_mt);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "array");
     lua_setfield(L, -2, "__name"); /* shows in debuggers; the codec compares by identity */
     lua_pushlightuserdata(L, (void *)&array_mt_key);
     lua_pushvalue(L, -2);
     lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+/* The array metatable's address (see mt_address). */
+static const void *array_mt_address(lua_State *L)
+{
+    const void *registry = lua_topointer(L, LUA_REGISTRYINDEX);
+    if (registry != mt_registry || !mt_address) {
+        mw_json_push_array_mt(L);
+        mt_address = lua_topointer(L, -1);
+        mt_registry = registry;
+        lua_pop(L, 1); /* the registry keeps it alive */
+    }
+    return mt_address;
 }
 
 /* ---- output buffer ------------------------------------------------------------------------ */
@@ -41,10 +74,9 @@ void mw_json_buf_free(mw_json_buf *b)
     b->len = b->cap = 0;
 }
 
-static int reserve(mw_json_buf *b, size_t more)
+/* Grows b so that more bytes fit (the slow path of reserve). */
+static int grow(mw_json_buf *b, size_t more)
 {
-    if (b->cap - b->len >= more)
-        return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap - b->len < more) {
         if (cap > SIZE_MAX / 2)
@@ -59,16 +91,49 @@ static int reserve(mw_json_buf *b, size_t more)
     return 0;
 }
 
-static int put(mw_json_buf *b, const char *s, size_t n)
+/* inline: called for every token written */
+static inline int reserve(mw_json_buf *b, size_t more)
 {
-    if (n == 0)
-        return 0;
+    return b->cap - b->len >= more ? 0 : grow(b, more);
+}
+
+static inline int put(mw_json_buf *b, const char *s, size_t n)
+{
     if (reserve(b, n) != 0)
         return -1;
-    memcpy(b->data + b->len, s, n);
+    if (n)
+        memcpy(b->data + b->len, s, n);
     b->len += n;
     return 0;
 }
+
+/* The first byte of s[0..n) that a JSON string cannot hold as it is ('"', '\\' or a control
+ * character), or n: eight bytes at a time, since most strings have none (the decoder and the
+ * encoder both scan every string byte). */
+static size_t plain_prefix(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+        /* a zero byte in q or bs, or a byte below 0x20 in w (bytes >= 0x80 are not below) */
+        uint64_t hit = (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w)) & highs;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (hit) /* the lowest flag is exact (a borrow only runs upwards from a real match) */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
+        if (hit)
+            break; /* the byte loop below finds which */
+#endif
+    }
+    while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+        i++;
+    return i;
+}
+
+int mw_json_buf_put(mw_json_buf *b, const char *s, size_t n) { return put(b, s, n); }
 
 /* ---- numbers ------------------------------------------------------------------------------ */
 
@@ -80,13 +145,20 @@ int mw_json_put_number(mw_json_buf *out, double d)
         return -1;
     if (fabs(d) <= EXACT_LIMIT && d == floor(d)) {
         /* an integer a double holds exactly: all its digits, no exponent ("-0" for -0) */
+        static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                    "8081828384858687888990919293949596979899";
         uint64_t u = (uint64_t)fabs(d);
         char digits[24];
         int i = (int)sizeof(digits);
-        do {
-            digits[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
+        while (u >= 10) { /* two digits per division */
+            unsigned r = (unsigned)(u % 100);
+            u /= 100;
+            digits[--i] = pairs[2 * r + 1];
+            digits[--i] = pairs[2 * r];
+        }
+        if (u || i == (int)sizeof(digits))
+            digits[--i] = (char)('0' + u);
         if (signbit(d))
             digits[--i] = '-';
         return put(out, digits + i, sizeof(digits) - (size_t)i);
@@ -124,8 +196,15 @@ static int put_string(mw_json_buf *b, const char *s, size_t n)
     if (reserve(b, n + 2) != 0)
         return -1;
     b->data[b->len++] = '"';
+    size_t i = plain_prefix(s, n);
+    if (i == n) { /* nothing to escape: the common case, one copy */
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len++] = '"';
+        return 0;
+    }
     size_t run = 0; /* start of the bytes not copied yet */
-    for (size_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
         char e = escape_of[(unsigned char)s[i]];
         if (!e)
             continue;
@@ -174,43 +253,66 @@ static int encode_array(encoder *e, int idx, size_t n, int depth)
     return 0;
 }
 
-static int encode_object(encoder *e, int idx, int depth)
+/* The member whose key and value are on top of the stack ("," before it unless first); pops
+ * the value (and on error the key too). */
+static int encode_member(encoder *e, int depth, int first)
+{
+    lua_State *L = e->L;
+    if (!first && put(e->out, ",", 1) != 0) {
+        lua_pop(L, 2);
+        return fail(e, "out of memory");
+    }
+    int rc = 0;
+    int kt = lua_type(L, -2);
+    if (kt == LUA_TSTRING) {
+        size_t n;
+        const char *k = lua_tolstring(L, -2, &n);
+        rc = put_string(e->out, k, n);
+    } else if (kt == LUA_TNUMBER) { /* a number key becomes its text */
+        rc = put(e->out, "\"", 1);
+        if (rc == 0 && mw_json_put_number(e->out, lua_tonumber(L, -2)) != 0) {
+            lua_pop(L, 2);
+            return fail(e, "Cannot serialise table: a number key is NaN or infinite");
+        }
+        if (rc == 0)
+            rc = put(e->out, "\"", 1);
+    } else {
+        lua_pop(L, 2);
+        return fail(e, "Cannot serialise table: table key must be a number or string");
+    }
+    if (rc != 0 || put(e->out, ":", 1) != 0) {
+        lua_pop(L, 2);
+        return fail(e, "out of memory");
+    }
+    if (encode_value(e, lua_gettop(L), depth) != 0) {
+        lua_pop(L, 2);
+        return -1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* started: the first member's key and value are on the stack already (encode_table found them) */
+static int encode_object(encoder *e, int idx, int depth, int started)
 {
     lua_State *L = e->L;
     int first = 1;
-    if (put(e->out, "{", 1) != 0)
+    if (put(e->out, "{", 1) != 0) {
+        if (started)
+            lua_pop(L, 2);
         return fail(e, "out of memory");
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (!first && put(e->out, ",", 1) != 0)
-            return fail(e, "out of memory");
-        first = 0;
-        int rc = 0;
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            size_t n;
-            const char *k = lua_tolstring(L, -2, &n);
-            rc = put_string(e->out, k, n);
-        } else if (lua_type(L, -2) == LUA_TNUMBER) { /* a number key becomes its text */
-            rc = put(e->out, "\"", 1);
-            if (rc == 0 && mw_json_put_number(e->out, lua_tonumber(L, -2)) != 0) {
-                lua_pop(L, 2);
-                return fail(e, "Cannot serialise table: a number key is NaN or infinite");
-            }
-            if (rc == 0)
-                rc = put(e->out, "\"", 1);
-        } else {
-            lua_pop(L, 2);
-            return fail(e, "Cannot serialise table: table key must be a number or string");
-        }
-        if (rc != 0 || put(e->out, ":", 1) != 0) {
-            lua_pop(L, 2);
-            return fail(e, "out of memory");
-        }
-        if (encode_value(e, lua_gettop(L), depth) != 0) {
-            lua_pop(L, 2);
+    }
+    if (started) {
+        if (encode_member(e, depth, 1) != 0)
             return -1;
-        }
-        lua_pop(L, 1);
+        first = 0;
+    } else {
+        lua_pushnil(L);
+    }
+    while (lua_next(L, idx)) {
+        if (encode_member(e, depth, first) != 0)
+            return -1;
+        first = 0;
     }
     if (put(e->out, "}", 1) != 0)
         return fail(e, "out of memory");
@@ -236,16 +338,18 @@ static int encode_table(encoder *e, int idx, int depth)
     int array = 1;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        lua_pop(L, 1);
         double k;
-        if (lua_type(L, -1) == LUA_TNUMBER && (k = lua_tonumber(L, -1)) >= 1 && k == floor(k) &&
+        if (lua_type(L, -2) == LUA_TNUMBER && (k = lua_tonumber(L, -2)) >= 1 && k == floor(k) &&
             k <= EXACT_LIMIT) {
             if (k > max)
                 max = k;
             count++;
+            lua_pop(L, 1);
         } else {
             array = 0;
-            lua_pop(L, 1);
+            if (count == 0) /* an object from its first key on (most are): go on from here */
+                return encode_object(e, idx, depth + 1, 1);
+            lua_pop(L, 2);
             break;
         }
     }
@@ -253,7 +357,7 @@ static int encode_table(encoder *e, int idx, int depth)
         return put(e->out, "{}", 2) == 0 ? 0 : fail(e, "out of memory");
     if (array && !(max > 10 && max > 2.0 * (double)count)) /* not too sparse */
         return encode_array(e, idx, (size_t)max, depth + 1);
-    return encode_object(e, idx, depth + 1);
+    return encode_object(e, idx, depth + 1, 0);
 }
 
 static int encode_value(encoder *e, int idx, int depth)
@@ -296,9 +400,7 @@ int mw_json_encode(lua_State *L, int idx, mw_json_buf *out, char *err, size_t er
 {
     if (idx < 0 && idx > LUA_REGISTRYINDEX)
         idx = lua_gettop(L) + idx + 1;
-    mw_json_push_array_mt(L);
-    encoder e = { L, out, lua_topointer(L, -1), err, errlen };
-    lua_pop(L, 1); /* the registry keeps it alive */
+    encoder e = { L, out, array_mt_address(L), err, errlen };
     return encode_value(&e, idx, 0);
 }
 
@@ -308,7 +410,7 @@ typedef struct decoder {
     lua_State *L;
     const char *start, *p, *end;
     int depth, max_depth;
-    int array_mt; /* stack index */
+    int array_mt; /* stack index of the array metatable, nil until the first array */
     mw_json_buf scratch; /* strings with escapes */
     char *err;
     size_t errlen;
@@ -377,14 +479,16 @@ static int put_utf8(mw_json_buf *b, unsigned cp)
     return put(b, u, n);
 }
 
-/* At the opening quote; pushes the string. */
-static int decode_string(decoder *d)
+/* At the opening quote: reads the string up to its closing quote into *out (*n bytes), which points
+ * into the text itself when it has no escapes, else into d->scratch (valid until the next
+ * string). */
+static int scan_string(decoder *d, const char **out, size_t *n)
 {
     const char *run = ++d->p;
-    while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20)
-        d->p++;
+    d->p += plain_prefix(d->p, (size_t)(d->end - d->p));
     if (d->p < d->end && *d->p == '"') { /* no escapes: straight from the text */
-        lua_pushlstring(d->L, run, (size_t)(d->p - run));
+        *out = run;
+        *n = (size_t)(d->p - run);
         d->p++;
         return 0;
     }
@@ -403,16 +507,16 @@ static int decode_string(decoder *d)
             return bad(d, "control character in string");
         if (d->end - d->p < 2)
             return bad(d, "unterminated string");
-        char c = d->p[1], out;
+        char c = d->p[1], out_c;
         switch (c) {
-        case '"': out = '"'; break;
-        case '\\': out = '\\'; break;
-        case '/': out = '/'; break;
-        case 'b': out = '\b'; break;
-        case 'f': out = '\f'; break;
-        case 'n': out = '\n'; break;
-        case 'r': out = '\r'; break;
-        case 't': out = '\t'; break;
+        case '"': out_c = '"'; break;
+        case '\\': out_c = '\\'; break;
+        case '/': out_c = '/'; break;
+        case 'b': out_c = '\b'; break;
+        case 'f': out_c = '\f'; break;
+        case 'n': out_c = '\n'; break;
+        case 'r': out_c = '\r'; break;
+        case 't': out_c = '\t'; break;
         case 'u': {
             unsigned cp, low;
             if (d->end - d->p < 6 || hex4(d->p + 2, &cp) != 0)
@@ -436,13 +540,25 @@ static int decode_string(decoder *d)
             d->p++;
             return bad(d, "invalid escape");
         }
-        if (put(b, &out, 1) != 0)
+        if (put(b, &out_c, 1) != 0)
             return bad(d, "out of memory");
         d->p += 2;
         run = d->p;
     }
-    lua_pushlstring(d->L, b->data ? b->data : "", b->len);
+    *out = b->data ? b->data : "";
+    *n = b->len;
     d->p++;
+    return 0;
+}
+
+/* At the opening quote; pushes the string. */
+static int decode_string(decoder *d)
+{
+    const char *s;
+    size_t n;
+    if (scan_string(d, &s, &n) != 0)
+        return -1;
+    lua_pushlstring(d->L, s, n);
     return 0;
 }
 
@@ -540,6 +656,10 @@ static int decode_array(decoder *d)
     if (enter(d) != 0)
         return -1;
     lua_newtable(L);
+    if (lua_isnil(L, d->array_mt)) { /* the first array: fetch the metatable now */
+        mw_json_push_array_mt(L);
+        lua_replace(L, d->array_mt);
+    }
     lua_pushvalue(L, d->array_mt);
     lua_setmetatable(L, -2);
     skip_space(d);
@@ -643,7 +763,7 @@ int mw_json_decode(lua_State *L, const char *text, size_t len, int max_depth, ch
         snprintf(err, errlen, "out of Lua stack");
         return -1;
     }
-    mw_json_push_array_mt(L);
+    lua_pushnil(L); /* the array metatable's slot: filled at the first array (most texts have none) */
     decoder d = { L, text, text, text + len, 0, max_depth, top + 1, { 0 }, err, errlen };
     int rc = decode_value(&d);
     if (rc == 0) {
@@ -658,6 +778,88 @@ int mw_json_decode(lua_State *L, const char *text, size_t len, int max_depth, ch
     }
     lua_remove(L, top + 1); /* the metatable */
     return 0;
+}
+
+/* The members of the object decode_fields is at: the values of the named ones replace their
+ * slots (the last of a repeated name wins, as in a decoded table), the others are decoded and
+ * dropped. */
+static int decode_members(decoder *d, const char *const *names, const size_t *lens, int n, int base)
+{
+    lua_State *L = d->L;
+    if (enter(d) != 0)
+        return -1;
+    skip_space(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        skip_space(d);
+        if (d->p >= d->end || *d->p != '"')
+            return bad(d, "expected a string key");
+        const char *key;
+        size_t klen;
+        if (scan_string(d, &key, &klen) != 0)
+            return -1;
+        int slot = -1;
+        for (int i = 0; i < n && slot < 0; i++)
+            if (lens[i] == klen && memcmp(names[i], key, klen) == 0)
+                slot = i;
+        skip_space(d);
+        if (d->p >= d->end || *d->p != ':')
+            return bad(d, "expected ':'");
+        d->p++;
+        if (decode_value(d) != 0)
+            return -1;
+        if (slot >= 0)
+            lua_replace(L, base + slot);
+        else
+            lua_pop(L, 1);
+        skip_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return bad(d, "expected ',' or '}'");
+    }
+}
+
+int mw_json_decode_fields(lua_State *L, const char *text, size_t len, int max_depth, const char *const *names,
+                          int n, char *err, size_t errlen)
+{
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, n + 8)) {
+        snprintf(err, errlen, "out of Lua stack");
+        return -1;
+    }
+    lua_pushnil(L); /* the array metatable's slot, as in mw_json_decode */
+    for (int i = 0; i < n; i++)
+        lua_pushnil(L);
+    decoder d = { L, text, text, text + len, 0, max_depth, top + 1, { 0 }, err, errlen };
+    skip_space(&d);
+    int object = d.p < d.end && *d.p == '{';
+    size_t lens[8];
+    for (int i = 0; i < n && i < 8; i++)
+        lens[i] = strlen(names[i]);
+    int rc = object ? decode_members(&d, names, lens, n < 8 ? n : 8, top + 2) : decode_value(&d);
+    if (rc == 0) {
+        skip_space(&d);
+        if (d.p != d.end)
+            rc = bad(&d, "unexpected text after the value");
+    }
+    mw_json_buf_free(&d.scratch);
+    if (rc != 0 || !object) {
+        lua_settop(L, top);
+        return rc != 0 ? -1 : 0;
+    }
+    lua_remove(L, top + 1); /* the metatable */
+    return 1;
 }
 
 /* ---- the Lua module ----------------------------------------------------------------------- */

@@ -29,12 +29,23 @@ struct lua_State;
 int mw_json_decode(struct lua_State *L, const char *text, size_t len, int max_depth, char *err,
                    size_t errlen);
 
+/* Decodes text[0..len) when it is a JSON object, keeping only the members named in names[0..n) (n at most 8):
+ * pushes their n values in that order (nil for a member that is absent; JSON null is null) and
+ * returns 1. Valid JSON that is not an object: pushes nothing, returns 0. Invalid JSON (by the
+ * same rules and nesting limit as mw_json_decode, the object counting as one level): pushes
+ * nothing, returns -1 with a message in err. The other members are checked and dropped, and no
+ * table is made for the object itself. [-0, +n or +0] */
+int mw_json_decode_fields(struct lua_State *L, const char *text, size_t len, int max_depth,
+                          const char *const *names, int n, char *err, size_t errlen);
+
 /* A growable output buffer; reuse one across calls to avoid allocating per message. */
 typedef struct mw_json_buf {
     char *data;
     size_t len, cap;
 } mw_json_buf;
 void mw_json_buf_free(mw_json_buf *b);
+/* Appends n bytes. Returns 0, or -1 when out of memory. */
+int mw_json_buf_put(mw_json_buf *b, const char *s, size_t n);
 
 /* Appends the JSON text of the value at index idx to out (out->len is not reset). On error
  * returns -1 with the reason in err, and out holds a partial text. [-0, +0] */

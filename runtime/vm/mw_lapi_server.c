@@ -10,6 +10,7 @@
 
 #include "mw_conn.h"
 #include "mw_lapi.h"
+#include "mw_reply.h"
 #include "mw_util.h"
 
 static mw_lapi_server *ctx_of(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -27,23 +28,54 @@ static int framing_failed(lua_State *L, size_t len)
     return luaL_error(L, "out of memory framing a message of %d bytes", (int)len);
 }
 
-/* core.utf8_valid(s) -> whether s may be sent as a text frame */
-static int l_utf8_valid(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    lua_pushboolean(L, mw_utf8_valid((const uint8_t *)s, len));
-    return 1;
-}
-
-/* core.send(clientId, payload [, binary [, localOnly]]) -> true when queued for a connected
- * client (or handed to the bus for a client of another worker, unless localOnly) */
+/* core.send(clientId, payload [, binary [, localOnly [, checkUtf8]]]) -> true when queued for a
+ * connected client (or handed to the bus for a client of another worker, unless localOnly);
+ * with checkUtf8, nil (nothing sent) for a text payload that is not valid UTF-8 (sendRaw: one
+ * call per message instead of two) */
 static int l_send(lua_State *L)
 {
     size_t idlen, len;
     const char *id = luaL_checklstring(L, 1, &idlen);
     const char *payload = luaL_checklstring(L, 2, &len);
-    int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, lua_toboolean(L, 3), lua_toboolean(L, 4));
+    int binary = lua_toboolean(L, 3);
+    if (!binary && lua_toboolean(L, 5) && !mw_utf8_valid((const uint8_t *)payload, len)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, binary, lua_toboolean(L, 4));
+    if (rv < 0)
+        return framing_failed(L, len);
+    lua_pushboolean(L, rv);
+    return 1;
+}
+
+/* The reply's text is built here, reused across replies (the loop thread is the only user). */
+static mw_json_buf reply_buf;
+#define KEEP_REPLY_BYTES (256 * 1024) /* a larger buffer is freed after use */
+
+/* core.reply(clientId, prefix, response, rid) -> true when queued for the client (false when it
+ * is gone), or nil, why when response cannot be encoded as JSON (nothing is sent). The reply is
+ * encoded straight into one buffer and framed once: no Lua string of it is ever made (the
+ * router used to concatenate prefix .. encode(response) .. rid, then send). */
+static int l_reply(lua_State *L)
+{
+    char err[160];
+    size_t idlen;
+    const char *id = luaL_checklstring(L, 1, &idlen);
+    luaL_checktype(L, 2, LUA_TSTRING);
+    lua_settop(L, 4);
+    reply_buf.len = 0;
+    if (mw_reply_encode(L, 2, 3, 4, &reply_buf, err, sizeof(err)) != 0) {
+        if (reply_buf.cap > KEEP_REPLY_BYTES)
+            mw_json_buf_free(&reply_buf);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    size_t len = reply_buf.len;
+    int rv = mw_fanout_send(fanout_of(L), id, idlen, reply_buf.data, len, 0, 0);
+    if (reply_buf.cap > KEEP_REPLY_BYTES)
+        mw_json_buf_free(&reply_buf);
     if (rv < 0)
         return framing_failed(L, len);
     lua_pushboolean(L, rv);
@@ -293,7 +325,7 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
 {
     static const luaL_Reg fns[] = {
         { "send", l_send },
-        { "utf8_valid", l_utf8_valid },
+        { "reply", l_reply },
         { "broadcast", l_broadcast },
         { "client_info", l_client_info },
         { "client_count", l_client_count },

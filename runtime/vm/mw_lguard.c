@@ -59,6 +59,7 @@ struct mw_lguard {
     uv_thread_t thread;
     clockid_t cpu_clock; /* the loop thread's CPU clock */
     size_t gc_base;      /* what a full collection left: the next one waits for real growth */
+    int gc_near;         /* the collector settings last set: -1 none yet, 0 normal, 1 near the cap */
     /* The handlers being run, innermost last: written by the loop thread between two
      * increments of site_seq, read by the watchdog, which retries while the count is odd or
      * moved (a seqlock: the writer never waits, which matters since it writes per message). */
@@ -78,6 +79,7 @@ mw_lguard *mw_lguard_new(size_t memory_cap, double timeout)
         return NULL;
     g->cap = memory_cap;
     g->timeout = timeout;
+    g->gc_near = -1;
     return g;
 }
 
@@ -288,15 +290,28 @@ int mw_lguard_start(mw_lguard *g, lua_State *L)
     return 0;
 }
 
+/* Monotonic time at the clock tick's resolution (a few ms): enough for the watchdog's "blocked
+ * for 30 s" and cheaper than uv_hrtime, which this would call once per message. Same clock as
+ * uv_hrtime (CLOCK_MONOTONIC), so the watchdog may subtract one from the other. */
+static uint64_t coarse_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        return uv_hrtime();
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 void mw_lguard_enter(mw_lguard *g)
 {
     if (!g)
         return;
     if (g->depth == 0) {
-        __atomic_store_n(&g->entered_ns, uv_hrtime(), __ATOMIC_RELEASE);
-        __atomic_add_fetch(&g->entry_seq, 1, __ATOMIC_ACQ_REL);
+        __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);
+        /* the loop thread is the only writer of entry_seq and depth (the watchdog reads them):
+         * release stores, not locked read-modify-writes, which this would pay twice a message */
+        __atomic_store_n(&g->entry_seq, g->entry_seq + 1, __ATOMIC_RELEASE);
     }
-    __atomic_add_fetch(&g->depth, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&g->depth, g->depth + 1, __ATOMIC_RELEASE);
 }
 
 void mw_lguard_leave(mw_lguard *g)
@@ -304,9 +319,14 @@ void mw_lguard_leave(mw_lguard *g)
     if (!g)
         return;
     assert(__atomic_load_n(&g->depth, __ATOMIC_RELAXED) > 0); /* each leave matches an enter */
-    if (__atomic_sub_fetch(&g->depth, 1, __ATOMIC_ACQ_REL) != 0)
+    int depth = g->depth - 1;
+    __atomic_store_n(&g->depth, depth, __ATOMIC_RELEASE);
+    if (depth != 0)
         return;
-    lua_sethook(g->L, NULL, 0, 0);
+    /* only a hook this entry may have set (the watchdog armed it, or the allocator asked for a
+     * collection): lua_sethook costs a dispatch update, once per message otherwise */
+    if (g->gc_asked || __atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) == __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
+        lua_sethook(g->L, NULL, 0, 0);
     if (g->n_sites) { /* a handler that yielded or raised never popped its site */
         site_write_begin(g);
         __atomic_store_n(&g->n_sites, 0, __ATOMIC_RELAXED);
@@ -326,8 +346,11 @@ void mw_lguard_leave(mw_lguard *g)
         }
     }
     int near = g->used > g->cap / 2;
-    lua_gc(g->L, LUA_GCSETPAUSE, near ? 100 : 200);
-    lua_gc(g->L, LUA_GCSETSTEPMUL, near ? 1000 : 200); /* more collection work per byte allocated */
+    if (near != g->gc_near) { /* set on a change only: this runs once per message */
+        lua_gc(g->L, LUA_GCSETPAUSE, near ? 100 : 200);
+        lua_gc(g->L, LUA_GCSETSTEPMUL, near ? 1000 : 200); /* more collection work per byte allocated */
+        g->gc_near = near;
+    }
     g->tripped = 0;
     g->gc_asked = 0;
     g->gcs_in_entry = 0;
@@ -355,15 +378,8 @@ void mw_lguard_watch_clients(mw_lguard *g, const size_t *count)
         g->clients = count;
 }
 
-/* core.site_push(label, source, line): the loop thread starts or resumes the handler so named
- * (scheduler.lua calls it once per message, so it copies and nothing more). */
-static int l_site_push(lua_State *L)
+void mw_lguard_push_site(mw_lguard *g, const char *label, size_t llen, const char *source, size_t slen, int line)
 {
-    mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
-    size_t llen, slen;
-    const char *label = luaL_checklstring(L, 1, &llen);
-    const char *source = luaL_optlstring(L, 2, "?", &slen);
-    int line = (int)luaL_optinteger(L, 3, 0);
     int n = g->n_sites;
     site_write_begin(g);
     if (n < SITE_SLOTS) {
@@ -386,6 +402,23 @@ static int l_site_push(lua_State *L)
     }
     __atomic_store_n(&g->n_sites, n + 1, __ATOMIC_RELAXED);
     site_write_end(g);
+}
+
+/* core.site_push(label, source, line): the loop thread starts or resumes the handler so named
+ * (scheduler.lua calls it once per message, so it copies and nothing more). */
+static int l_site_push(lua_State *L)
+{
+    mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
+    size_t llen, slen;
+    /* lua_tolstring, not luaL_check*: only the scheduler calls this, once per message */
+    const char *label = lua_tolstring(L, 1, &llen);
+    const char *source = lua_tolstring(L, 2, &slen);
+    int line = (int)lua_tointeger(L, 3);
+    if (!label)
+        label = "?", llen = 1;
+    if (!source)
+        source = "?", slen = 1;
+    mw_lguard_push_site(g, label, llen, source, slen, line);
     return 0;
 }
 

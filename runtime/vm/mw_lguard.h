@@ -41,6 +41,10 @@ int mw_lguard_pcall(mw_lguard *g, struct lua_State *L, int nargs, int nresults, 
 /* Adds core.site_push(label, source, line) and core.site_pop() to the table on top of the
  * stack. [-0, +0] */
 void mw_lguard_inject(mw_lguard *g, struct lua_State *L);
+/* What core.site_push does, from C: the handler so named starts (loop thread). The site is
+ * forgotten when Lua returns to C. */
+void mw_lguard_push_site(mw_lguard *g, const char *label, size_t llen, const char *source, size_t slen,
+                         int line);
 /* The worker's client count, read by the watchdog when it replaces the worker (it is stable
  * then: the loop thread is stuck in Lua). */
 void mw_lguard_watch_clients(mw_lguard *g, const size_t *count);

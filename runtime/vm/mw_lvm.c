@@ -4,6 +4,7 @@
 #include "mw_lvm.h"
 
 #include "mw_config_lua.h"
+#include "mw_envelope.h"
 #include "mw_json.h"
 
 #include <assert.h>
@@ -22,6 +23,7 @@
 #include "mw_lapi_server.h"
 #include "mw_lguard.h"
 #include "mw_log.h"
+#include "mw_reply.h"
 #include "mw_util.h"
 
 struct mw_lvm {
@@ -30,9 +32,24 @@ struct mw_lvm {
     mw_async_host *async; /* the bindings' pending calls; resumes and spawns coroutines */
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
     int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op, ref_reload;
+    int ref_on_expiring;
+    int ref_on_request, ref_on_invalid; /* protocol messages, their envelope decoded in C */
+    int ref_dispatch;                   /* l_dispatch, made once */
+    int raw;                            /* app.lua raw: every message goes to on_message as is */
+    char raw_label[96], raw_source[160]; /* raw's site for the watchdog (hooks.raw_site) */
+    size_t raw_label_len, raw_source_len; /* 0: not known, Lua pushes it */
+    int raw_line;
+    int json_depth;                     /* limits.jsonDepth */
+    /* the message l_dispatch decodes (set just before the call: no Lua string of it is made) */
+    const char *msg_client;
+    const uint8_t *msg;
+    size_t msg_len;
+    int msg_decoding; /* l_dispatch has not finished decoding it */
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
+
+static int l_dispatch(lua_State *L);
 
 /* core.list_dir(path [, folders]) -> sorted array of the *.lua file names in path, or with
  * folders true the names of its subfolders (for `check` walking lib/); {} when absent.
@@ -102,6 +119,8 @@ static lua_State *new_state(const mw_lapi_family *families, size_t n, mw_lguard 
         families[i].open(L, families[i].ctx);
     lua_setfield(L, -2, "moonwire.core");
     mw_json_push_module(L); /* the wire codec; lua/moonwire/json.lua wraps it */
+    mw_reply_add_functions(L); /* and the reply frame's encoder (frames.lua) */
+    mw_envelope_add_functions(L); /* and the message envelope's decoder (hooks.lua) */
     lua_setfield(L, -2, "moonwire.wire");
     lua_pop(L, 2);
     return L;
@@ -200,8 +219,30 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_redis_state = take_ref(L, hooks, "on_redis_state");
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     vm->ref_reload = take_ref(L, hooks, "reload");
+    vm->ref_on_expiring = take_ref(L, hooks, "on_expiring");
+    vm->ref_on_request = take_ref(L, hooks, "on_request");
+    vm->ref_on_invalid = take_ref(L, hooks, "on_invalid");
+    vm->raw = cfg->has_raw;
+    lua_getfield(L, hooks, "raw_site"); /* {label, source, line} under app.lua raw */
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "label");
+        lua_getfield(L, -2, "source");
+        lua_getfield(L, -3, "line");
+        snprintf(vm->raw_label, sizeof(vm->raw_label), "%s", lua_isstring(L, -3) ? lua_tostring(L, -3) : "raw");
+        snprintf(vm->raw_source, sizeof(vm->raw_source), "%s", lua_isstring(L, -2) ? lua_tostring(L, -2) : "?");
+        vm->raw_line = (int)lua_tointeger(L, -1);
+        vm->raw_label_len = strlen(vm->raw_label);
+        vm->raw_source_len = strlen(vm->raw_source);
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
+    vm->json_depth = cfg->limits.json_depth;
+    lua_pushlightuserdata(L, vm);
+    lua_pushcclosure(L, l_dispatch, 1);
+    vm->ref_dispatch = luaL_ref(L, LUA_REGISTRYINDEX);
     /* called without a check: runtime.start returns them all (the others may be absent) */
-    assert(vm->ref_on_message != LUA_NOREF && vm->ref_admit != LUA_NOREF && vm->ref_resume != LUA_NOREF);
+    assert(vm->ref_on_message != LUA_NOREF && vm->ref_admit != LUA_NOREF && vm->ref_resume != LUA_NOREF &&
+           vm->ref_on_request != LUA_NOREF && vm->ref_on_invalid != LUA_NOREF);
     mw_async_host_set_hooks(vm->async, vm->ref_resume, vm->ref_spawn);
     lua_settop(L, 0);
     return vm;
@@ -232,15 +273,62 @@ static int guarded_pcall(mw_lvm *vm, int nargs, int nresults, const char *where)
     return mw_lguard_pcall(vm->guard, vm->L, nargs, nresults, where);
 }
 
+/* Decodes the message vm->msg names and calls hooks.on_request(clientId, type, action, data,
+ * requestId), or hooks.on_invalid(clientId, kind) when the envelope is refused; returns what
+ * the hook returns. Runs under mw_lvm_on_message's protected call, so the decoded values count
+ * against the memory cap like any other Lua allocation. */
+static int l_dispatch(lua_State *L)
+{
+    mw_lvm *vm = lua_touserdata(L, lua_upvalueindex(1));
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_request);
+    lua_pushlstring(L, vm->msg_client, MW_CLIENT_ID_LEN);
+    int kind = mw_envelope_decode(L, (const char *)vm->msg, vm->msg_len, vm->json_depth);
+    vm->msg_decoding = 0;
+    if (kind == MW_ENVELOPE_OK) {
+        lua_call(L, 5, 1);
+        return 1;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_invalid);
+    lua_replace(L, 1);
+    lua_pushinteger(L, kind);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = vm->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_message);
-    lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
-    lua_pushlstring(L, (const char *)data, len);
-    lua_pushboolean(L, opcode == 2);
-    if (guarded_pcall(vm, 3, 1, "on_message") != 0)
-        return MW_LVM_FAILED;
+    if (vm->raw) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_message);
+        lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
+        lua_pushlstring(L, (const char *)data, len);
+        lua_pushboolean(L, opcode == 2);
+        /* the handler's site is pushed from here: a call into C from the traced Lua code costs more */
+        lua_pushboolean(L, vm->raw_label_len > 0);
+        if (vm->raw_label_len > 0)
+            mw_lguard_push_site(vm->guard, vm->raw_label, vm->raw_label_len, vm->raw_source, vm->raw_source_len,
+                                vm->raw_line);
+        if (guarded_pcall(vm, 4, 1, "on_message") != 0)
+            return MW_LVM_FAILED;
+    } else {
+        /* the envelope is decoded in C (mw_envelope): Lua gets its parts, not the text */
+        vm->msg_client = client_id;
+        vm->msg = data;
+        vm->msg_len = len;
+        vm->msg_decoding = 1;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dispatch);
+        if (guarded_pcall(vm, 0, 1, "on_message") != 0) {
+            if (!vm->msg_decoding)
+                return MW_LVM_FAILED;
+            /* decoding itself failed (out of memory): the client hears its text was refused */
+            lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_invalid);
+            lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
+            lua_pushinteger(L, MW_ENVELOPE_NOT_JSON);
+            guarded_pcall(vm, 2, 0, "on_invalid");
+            return MW_LVM_DONE;
+        }
+    }
     int rv = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return rv;
@@ -262,6 +350,14 @@ void mw_lvm_on_connect(mw_lvm *vm, const char *client_id)
 {
     lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
     call_hook(vm, vm->ref_on_connect, "on_connect", 1);
+}
+
+void mw_lvm_on_expiring(mw_lvm *vm, const char *client_id)
+{
+    if (vm->ref_on_expiring == LUA_NOREF)
+        return;
+    lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
+    call_hook(vm, vm->ref_on_expiring, "on_expiring", 1);
 }
 
 void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason,

@@ -36,6 +36,8 @@ struct lua_State *mw_lvm_state(mw_lvm *vm);
  * handler waits on I/O and will call core.handler_finished). */
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len);
 void mw_lvm_on_connect(mw_lvm *vm, const char *client_id);
+/* The client's token expires within auth.refreshBefore seconds: Lua sends auth/expiring. */
+void mw_lvm_on_expiring(mw_lvm *vm, const char *client_id);
 /* rooms: the names of the rooms the client was removed from, n of them. */
 void mw_lvm_on_disconnect(mw_lvm *vm, const char *client_id, int code, const char *reason,
                           const char *const *rooms, const uint32_t *room_lens, uint32_t n);

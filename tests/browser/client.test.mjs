@@ -4,7 +4,9 @@
 // The page is tests/browser/app's empty index.html; each test imports /moonwire.js into it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { PATIENCE, Server, TEST_APP, copyApp, launchBrowser, mintToken, waitFor } from "./harness.mjs";
+import fs from "node:fs";
+import path from "node:path";
+import { PATIENCE, SECRET, Server, TEST_APP, copyApp, launchBrowser, mintToken, waitFor } from "./harness.mjs";
 
 let server, browser;
 
@@ -27,12 +29,12 @@ after(async () => {
 // A fresh tab on the server's origin with `window.mw = {client, states, pushed}`: every state
 // change and every pushed message is recorded. `getToken: true` makes the client call the
 // page's window.mintToken (exposed by the test) before each connect.
-async function clientPage(options = {}) {
+async function clientPage(options = {}, on = server) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error("page error:", err));
   if (options.exposeToken) await page.exposeFunction("mintToken", options.exposeToken);
-  await page.goto(server.origin + "/");
+  await page.goto(on.origin + "/");
   await page.evaluate(async (opts) => {
     const { connect } = await import("/moonwire.js");
     if (opts.getToken) opts.getToken = () => window.mintToken();
@@ -205,3 +207,48 @@ test("a fixed token that expires (4401) closes the client instead of looping; cl
   await page.context().close();
   await other.context().close();
 });
+
+test("a short-lived token is refreshed on the open connection: three expiries, no 4401, no lost request",
+  { timeout: 180000 }, async () => {
+    // a server of its own that warns 2 s before exp (auth/expiring); tokens live 5 s
+    const dir = copyApp(TEST_APP);
+    fs.writeFileSync(path.join(dir, "app.lua"), `return { auth = { secret = ${JSON.stringify(SECRET)},
+      algorithm = "HS256", required = false, leeway = 0, refreshBefore = 2 } }\n`);
+    const own = await Server.start(dir);
+    try {
+      const issued = [];
+      const page = await clientPage({
+        getToken: true,
+        exposeToken: () => {
+          const now = Math.floor(Date.now() / 1000);
+          issued.push(now + 5);
+          return mintToken({ sub: "refresher", iat: now, exp: now + 5 });
+        },
+      }, own);
+      await isOpen(page);
+      const firstExp = issued[0];
+      // keep asking while three of the tokens' lifetimes pass
+      const result = await page.evaluate(async (until) => {
+        const answers = [];
+        let failed = null;
+        while (Date.now() < until) {
+          try {
+            answers.push((await window.mw.client.request("probe", "whoami")).userId);
+          } catch (err) {
+            failed = err.message + " (" + err.code + ")";
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return { answers, failed, states: window.mw.states.map((s) => s.state + (s.code ? ":" + s.code : "")) };
+      }, (firstExp + 16) * 1000);
+      assert.equal(result.failed, null, "no request failed");
+      assert.ok(result.answers.length > 20 && result.answers.every((u) => u === "refresher"), JSON.stringify(result.answers));
+      assert.deepEqual(result.states, ["connecting", "open"], "never closed, never reconnected");
+      assert.ok(issued.length >= 4, `the token was refreshed on the open connection (${issued.length} tokens)`);
+      await page.context().close();
+    } finally {
+      await own.stop();
+      own.remove();
+    }
+  });

@@ -29,6 +29,14 @@ function core.send(clientId, frame, binary, local_only)
   return true
 end
 
+-- core.reply: C encodes the reply frame and sends it; here its text (the same C encoder, as
+-- frames.reply) is recorded as sent.
+function core.reply(clientId, prefix, response, rid)
+  local ok, frame = pcall(require("moonwire.wire").reply, prefix, response, rid)
+  if not ok then return nil, frame end
+  return core.send(clientId, frame)
+end
+
 function core.site_push(label, source, line)
   local s = { label = label, source = source, line = line }
   core.site_stack[#core.site_stack + 1] = s

@@ -114,6 +114,27 @@ test("malformed messages get their own error frames", function()
   end
 end)
 
+test("the envelope is read as a decoded table would be", function()
+  local cases = {
+    { '{"typ\\u0065":"chat","action":"echo","data":1}', '{"type":"chat","action":"echo","response":{"c1":1}}' },
+    { '{"type":"x","type":"chat","action":"echo","data":2}', '{"type":"chat","action":"echo","response":{"c1":2}}' },
+    { '{"type":"chat","action":"echo","data":null,"requestId":"r"}',
+      '{"type":"chat","action":"echo","response":{"c1":"none"},"requestId":"r"}' },
+    { ' {"requestId":true,"x":[1,{"y":null}],"type":"chat","action":"echo"} ',
+      '{"type":"chat","action":"echo","response":{"c1":"none"}}' },
+    { '{"type":"chat","action":"echo","requestId":7,"requestId":[1]}', '{"type":"chat","action":"echo","response":{"c1":"none"}}' },
+    { '{"type":"chat","action":"echo","data":' .. string.rep("[", 40) .. string.rep("]", 40) .. '}',
+      '{"type":"error","action":"message","data":{"error":"Failed to parse JSON"}}' },
+    { '{"type":"chat","action":"echo"} x', '{"type":"error","action":"message","data":{"error":"Failed to parse JSON"}}' },
+    { '{"type":"chat","action":"echo","data":1e400}', '{"type":"error","action":"message","data":{"error":"Failed to parse JSON"}}' },
+  }
+  for _, c in ipairs(cases) do
+    local status, frame = one_frame(c[1])
+    eq(status, scheduler.DONE)
+    eq(frame, c[2], c[1])
+  end
+end)
+
 test("a coded error reaches the client as it is, and is not logged", function()
   local status, frame = one_frame('{"type":"chat","action":"coded","requestId":1}')
   eq(status, scheduler.DONE)

@@ -76,6 +76,32 @@ static const char *number(double d)
     return out;
 }
 
+/* mw_json_decode_fields with the names "a" and "b": "[a,b]" of the values (encoded, missing
+ * ones as null), "NOT_OBJECT", or "ERR: why" */
+static const char *fields(const char *in, int depth)
+{
+    static const char *const names[] = { "a", "b" };
+    static char out[4096];
+    int top = lua_gettop(L);
+    int rc = mw_json_decode_fields(L, in, strlen(in), depth, names, 2, err, sizeof(err));
+    if (rc <= 0) {
+        CHECK_EQ_INT(lua_gettop(L), top);
+        snprintf(out, sizeof(out), rc < 0 ? "ERR: %s" : "NOT_OBJECT", err);
+        return out;
+    }
+    CHECK_EQ_INT(lua_gettop(L), top + 2);
+    mw_json_buf b = { 0 };
+    mw_json_buf_put(&b, "[", 1);
+    mw_json_encode(L, top + 1, &b, err, sizeof(err));
+    mw_json_buf_put(&b, ",", 1);
+    mw_json_encode(L, top + 2, &b, err, sizeof(err));
+    mw_json_buf_put(&b, "]", 1);
+    snprintf(out, sizeof(out), "%.*s", (int)b.len, b.data);
+    mw_json_buf_free(&b);
+    lua_settop(L, top);
+    return out;
+}
+
 static int starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
 int main(void)
@@ -204,6 +230,19 @@ int main(void)
     }
     CHECK(starts(round_trip("{\"a\":{\"b\":{}}}", 2), "ERR: nesting deeper than 2"));
     CHECK_EQ_STR(round_trip("{\"a\":{\"b\":1}}", 2), "{\"a\":{\"b\":1}}");
+
+    /* decoding only the named members of an object */
+    CHECK_EQ_STR(fields("{\"a\":1,\"c\":{\"x\":[2]},\"b\":[]}", 32), "[1,[]]");
+    CHECK_EQ_STR(fields(" {\"b\":\"x\"} ", 32), "[null,\"x\"]");
+    CHECK_EQ_STR(fields("{\"a\":1,\"a\":2,\"\\u0062\":null}", 32), "[2,null]"); /* the last wins; escaped names */
+    CHECK_EQ_STR(fields("{}", 32), "[null,null]");
+    CHECK_EQ_STR(fields("[1]", 32), "NOT_OBJECT");
+    CHECK_EQ_STR(fields("\"a\"", 32), "NOT_OBJECT");
+    CHECK(starts(fields("[1", 32), "ERR: "));
+    CHECK(starts(fields("{\"a\":1} 2", 32), "ERR: unexpected text after the value"));
+    CHECK(starts(fields("{\"c\":[[1]]}", 2), "ERR: nesting deeper than 2"));
+    CHECK_EQ_STR(fields("{\"a\":[1]}", 2), "[[1],null]");
+    CHECK(starts(fields("{\"a\":1e400}", 32), "ERR: number out of range"));
 
     /* the Lua module: decode raises with the position, encode raises with the reason */
     CHECK_EQ_STR(encode_lua("select(2, pcall(json.decode, '[1,'))"), "\"expected a value at the end of the text\"");

@@ -119,6 +119,42 @@ static void test_fragmented_message(void)
     mw_ws_free(ws);
 }
 
+/* Whole frames take mw_ws's own fast path, anything else wslay's; the two take turns correctly. */
+static void test_fast_path_and_wslay_take_turns(void)
+{
+    static unsigned char buf[80000];
+    static char big[70000];
+    sink s;
+    mw_ws *ws = session(&s, 100000, 16, 0);
+    size_t n = frame(buf, 1, 1, "a", 1, 1);
+    n += frame(buf + n, 1, 9, "p", 1, 1); /* a ping: wslay from here on in this read */
+    n += frame(buf + n, 1, 1, "b", 1, 1);
+    CHECK_EQ_INT(mw_ws_feed(ws, buf, n), 0);
+    CHECK(s.messages == 2 && s.last_len == 1 && s.last[0] == 'b');
+    memset(big, 'x', sizeof(big));
+    n = frame(buf, 1, 1, big, 200, 1); /* 16-bit length: fast */
+    CHECK_EQ_INT(mw_ws_feed(ws, buf, n), 0);
+    CHECK(s.messages == 3 && s.last_len == 200);
+    n = frame(buf, 1, 1, big, sizeof(big), 1); /* 64-bit length: wslay */
+    CHECK_EQ_INT(mw_ws_feed(ws, buf, n), 0);
+    CHECK(s.messages == 4 && s.last_len == sizeof(big));
+    n = frame(buf, 1, 1, "c", 1, 1);
+    CHECK_EQ_INT(mw_ws_feed(ws, buf, n - 1), 0); /* a partial frame: wslay holds its start */
+    n += frame(buf + n, 1, 1, "d", 1, 1);
+    CHECK_EQ_INT(mw_ws_feed(ws, buf + n - 8, 8), 0); /* its last byte, then a whole frame */
+    CHECK(s.messages == 6 && s.last[0] == 'd');
+    mw_ws_flush(ws);
+    CHECK(s.out_len == 3 && s.out[0] == 0x8a); /* the pong */
+    /* a fragment started: a whole text frame now is a protocol error (wslay says so) */
+    n = frame(buf, 0, 1, "e", 1, 1);
+    CHECK_EQ_INT(mw_ws_feed(ws, buf, n), 0);
+    n = frame(buf, 1, 1, "f", 1, 1);
+    mw_ws_feed(ws, buf, n);
+    CHECK_EQ_INT(s.messages, 6);
+    CHECK(mw_ws_closing(ws));
+    mw_ws_free(ws);
+}
+
 static void expect_close(const char *what, const unsigned char *buf, size_t n, size_t max,
                          unsigned frags, int code)
 {
@@ -251,6 +287,7 @@ int main(void)
 {
     test_text_in_all_chunk_sizes();
     test_fragmented_message();
+    test_fast_path_and_wslay_take_turns();
     test_refusals();
     test_binary_allowed_in_raw_mode();
     test_close_handshake();
