@@ -283,6 +283,8 @@ static void drain(hist_state *s, mw_room *r)
             deliver(s, r, p->offset, p->f, p->exclude, strlen(p->exclude));
         mw_frame_unref(p->f);
     }
+    if (i == 0)
+        return;
     memmove(s->pending, s->pending + i, (s->n_pending - i) * sizeof(pend));
     s->n_pending -= i;
 }

@@ -76,6 +76,21 @@ static void test_round_trip(void)
     free(msg);
 }
 
+/* A history room's message as the Redis script publishes it: the epoch in the target field, the
+ * offset in the code field, the room from the channel. */
+static void test_history_message(void)
+{
+    const char *msg = "AbCdEfGh\nH\nAbCdEfGh-1f\n\n12\n{\"a\":1,\"room\":\"r:1\",\"offset\":12}";
+    mw_bus_msg m;
+    CHECK_EQ_INT(mw_bus_decode("mw:", "mw:room:r:1", 11, msg, strlen(msg), &m), 0);
+    CHECK_EQ_INT(m.kind, MW_BUS_HISTORY);
+    CHECK(m.target_len == 11 && memcmp(m.target, "AbCdEfGh-1f", 11) == 0);
+    CHECK(m.code_len == 2 && memcmp(m.code, "12", 2) == 0);
+    CHECK(m.name_len == 3 && memcmp(m.name, "r:1", 3) == 0);
+    CHECK_EQ_INT(m.exclude_len, 0);
+    CHECK(m.payload_len == strlen("{\"a\":1,\"room\":\"r:1\",\"offset\":12}"));
+}
+
 static void test_malformed(void)
 {
     mw_bus_msg m;
@@ -88,6 +103,7 @@ static void test_malformed(void)
 
 int main(void)
 {
+    test_history_message();
     test_channels();
     test_round_trip();
     test_malformed();
