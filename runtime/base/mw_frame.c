@@ -79,11 +79,13 @@ void mw_frame_unref(mw_frame *f)
     assert(!f || f->refs > 0); /* one unref per reference */
     if (!f || --f->refs != 0)
         return;
+#if POOL_MAX > 0
     if (f->len <= SMALL_FRAME && pooled < POOL_MAX) {
         memcpy(f->data, &pool, sizeof(pool));
         pool = f;
         pooled++;
         return;
     }
+#endif
     free(f);
 }

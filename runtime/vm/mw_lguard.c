@@ -38,6 +38,7 @@ typedef struct {
     char label[96];
     char source[160];
     int line;
+    size_t label_len, source_len; /* the loop thread's: what the slot holds already */
 } site;
 
 struct mw_lguard {
@@ -386,17 +387,24 @@ void mw_lguard_push_site(mw_lguard *g, const char *label, size_t llen, const cha
         site *s = &g->sites[n];
         if (llen >= sizeof(s->label))
             llen = sizeof(s->label) - 1;
-        memcpy(s->label, label, llen);
-        s->label[llen] = '\0';
+        /* a slot mostly gets the site it had (the same route again): compared, not copied
+         * (a copy of a string of unknown length is a `rep movs`, slow to start) */
+        if (llen != s->label_len || memcmp(s->label, label, llen) != 0) {
+            memcpy(s->label, label, llen);
+            s->label[llen] = '\0';
+            s->label_len = llen;
+        }
         if (slen >= sizeof(s->source)) { /* keep the end of a long path: the file name */
             source += slen - (sizeof(s->source) - 4);
             slen = sizeof(s->source) - 4;
             memcpy(s->source, "...", 3);
             memcpy(s->source + 3, source, slen);
             s->source[slen + 3] = '\0';
-        } else {
+            s->source_len = (size_t)-1; /* cut: never equal, copied again next time */
+        } else if (slen != s->source_len || memcmp(s->source, source, slen) != 0) {
             memcpy(s->source, source, slen);
             s->source[slen] = '\0';
+            s->source_len = slen;
         }
         s->line = line;
     }

@@ -69,6 +69,21 @@ int main(void)
     CHECK(!valid("\xed\xa0\x80"));              /* a UTF-16 surrogate */
     CHECK(!valid("\xf4\x90\x80\x80"));          /* past U+10FFFF */
     CHECK(!valid("ok\xc3(")); /* a bad continuation */
+    /* ASCII is checked eight bytes at a time: every position and length around the words */
+    for (size_t n = 1; n <= 40; n++) {
+        for (size_t at = 0; at < n; at++) {
+            uint8_t b[48];
+            memset(b, 'a', sizeof(b));
+            b[at] = 0xff;
+            CHECK(!mw_utf8_valid(b, n));
+            b[at] = 0xc3; /* cut short unless followed by a continuation byte */
+            CHECK(!mw_utf8_valid(b, n));
+            if (at + 1 < n) {
+                b[at + 1] = 0xa9;
+                CHECK(mw_utf8_valid(b, n));
+            }
+        }
+    }
     const uint8_t nul[] = { 'a', 0, 'b' };
     CHECK(mw_utf8_valid(nul, sizeof(nul)));      /* NUL is a valid code point */
     test_hex();
