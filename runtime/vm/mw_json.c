@@ -650,6 +650,16 @@ static int enter(decoder *d)
     return 0;
 }
 
+/* The container being decoded ends here (at `close`): consumes it and leaves the level. */
+static int closes(decoder *d, char close)
+{
+    if (d->p >= d->end || *d->p != close)
+        return 0;
+    d->p++;
+    d->depth--;
+    return 1;
+}
+
 static int decode_array(decoder *d)
 {
     lua_State *L = d->L;
@@ -663,11 +673,8 @@ static int decode_array(decoder *d)
     lua_pushvalue(L, d->array_mt);
     lua_setmetatable(L, -2);
     skip_space(d);
-    if (d->p < d->end && *d->p == ']') {
-        d->p++;
-        d->depth--;
+    if (closes(d, ']'))
         return 0;
-    }
     for (int i = 1;; i++) {
         if (decode_value(d) != 0)
             return -1;
@@ -677,11 +684,8 @@ static int decode_array(decoder *d)
             d->p++;
             continue;
         }
-        if (d->p < d->end && *d->p == ']') {
-            d->p++;
-            d->depth--;
+        if (closes(d, ']'))
             return 0;
-        }
         return bad(d, "expected ',' or ']'");
     }
 }
@@ -693,11 +697,8 @@ static int decode_object(decoder *d)
         return -1;
     lua_newtable(L);
     skip_space(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
+    if (closes(d, '}'))
         return 0;
-    }
     for (;;) {
         skip_space(d);
         if (d->p >= d->end || *d->p != '"')
@@ -716,11 +717,8 @@ static int decode_object(decoder *d)
             d->p++;
             continue;
         }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            d->depth--;
+        if (closes(d, '}'))
             return 0;
-        }
         return bad(d, "expected ',' or '}'");
     }
 }
@@ -789,11 +787,8 @@ static int decode_members(decoder *d, const char *const *names, const size_t *le
     if (enter(d) != 0)
         return -1;
     skip_space(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
+    if (closes(d, '}'))
         return 0;
-    }
     for (;;) {
         skip_space(d);
         if (d->p >= d->end || *d->p != '"')
@@ -821,11 +816,8 @@ static int decode_members(decoder *d, const char *const *names, const size_t *le
             d->p++;
             continue;
         }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            d->depth--;
+        if (closes(d, '}'))
             return 0;
-        }
         return bad(d, "expected ',' or '}'");
     }
 }
