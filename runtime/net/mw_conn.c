@@ -49,9 +49,20 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
     net->owner = owner;
     net->conns = net->flush_head = net->defer_head = NULL;
     net->tcp_conns = 0;
+    net->send_queue_bytes = 0;
     net->wall_ms = net->wall_at = 0;
     uv_idle_init(loop, &net->defer_idle);
     net->defer_idle.data = net;
+    /* spares beyond what one loop turn's partial reads need are freed, not kept */
+    mw_ws_pool_init(&net->wsctx_pool, 64);
+}
+
+/* The memory gauges, once per loop iteration (a store each, not a count per message). */
+static void publish_gauges(mw_net *net)
+{
+    mw_metrics_set(net->m, MW_M_SEND_QUEUE_BYTES, net->send_queue_bytes);
+    mw_metrics_set(net->m, MW_M_PARTIAL_BYTES, net->wsctx_pool.held_bytes);
+    mw_metrics_set(net->m, MW_M_WS_CONTEXTS, net->wsctx_pool.lent);
 }
 
 static void want_flush(mw_conn *c)
@@ -94,6 +105,7 @@ void mw_net_flush(mw_net *net)
         if (off_list_alive(c))
             flush(c);
     }
+    publish_gauges(net);
 }
 
 static void defer_idle_cb(uv_idle_t *h)
@@ -132,6 +144,7 @@ void mw_net_free_closed(mw_net *net)
         c->in_defer = 0;
         off_list_alive(c);
     }
+    mw_wsctx_pool_free(&net->wsctx_pool);
 }
 
 /* ---- send queue -------------------------------------------------------------------------- */
@@ -161,6 +174,7 @@ static void cut_slow_consumer(mw_conn *c)
     uv_read_stop((uv_stream_t *)&c->tcp);
     mw_outq_drop_unsent(&c->out);
     mw_ws_close(c->ws, 4503, "Slow consumer");
+    c->msg_timer_on = 0;
     uv_timer_start(&c->timer, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS, 0);
     want_flush(c);
 }
@@ -306,8 +320,10 @@ static void flush(mw_conn *c)
         }
         /* a close was queued or received: the handshake ends in time even if the peer stops
          * reading (the slow-consumer timer, when running, is shorter) */
-        if (mw_ws_closing(c->ws) && !uv_is_active((uv_handle_t *)&c->timer))
+        if (mw_ws_closing(c->ws) && (c->msg_timer_on || !uv_is_active((uv_handle_t *)&c->timer))) {
+            c->msg_timer_on = 0;
             uv_timer_start(&c->timer, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS, 0);
+        }
     }
     if (c->out.writing) {
         if (mw_outq_over(&c->out) && c->state == MW_CONN_WS)
@@ -432,6 +448,7 @@ static void on_ws_message(void *owner, int opcode, const uint8_t *data, size_t l
 {
     mw_conn *c = owner;
     mw_net *net = c->net;
+    c->msg_done = 1;
     c->last_activity_ms = wall_ms(net);
     mw_metrics_add(net->m, MW_M_MESSAGES_IN, 1);
     if (c->state != MW_CONN_WS)
@@ -445,12 +462,56 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->net->read_buf, sizeof(c->net->read_buf));
 }
 
+/* A client that starts a message and stops (a partial frame declaring 64 KiB, then silence)
+ * holds a wslay context and the declared bytes: limits.messageTimeout bounds how long. */
+static void message_timeout_cb(uv_timer_t *t)
+{
+    mw_conn *c = t->data;
+    mw_net *net = c->net;
+    c->msg_timer_on = 0;
+    if (c->state != MW_CONN_WS || !c->ws || mw_ws_closing(c->ws) || !mw_ws_partial(c->ws))
+        return;
+    if (c->held || c->out_paused) { /* we are not reading from it: not its fault */
+        c->msg_timer_on = 1;
+        uv_timer_start(&c->timer, message_timeout_cb, (uint64_t)(net->limits.message_timeout * 1000), 0);
+        return;
+    }
+    if (mw_log_begin(MW_LOG_INFO, "message timeout")) {
+        mw_log_str("clientId", c->id);
+        mw_log_int("heldBytes", (int64_t)mw_ws_held_bytes(c->ws));
+        mw_log_end();
+    }
+    /* 1008 (policy violation): the client broke the server's time limit for a message; 1001
+     * would tell it the server is going away, which is not the case */
+    mw_conn_close_ws(c, 1008, "Message timeout");
+}
+
+/* After a read: the message timer runs while a message is partly in, from its first byte (it
+ * restarts when one completes, so a client streaming messages back to back is not cut). */
+static void update_message_timer(mw_conn *c)
+{
+    int done = c->msg_done;
+    c->msg_done = 0;
+    if (c->state != MW_CONN_WS || mw_ws_closing(c->ws) || c->slow_consumer || c->net->limits.message_timeout <= 0)
+        return;
+    if (mw_ws_partial(c->ws)) {
+        if (!c->msg_timer_on || done) {
+            c->msg_timer_on = 1;
+            uv_timer_start(&c->timer, message_timeout_cb, (uint64_t)(c->net->limits.message_timeout * 1000), 0);
+        }
+    } else if (c->msg_timer_on) {
+        c->msg_timer_on = 0;
+        uv_timer_stop(&c->timer);
+    }
+}
+
 static void on_ws_bytes(mw_conn *c, const uint8_t *data, size_t len)
 {
     if (mw_ws_feed(c->ws, data, len) != 0) {
         mw_conn_close(c);
         return;
     }
+    update_message_timer(c);
     want_flush(c);
 }
 
@@ -523,7 +584,8 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
     mw_net *net = c->net;
     char buf[512];
     size_t n = mw_handshake_response(c->http, buf, sizeof(buf));
-    mw_ws_limits limits = { net->limits.max_message_size, net->limits.max_fragments, net->allow_binary };
+    mw_ws_limits limits = { net->limits.max_message_size, net->limits.max_fragments, net->allow_binary,
+                            &net->wsctx_pool };
     char random_part[MW_RANDOM_ID_LEN + 1];
     if (n == 0 || mw_random_id(random_part) != 0 || !(c->ws = mw_ws_new(&limits, &ws_handler, c))) {
         mw_conn_respond_error(c, 500, "Could not start the WebSocket session", NULL);
@@ -656,6 +718,7 @@ void mw_conn_accept(mw_net *net, int fd)
     uv_tcp_init(net->loop, &c->tcp);
     c->tcp.data = c;
     mw_outq_init(&c->out, (uv_stream_t *)&c->tcp, net->limits.send_queue_bytes, written_cb, c);
+    c->out.total = &net->send_queue_bytes;
     c->handles_open = 1;
     net->tcp_conns++;
     c->tcp_next = net->conns;

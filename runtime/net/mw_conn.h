@@ -65,12 +65,14 @@ typedef struct mw_net {
     mw_conn *defer_head;  /* connections waiting for handler->deferred */
     uv_idle_t defer_idle;
     uint64_t wall_ms, wall_at; /* mw_wall_ms() as read when uv_now(loop) was wall_at */
+    mw_wsctx_pool wsctx_pool;  /* wslay contexts, lent only while a message is in flight */
+    size_t send_queue_bytes;   /* queued for all connections, not yet taken by the kernel */
     uint8_t read_buf[MW_READ_BUF_SIZE]; /* one per worker: a read is handled before the next */
 } mw_net;
 
 struct mw_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake timeout, then close-handshake timeout */
+    uv_timer_t timer; /* handshake timeout; message timeout (a partial message); close handshake */
     mw_net *net;
     mw_conn_state state;
     int handles_open;
@@ -91,6 +93,8 @@ struct mw_conn {
     mw_conn *defer_next;
     int held;       /* the owner holds reading (mw_conn_hold_reading) */
     int out_paused; /* control frames (pongs) filled the send queue */
+    uint8_t msg_timer_on; /* the timer runs for limits.messageTimeout (a message is partly in) */
+    uint8_t msg_done;     /* a message completed during the current read */
 
     mw_conn *tcp_prev, *tcp_next; /* mw_net's list of every connection */
 

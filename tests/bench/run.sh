@@ -30,7 +30,8 @@ when none of these works.
   -c, --connections N   connections per run            (BENCH_CONNECTIONS, default 1000)
   -d, --duration S      measured seconds per run       (BENCH_DURATION, default 10)
   -w, --warmup S        warm-up seconds per run        (BENCH_WARMUP, default 2)
-  --scenarios LIST      "echo broadcast"               (BENCH_SCENARIOS)
+  --scenarios LIST      "echo broadcast"               (BENCH_SCENARIOS; also "idle": connections
+                        held open, nothing sent, RSS sampled at the end: tests/bench/idle.sh)
   --servers LIST        "moonwire moonwire-raw bun ws-raw ws" (BENCH_SERVERS; see above)
   --payload BYTES       data.p size                    (BENCH_PAYLOAD, default 32)
   --depth N             echo pipeline depth            (BENCH_DEPTH, default 1)
@@ -126,7 +127,7 @@ for v in DURATION WARMUP RATE; do
   [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "run.sh: $v must be a number, got '${!v}'" >&2; exit 2; }
 done
 for s in $SCENARIOS; do
-  [[ $s == echo || $s == broadcast ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
+  [[ $s == echo || $s == broadcast || $s == idle ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
 done
 for s in $SERVERS; do
   case $s in
@@ -425,6 +426,19 @@ for (const [s, an, bn, what, target] of pairs) {
   printed.push(`${s.padEnd(10)} ${what.padEnd(33)} ${(an + ' / ' + bn).padEnd(24)} msgs/s ${m.padEnd(6)}` +
     ` p99 ${ratio(a.p99_ms, b.p99_ms).padEnd(6)} RSS/conn ${ratio(a.rss_per_conn_kib, b.rss_per_conn_kib).padEnd(6)}` +
     ` added RSS/conn ${ratio(a.rss_added_per_conn_kib, b.rss_added_per_conn_kib)}${t}`);
+}
+const idle = rows.filter((r) => r.scenario === 'idle' && !r.failed && !r.skipped);
+if (idle.length) {
+  console.log('\nidle: user-space memory per connection (server RSS after - before connecting, / open' +
+    ' connections; supervisor + workers for moonwire)');
+  for (const r of idle) {
+    console.log(`  ${r.label.padEnd(13)} ${fmt(r.rss_added_per_conn_kib * 1024).padStart(6)} bytes per connection` +
+      ` (${r.connections} open, RSS ${fmt(r.rss_base_kib)} -> ${fmt(r.rss_kib)} KiB)`);
+  }
+  const mw = idle.find((r) => r.label === 'moonwire-raw') || idle.find((r) => r.label === 'moonwire');
+  const bun = idle.find((r) => r.label === 'bun');
+  if (mw && bun) console.log(`  ${mw.label} / bun: ${ratio(mw.rss_added_per_conn_kib, bun.rss_added_per_conn_kib)}` +
+    ` (DESIGN 18: at most 1.5 KB per idle connection, less than Bun)`);
 }
 if (rows.some(loadgenBound)) {
   console.log('\nnote: a "load generator bound" row measured mw_loadgen (near a full core) more than the' +
