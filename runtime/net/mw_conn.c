@@ -31,6 +31,48 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void flush(mw_conn *c);
 static void conn_free(mw_conn *c);
 
+/* ---- the connection's timer -------------------------------------------------------------- */
+
+/* One timer per connection for whatever it waits on (request head, message, close handshake,
+ * response), allocated only while one of those runs: an idle WebSocket has none (memory rule,
+ * issue 15). Released timers are closed (a libuv handle) and freed in their close callback. */
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    mw_conn *c = h->data;
+    free(h);
+    conn_handle_closed_cb((uv_handle_t *)&c->tcp);
+}
+
+static void timer_start(mw_conn *c, uv_timer_cb cb, uint64_t ms)
+{
+    if (c->state == MW_CONN_CLOSED)
+        return;
+    if (!c->timer) {
+        uv_timer_t *t = malloc(sizeof(*t));
+        if (!t) {
+            mw_conn_abort(c); /* a connection without its timeouts could stay forever */
+            return;
+        }
+        uv_timer_init(c->net->loop, t);
+        t->data = c;
+        c->timer = t;
+        c->handles_open++;
+    }
+    uv_timer_start(c->timer, cb, ms, 0);
+}
+
+static int timer_active(const mw_conn *c) { return c->timer && uv_is_active((uv_handle_t *)c->timer); }
+
+/* Stops the timer and lets go of it. */
+static void timer_release(mw_conn *c)
+{
+    if (!c->timer)
+        return;
+    uv_close((uv_handle_t *)c->timer, timer_closed_cb);
+    c->timer = NULL;
+}
+
 /* ---- the worker's connections ------------------------------------------------------------ */
 
 static void defer_idle_cb(uv_idle_t *h);
@@ -175,7 +217,7 @@ static void cut_slow_consumer(mw_conn *c)
     mw_outq_drop_unsent(&c->out);
     mw_ws_close(c->ws, 4503, "Slow consumer");
     c->msg_timer_on = 0;
-    uv_timer_start(&c->timer, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS, 0);
+    timer_start(c, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS);
     want_flush(c);
 }
 
@@ -252,7 +294,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
         mw_conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, close_timeout_cb, MW_LINGER_MS, 0);
+    timer_start(c, close_timeout_cb, MW_LINGER_MS);
 }
 
 /* After an HTTP response: half-close and read (discarding) until the peer closes, so that
@@ -320,9 +362,9 @@ static void flush(mw_conn *c)
         }
         /* a close was queued or received: the handshake ends in time even if the peer stops
          * reading (the slow-consumer timer, when running, is shorter) */
-        if (mw_ws_closing(c->ws) && (c->msg_timer_on || !uv_is_active((uv_handle_t *)&c->timer))) {
+        if (mw_ws_closing(c->ws) && (c->msg_timer_on || !timer_active(c))) {
             c->msg_timer_on = 0;
-            uv_timer_start(&c->timer, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS, 0);
+            timer_start(c, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS);
         }
     }
     if (c->out.writing) {
@@ -375,7 +417,7 @@ void mw_conn_close(mw_conn *c)
     report_closed(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+    timer_release(c);
 }
 
 /* Closing with an RST: for a peer that does not read, whatever the kernel still holds for it
@@ -389,7 +431,7 @@ void mw_conn_abort(mw_conn *c)
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (uv_tcp_close_reset(&c->tcp, conn_handle_closed_cb) != 0)
         uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+    timer_release(c);
 }
 
 static void conn_free(mw_conn *c)
@@ -473,7 +515,7 @@ static void message_timeout_cb(uv_timer_t *t)
         return;
     if (c->held || c->out_paused) { /* we are not reading from it: not its fault */
         c->msg_timer_on = 1;
-        uv_timer_start(&c->timer, message_timeout_cb, (uint64_t)(net->limits.message_timeout * 1000), 0);
+        timer_start(c, message_timeout_cb, (uint64_t)(net->limits.message_timeout * 1000));
         return;
     }
     if (mw_log_begin(MW_LOG_INFO, "message timeout")) {
@@ -497,11 +539,11 @@ static void update_message_timer(mw_conn *c)
     if (mw_ws_partial(c->ws)) {
         if (!c->msg_timer_on || done) {
             c->msg_timer_on = 1;
-            uv_timer_start(&c->timer, message_timeout_cb, (uint64_t)(c->net->limits.message_timeout * 1000), 0);
+            timer_start(c, message_timeout_cb, (uint64_t)(c->net->limits.message_timeout * 1000));
         }
     } else if (c->msg_timer_on) {
         c->msg_timer_on = 0;
-        uv_timer_stop(&c->timer);
+        timer_release(c);
     }
 }
 
@@ -537,7 +579,7 @@ void mw_conn_respond_error(mw_conn *c, int status, const char *reason, const cha
     char buf[1024];
     size_t n = mw_http_error_response(status, reason, extra, buf, sizeof(buf));
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_start(&c->timer, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS, 0);
+    timer_start(c, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS);
     c->close_after_flush = 1;
     if (n == 0 || queue_bytes(c, buf, n) != 0)
         mw_conn_close(c);
@@ -556,7 +598,7 @@ void mw_conn_respond(mw_conn *c, int status, const char *content_type, const cha
                      "\r\n",
                      status, mw_http_status_text(status), content_type, len);
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_start(&c->timer, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS, 0);
+    timer_start(c, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS);
     c->close_after_flush = 1;
     mw_frame *f = mw_frame_raw(NULL, (size_t)n + (head_only ? 0 : len));
     if (!f) {
@@ -593,7 +635,7 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
     }
     memcpy(c->id, net->tag, MW_WORKER_TAG_LEN);
     memcpy(c->id + MW_WORKER_TAG_LEN, random_part, MW_RANDOM_ID_LEN + 1);
-    uv_timer_stop(&c->timer);
+    timer_release(c); /* the handshake's: an idle WebSocket holds no timer */
     mw_http_request_free(c->http);
     free(c->http);
     c->http = NULL;
@@ -731,9 +773,6 @@ void mw_conn_accept(mw_net *net, int fd)
         uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
         return;
     }
-    uv_timer_init(net->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
     uv_tcp_nodelay(&c->tcp, 1);
     name_peer(c);
     c->http = malloc(sizeof(mw_http_request));
@@ -743,6 +782,6 @@ void mw_conn_accept(mw_net *net, int fd)
         mw_conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, handshake_timeout_cb, (uint64_t)(net->limits.handshake_timeout * 1000), 0);
+    timer_start(c, handshake_timeout_cb, (uint64_t)(net->limits.handshake_timeout * 1000));
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
