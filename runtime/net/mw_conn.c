@@ -97,6 +97,7 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
     net->defer_idle.data = net;
     /* spares beyond what one loop turn's partial reads need are freed, not kept */
     mw_ws_pool_init(&net->wsctx_pool, 64);
+    mw_outq_pool_init(&net->outq_pool, 1024);
 }
 
 /* The memory gauges, once per loop iteration (a store each, not a count per message). */
@@ -187,6 +188,7 @@ void mw_net_free_closed(mw_net *net)
         off_list_alive(c);
     }
     mw_wsctx_pool_free(&net->wsctx_pool);
+    mw_outq_pool_free(&net->outq_pool);
 }
 
 /* ---- send queue -------------------------------------------------------------------------- */
@@ -761,6 +763,7 @@ void mw_conn_accept(mw_net *net, int fd)
     c->tcp.data = c;
     mw_outq_init(&c->out, (uv_stream_t *)&c->tcp, net->limits.send_queue_bytes, written_cb, c);
     c->out.total = &net->send_queue_bytes;
+    c->out.pool = &net->outq_pool;
     c->handles_open = 1;
     net->tcp_conns++;
     c->tcp_next = net->conns;

@@ -67,6 +67,7 @@ typedef struct mw_net {
     uint64_t wall_ms, wall_at; /* mw_wall_ms() as read when uv_now(loop) was wall_at */
     mw_wsctx_pool wsctx_pool;  /* wslay contexts, lent only while a message is in flight */
     size_t send_queue_bytes;   /* queued for all connections, not yet taken by the kernel */
+    mw_outq_pool outq_pool;    /* send-queue arrays, lent while more than one frame waits */
     uint8_t read_buf[MW_READ_BUF_SIZE]; /* one per worker: a read is handled before the next */
 } mw_net;
 

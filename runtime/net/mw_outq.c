@@ -2,8 +2,9 @@
  * order); bytes are written straight from the shared frames, never copied. A frame stays
  * referenced until the kernel has all of it, including while a uv_write holds its buffer.
  * Memory rule: a queue of one frame uses the struct's own slot; a longer one an array that is
- * freed when the queue empties; the uv_write_t is allocated per uv_write and freed in its
- * callback. An idle connection's queue so holds nothing on the heap. */
+ * given back (to the worker's pool of spares, or freed) when the queue empties; the uv_write_t
+ * is allocated per uv_write and freed in its callback. An idle connection's queue so holds
+ * nothing on the heap. */
 #include "mw_outq.h"
 
 #include <stdlib.h>
@@ -18,6 +19,47 @@ void mw_outq_init(mw_outq *q, uv_stream_t *stream, size_t limit, mw_outq_written
     q->limit = limit;
     q->written_cb = cb;
     q->owner = owner;
+}
+
+void mw_outq_pool_init(mw_outq_pool *p, uint32_t max_spare)
+{
+    p->spare = NULL;
+    p->n_spare = 0;
+    p->max_spare = max_spare;
+}
+
+void mw_outq_pool_free(mw_outq_pool *p)
+{
+    while (p->spare) {
+        mw_frame **a = p->spare;
+        p->spare = (mw_frame **)a[0];
+        free(a);
+    }
+    p->n_spare = 0;
+}
+
+static mw_frame **array_get(mw_outq *q)
+{
+    mw_outq_pool *p = q->pool;
+    if (p && p->spare) {
+        mw_frame **a = p->spare;
+        p->spare = (mw_frame **)a[0];
+        p->n_spare--;
+        return a;
+    }
+    return malloc(MW_OUTQ_POOLED_CAP * sizeof(mw_frame *));
+}
+
+static void array_put(mw_outq *q, mw_frame **a, uint32_t cap)
+{
+    mw_outq_pool *p = q->pool;
+    if (cap == MW_OUTQ_POOLED_CAP && p && p->n_spare < p->max_spare) {
+        a[0] = (mw_frame *)p->spare;
+        p->spare = a;
+        p->n_spare++;
+        return;
+    }
+    free(a);
 }
 
 static void add_bytes(mw_outq *q, size_t n)
@@ -40,7 +82,7 @@ static void shrink_if_empty(mw_outq *q)
     if (q->len > 0 || q->writing)
         return;
     if (q->items != &q->one)
-        free(q->items);
+        array_put(q, q->items, q->cap);
     q->items = NULL;
     q->head = q->cap = 0;
 }
@@ -69,16 +111,13 @@ int mw_outq_push(mw_outq *q, mw_frame *f)
             q->head = 0;
         }
         if (q->head + q->len == q->cap) {
-            uint32_t ncap = q->cap < 8 ? 8 : q->cap * 2;
-            mw_frame **n;
-            if (q->items == &q->one) {
-                if ((n = malloc(ncap * sizeof(mw_frame *))))
-                    n[0] = q->one;
-            } else {
-                n = realloc(q->items, ncap * sizeof(mw_frame *));
-            }
+            uint32_t ncap = q->cap < MW_OUTQ_POOLED_CAP ? MW_OUTQ_POOLED_CAP : q->cap * 2;
+            mw_frame **n = ncap == MW_OUTQ_POOLED_CAP ? array_get(q) : malloc(ncap * sizeof(mw_frame *));
             if (!n)
                 return -1;
+            memcpy(n, q->items, q->len * sizeof(mw_frame *)); /* head is 0 here */
+            if (q->items != &q->one)
+                array_put(q, q->items, q->cap);
             q->items = n;
             q->cap = ncap;
         }

@@ -19,6 +19,18 @@
 
 typedef struct mw_outq mw_outq;
 
+/* Spare arrays of MW_OUTQ_POOLED_CAP slots shared by the queues of a worker: a queue that holds
+ * more than one frame for a loop turn takes one and gives it back when it empties, without a
+ * malloc and free per turn. */
+#define MW_OUTQ_POOLED_CAP 16
+typedef struct mw_outq_pool {
+    mw_frame **spare; /* a list linked through each array's first slot */
+    uint32_t n_spare, max_spare;
+} mw_outq_pool;
+
+void mw_outq_pool_init(mw_outq_pool *p, uint32_t max_spare);
+void mw_outq_pool_free(mw_outq_pool *p);
+
 /* A uv_write handed over by mw_outq_write_async completed: bytes of the queue were written
  * (and dropped from it), or status is a negative libuv error. */
 typedef void (*mw_outq_written_cb)(void *owner, int status, size_t bytes);
@@ -33,6 +45,7 @@ struct mw_outq {
     size_t head_off;    /* bytes of items[head] already written */
     size_t bytes;       /* queued bytes not yet written */
     size_t *total;      /* optional: a sum of bytes over several queues (the worker's gauge) */
+    mw_outq_pool *pool; /* optional: where arrays come from and go back to */
     int writing;        /* a uv_write is running: its buffers must stay put */
     uv_write_t *wreq;   /* the running uv_write's request (allocated for it) */
     mw_outq_written_cb written_cb;

@@ -16,6 +16,9 @@ usage: tests/bench/c100k.sh [options]
   --hold S              seconds the connections stay open after the ramp (default 5); the one
                         broadcast goes out at its start
   --ramp-timeout S      give up connecting after S seconds (default 300)
+  --concurrency N       upgrades in flight per load-generator process (default 64: more only
+                        queues handshakes in the server's backlog past limits.handshakeTimeout
+                        on a 2-core machine)
   --build-dir DIR       CMake build directory (BENCH_BUILD_DIR, default build)
   --no-build            use the binaries already built
   -h, --help            this text
@@ -31,6 +34,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-100000}
 WORKERS=${BENCH_WORKERS:-7}
 HOLD=5
 RAMP_TIMEOUT=300
+CONCURRENCY=64
 BUILD_DIR=${BENCH_BUILD_DIR:-build}
 BUILD=1
 BENCH_SCRIPT=c100k.sh
@@ -42,6 +46,7 @@ while [[ $# -gt 0 ]]; do
     --workers) need_arg "$@"; WORKERS=$2; shift 2 ;;
     --hold) need_arg "$@"; HOLD=$2; shift 2 ;;
     --ramp-timeout) need_arg "$@"; RAMP_TIMEOUT=$2; shift 2 ;;
+    --concurrency) need_arg "$@"; CONCURRENCY=$2; shift 2 ;;
     --build-dir) need_arg "$@"; BUILD_DIR=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -125,7 +130,7 @@ echo "== mw_loadgen: $CONNECTIONS connections from 127.0.0.2+, then one broadcas
 RATE=$(awk -v h="$HOLD" 'BEGIN { printf "%.4f", 1 / (h + 1) }')
 timeout --kill-after=5 $((RAMP_TIMEOUT + HOLD + 60)) "$LOADGEN" --url "ws://127.0.0.1:$PORT/ws" \
   -c "$CONNECTIONS" --scenario broadcast --senders 1 --rate "$RATE" -d "$HOLD" --warmup 0 --drain 15 \
-  --first-source 2 --connect-timeout "$RAMP_TIMEOUT" --concurrency 512 --payload 0 \
+  --first-source 2 --connect-timeout "$RAMP_TIMEOUT" --concurrency "$CONCURRENCY" --payload 0 \
   --server-pid "$MW_PID" --label "c100k" --json >"$OUT/loadgen.txt" 2>&1 &
 LG_PID=$!
 STARTED=("$LG_PID" "${STARTED[@]}")

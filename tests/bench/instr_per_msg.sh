@@ -12,6 +12,8 @@
 #   tests/bench/instr_per_msg.sh [APP_DIR] [OUT_DIR]
 #   env: BUILD_DIR=build CONNS=20 DEPTH=10 SHORT=3 LONG=10
 #        LOADGEN=path (a load generator that also accepts raw echo replies, for a raw-mode app)
+#        LOADGEN_ARGS="..." more mw_loadgen options, after the defaults (e.g. "--scenario broadcast
+#        --rate 200": then the figure is instructions per broadcast, fan-out to CONNS included)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -45,7 +47,7 @@ one() {
   local worker
   worker=$(pgrep -P "$SERVER" | head -1)
   "$LOADGEN" --url "ws://127.0.0.1:$port/ws" -c "$CONNS" -d "$1" --warmup 1 --scenario echo --depth "$DEPTH" \
-    >"$OUT/loadgen.$2.txt" 2>&1
+    ${LOADGEN_ARGS:-} >"$OUT/loadgen.$2.txt" 2>&1
   local msgs
   msgs=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^moonwire_messages_received_total/ { print $2 }')
   kill "$SERVER"

@@ -215,9 +215,47 @@ static void test_drop_keeps_partial(void)
     peer_close(&p);
 }
 
+/* Memory rule: an empty queue holds nothing on the heap; one frame uses the struct's slot; more
+ * borrow an array from the pool, given back (and reused) when the queue empties; the byte total
+ * shared by several queues follows every push, write and drop. */
+static void test_empty_queue_holds_nothing(void)
+{
+    mw_outq_pool pool;
+    mw_outq_pool_init(&pool, 4);
+    size_t total = 0;
+    peer p;
+    peer_open(&p, 1 << 30);
+    p.q.pool = &pool;
+    p.q.total = &total;
+    CHECK(p.q.items == NULL && p.q.cap == 0);
+    CHECK_EQ_INT(mw_outq_push(&p.q, mw_frame_raw("a", 1)), 0);
+    CHECK(p.q.items == &p.q.one);
+    CHECK_EQ_INT(total, 1);
+    for (int i = 0; i < 20; i++) /* past the pooled size: a bigger array, the pooled one back */
+        CHECK_EQ_INT(mw_outq_push(&p.q, mw_frame_raw("bb", 2)), 0);
+    CHECK_EQ_INT(total, 41);
+    CHECK_EQ_INT(pool.n_spare, 1);
+    size_t n;
+    CHECK_EQ_INT(mw_outq_try_write(&p.q, &n), 0);
+    CHECK_EQ_INT(n, 41);
+    CHECK(mw_outq_empty(&p.q) && p.q.items == NULL && p.q.cap == 0);
+    CHECK_EQ_INT(total, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(mw_outq_push(&p.q, mw_frame_raw("c", 1)), 0);
+    CHECK_EQ_INT(pool.n_spare, 0); /* the spare was taken */
+    mw_outq_drop_unsent(&p.q);
+    CHECK(p.q.items == NULL);
+    CHECK_EQ_INT(pool.n_spare, 1);
+    CHECK_EQ_INT(total, 0);
+    peer_close(&p);
+    mw_outq_pool_free(&pool);
+    CHECK_EQ_INT(pool.n_spare, 0);
+}
+
 int main(void)
 {
     uv_loop_init(&loop);
+    test_empty_queue_holds_nothing();
     test_partial_writes();
     test_shared_frames();
     test_caps();
