@@ -19,6 +19,9 @@ usage: tests/bench/c100k.sh [options]
   --concurrency N       upgrades in flight per load-generator process (default 64: more only
                         queues handshakes in the server's backlog past limits.handshakeTimeout
                         on a 2-core machine)
+  --sources K           source addresses 127.0.0.2 .. 127.0.0.(K+1) (default 16: with few, the
+                        kernel's search for a free ephemeral port per source slows the ramp
+                        to ~1 000/s past ~14 000 connections per source)
   --build-dir DIR       CMake build directory (BENCH_BUILD_DIR, default build)
   --no-build            use the binaries already built
   -h, --help            this text
@@ -35,6 +38,7 @@ WORKERS=${BENCH_WORKERS:-7}
 HOLD=5
 RAMP_TIMEOUT=300
 CONCURRENCY=64
+SOURCES=16
 BUILD_DIR=${BENCH_BUILD_DIR:-build}
 BUILD=1
 BENCH_SCRIPT=c100k.sh
@@ -47,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --hold) need_arg "$@"; HOLD=$2; shift 2 ;;
     --ramp-timeout) need_arg "$@"; RAMP_TIMEOUT=$2; shift 2 ;;
     --concurrency) need_arg "$@"; CONCURRENCY=$2; shift 2 ;;
+    --sources) need_arg "$@"; SOURCES=$2; shift 2 ;;
     --build-dir) need_arg "$@"; BUILD_DIR=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -124,13 +129,13 @@ sleep 1
 RSS0=$(rss_tree "$MW_PID")
 REDIS0=$(rss_tree "$REDIS_PID")
 echo "== moonwire $WORKERS workers on port $PORT (Redis on $REDIS_PORT); RSS before: moonwire $RSS0 KiB, redis $REDIS0 KiB"
-echo "== mw_loadgen: $CONNECTIONS connections from 127.0.0.2+, then one broadcast to all of them"
+echo "== mw_loadgen: $CONNECTIONS connections from 127.0.0.2-$((SOURCES + 1)), then one broadcast to all of them"
 
 # one broadcast, at the start of the hold: --rate low enough that the next one would come after it
 RATE=$(awk -v h="$HOLD" 'BEGIN { printf "%.4f", 1 / (h + 1) }')
 timeout --kill-after=5 $((RAMP_TIMEOUT + HOLD + 60)) "$LOADGEN" --url "ws://127.0.0.1:$PORT/ws" \
   -c "$CONNECTIONS" --scenario broadcast --senders 1 --rate "$RATE" -d "$HOLD" --warmup 0 --drain 15 \
-  --first-source 2 --connect-timeout "$RAMP_TIMEOUT" --concurrency "$CONCURRENCY" --payload 0 \
+  --first-source 2 --sources "$SOURCES" --connect-timeout "$RAMP_TIMEOUT" --concurrency "$CONCURRENCY" --payload 0 \
   --server-pid "$MW_PID" --label "c100k" --json >"$OUT/loadgen.txt" 2>&1 &
 LG_PID=$!
 STARTED=("$LG_PID" "${STARTED[@]}")

@@ -161,6 +161,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.limits.max_message_size = max_sizes[data[0] & 3];
     s.limits.max_fragments = max_frags[(data[0] >> 2) & 3];
     s.limits.allow_binary = (data[0] >> 4) & 1;
+    /* bit 5: contexts from a pool, so that a spare given back is reused within the input (a
+     * context given back in the wrong state would show on the next message) */
+    mw_wsctx_pool pool;
+    mw_ws_pool_init(&pool, 2);
+    if ((data[0] >> 5) & 1)
+        s.limits.pool = &pool;
     s.in = data + 1;
     s.in_len = size - 1;
     mw_ws *ws = mw_ws_new(&s.limits, &handler, &s);
@@ -216,6 +222,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)mw_ws_want_read(ws);
     check_output(s.out, s.out_len, !s.refused);
     mw_ws_free(ws);
+    FUZZ_ASSERT(pool.lent == 0 && pool.held_bytes == 0);
+    mw_wsctx_pool_free(&pool);
     free(s.out);
     return 0;
 }
