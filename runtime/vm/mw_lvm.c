@@ -33,6 +33,7 @@ struct mw_lvm {
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
     int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op, ref_reload;
     int ref_on_expiring;
+    int ref_on_api;
     int ref_on_request, ref_on_invalid; /* protocol messages, their envelope decoded in C */
     int ref_dispatch;                   /* l_dispatch, made once */
     int raw;                            /* app.lua raw: every message goes to on_message as is */
@@ -220,6 +221,7 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     vm->ref_reload = take_ref(L, hooks, "reload");
     vm->ref_on_expiring = take_ref(L, hooks, "on_expiring");
+    vm->ref_on_api = take_ref(L, hooks, "on_api");
     vm->ref_on_request = take_ref(L, hooks, "on_request");
     vm->ref_on_invalid = take_ref(L, hooks, "on_invalid");
     vm->raw = cfg->has_raw;
@@ -468,6 +470,15 @@ void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_
     lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
     lua_pushlstring(vm->L, json, len);
     call_hook(vm, vm->ref_on_bus_op, "on_bus_op", 2);
+}
+
+void mw_lvm_on_api(mw_lvm *vm, uint64_t ticket, const char *name, size_t name_len, const char *body,
+                   size_t body_len)
+{
+    lua_pushnumber(vm->L, (lua_Number)ticket);
+    lua_pushlstring(vm->L, name, name_len);
+    lua_pushlstring(vm->L, body, body_len);
+    call_hook(vm, vm->ref_on_api, "on_api", 3);
 }
 
 void mw_lvm_on_redis_state(mw_lvm *vm, int up)
