@@ -141,8 +141,11 @@ void mw_httpd_serve(mw_httpd *h, mw_conn *c, const mw_http_request *r)
     int head_only = method == HTTP_HEAD;
     char body[512];
     mw_metrics_add(h->m, MW_M_HTTP_REQUESTS, 1);
-    if (h->api_key_len && path_len >= 5 && memcmp(path, "/api/", 5) == 0) {
-        serve_api(h, c, r, path + 5, path_len - 5);
+    if (path_len >= 5 && memcmp(path, "/api/", 5) == 0) {
+        if (h->api_key_len)
+            serve_api(h, c, r, path + 5, path_len - 5);
+        else
+            mw_conn_respond_error(c, 404, "No such file (the HTTP API is off: no api.key)", NULL);
         return;
     }
     if (r->error_status) { /* a body over the limit, elsewhere than /api/ */
