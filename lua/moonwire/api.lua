@@ -151,8 +151,7 @@ function methods.joinRoom(p)
     if info and tostring(info):find("unavailable", 1, true) then unavailable(info) end
     invalid(tostring(info or "the client could not join"))
   end
-  if type(info) == "table" then return { offset = info.offset, epoch = info.epoch } end
-  return {}
+  return {} -- the same wherever the client is (a join on another worker is done there)
 end
 
 function methods.leaveRoom(p)
