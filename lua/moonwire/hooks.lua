@@ -1,9 +1,10 @@
 -- moonwire.hooks: the functions C calls into Lua (runtime/vm/mw_lvm.c keeps a reference to
 -- each field of M.hooks: admit, on_request, on_invalid, on_message, on_connect, on_disconnect,
--- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload, on_api; raw_site is
--- a value), and the app's events they fire (app.lua events.onConnect, onDisconnect,
--- onJoinRoom, onLeaveRoom, onServerStarted, onAuthenticate) and subscribers they run. Each
--- hook returns to C at once: handlers run in the scheduler's coroutines.
+-- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload, on_api, adopt and
+-- message_loop; raw_site, body and FINISHED are values), and the app's events they fire
+-- (app.lua events.onConnect, onDisconnect, onJoinRoom, onLeaveRoom, onServerStarted,
+-- onAuthenticate) and subscribers they run. Each hook returns to C at once: handlers run in
+-- the scheduler's coroutines.
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 local frames = require "moonwire.frames"
@@ -17,6 +18,7 @@ local DONE, FAILED = scheduler.DONE, scheduler.FAILED
 
 local M = {}
 local hooks = {} -- the table runtime.start returns to C
+hooks.message_loop, hooks.FINISHED, hooks.adopt = scheduler.message_loop, scheduler.FINISHED, scheduler.adopt
 M.hooks = hooks
 
 -- clientId -> {user = {userId, payload} or nil, metadata = {}, request = the upgrade request
@@ -44,6 +46,7 @@ function M.setup(ctx)
   state.config, state.events, state.raw = ctx.config, ctx.events or {}, ctx.raw
   state.bindings, state.queue_store, state.reload = ctx.bindings, ctx.queue_store, ctx.reload
   state.body = router.handler()
+  hooks.body = state.body -- C resumes its pooled coroutines with it (runtime/vm/mw_lco.c)
   hooks.raw_site = router.raw_site() -- read once by C, which pushes it for every raw message
 end
 

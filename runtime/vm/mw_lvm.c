@@ -21,6 +21,7 @@
 #include "mw_http.h"
 #include "mw_lapi.h"
 #include "mw_lapi_server.h"
+#include "mw_lco.h"
 #include "mw_lguard.h"
 #include "mw_log.h"
 #include "mw_reply.h"
@@ -36,6 +37,7 @@ struct mw_lvm {
     int ref_on_api;
     int ref_on_request, ref_on_invalid; /* protocol messages, their envelope decoded in C */
     int ref_dispatch;                   /* l_dispatch, made once */
+    mw_lco *lco;                        /* the message coroutines C resumes */
     int raw;                            /* app.lua raw: every message goes to on_message as is */
     char raw_label[96], raw_source[160]; /* raw's site for the watchdog (hooks.raw_site) */
     size_t raw_label_len, raw_source_len; /* 0: not known, Lua pushes it */
@@ -225,6 +227,11 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_request = take_ref(L, hooks, "on_request");
     vm->ref_on_invalid = take_ref(L, hooks, "on_invalid");
     vm->raw = cfg->has_raw;
+    vm->lco = mw_lco_new(L, hooks);
+    if (!vm->lco) {
+        snprintf(err, errlen, "the runtime's hooks lack the message loop (moonwire.hooks)");
+        goto fail;
+    }
     lua_getfield(L, hooks, "raw_site"); /* {label, source, line} under app.lua raw */
     if (lua_istable(L, -1)) {
         lua_getfield(L, -1, "label");
@@ -251,6 +258,7 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
 fail:
     mw_lguard_stop(vm->guard);
     mw_async_host_free(vm->async);
+    mw_lco_free(vm->lco);
     lua_close(L);
     mw_lguard_free(vm->guard);
     free(vm);
@@ -263,6 +271,7 @@ void mw_lvm_free(mw_lvm *vm)
         return;
     mw_lguard_stop(vm->guard);
     mw_async_host_free(vm->async); /* calls still pending drop their completions */
+    mw_lco_free(vm->lco);
     lua_close(vm->L);
     mw_lguard_free(vm->guard);
     free(vm);
@@ -302,17 +311,21 @@ int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8
 {
     lua_State *L = vm->L;
     if (vm->raw) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_message);
-        lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
-        lua_pushlstring(L, (const char *)data, len);
-        lua_pushboolean(L, opcode == 2);
+        /* straight into a pooled coroutine (mw_lco): the body is the router's handle_raw */
+        lua_State *co = mw_lco_begin(vm->lco);
+        lua_pushlstring(co, client_id, MW_CLIENT_ID_LEN);
+        lua_pushlstring(co, (const char *)data, len);
+        if (opcode == 1)
+            mw_lapi_server_checked_text(lua_tostring(co, -1), len);
+        lua_pushboolean(co, opcode == 2);
         /* the handler's site is pushed from here: a call into C from the traced Lua code costs more */
-        lua_pushboolean(L, vm->raw_label_len > 0);
+        lua_pushboolean(co, vm->raw_label_len > 0);
         if (vm->raw_label_len > 0)
-            mw_lguard_push_site(vm->guard, vm->raw_label, vm->raw_label_len, vm->raw_source, vm->raw_source_len,
-                                vm->raw_line);
-        if (guarded_pcall(vm, 4, 1, "on_message") != 0)
-            return MW_LVM_FAILED;
+            mw_lguard_push_fixed_site(vm->guard, vm->raw_label, vm->raw_label, vm->raw_label_len, vm->raw_source,
+                                      vm->raw_source_len, vm->raw_line);
+        int rv = mw_lco_run(vm->lco, vm->guard, 4, client_id, MW_CLIENT_ID_LEN);
+        mw_lapi_server_checked_text(NULL, 0);
+        return rv;
     } else {
         /* the envelope is decoded in C (mw_envelope): Lua gets its parts, not the text */
         vm->msg_client = client_id;
