@@ -89,12 +89,13 @@ static void api_error(mw_httpd *h, mw_conn *c, int method, const char *name, siz
     mw_httpd_api_answer(h, c, method, name, name_len, status, body, (size_t)n, start_ns);
 }
 
-void mw_httpd_api_answer(mw_httpd *h, mw_conn *c, int method, const char *name, size_t name_len, int status,
-                         const char *json, size_t len, uint64_t start_ns)
+static void answer(mw_httpd *h, mw_conn *c, int method, const char *name, size_t name_len, int status,
+                   const char *json, size_t len, uint64_t start_ns, int head_only)
 {
     uint64_t took = uv_hrtime() - start_ns;
     mw_metrics_count_api(h->m, method, status, took);
-    if (mw_log_begin(MW_LOG_INFO, "api request")) {
+    /* refusals of a flood at debug: the metrics count them, the log is not flooded */
+    if (mw_log_begin(status == 429 ? MW_LOG_DEBUG : MW_LOG_INFO, "api request")) {
         char shown[65]; /* the name as asked, cut short: it comes from the client */
         size_t n = name_len < sizeof(shown) - 1 ? name_len : sizeof(shown) - 1;
         memcpy(shown, name, n);
@@ -105,7 +106,13 @@ void mw_httpd_api_answer(mw_httpd *h, mw_conn *c, int method, const char *name, 
         mw_log_str("remote", c->remote);
         mw_log_end();
     }
-    mw_conn_respond(c, status, "application/json", json, len, 0);
+    mw_conn_respond(c, status, "application/json", json, len, head_only);
+}
+
+void mw_httpd_api_answer(mw_httpd *h, mw_conn *c, int method, const char *name, size_t name_len, int status,
+                         const char *json, size_t len, uint64_t start_ns)
+{
+    answer(h, c, method, name, name_len, status, json, len, start_ns, 0);
 }
 
 /* POST /api/NAME: key, method, size, rate and draining are checked here, the call itself runs in
@@ -114,17 +121,16 @@ static void serve_api(mw_httpd *h, mw_conn *c, const mw_http_request *r, const c
 {
     uint64_t start = uv_hrtime();
     int method = mw_metrics_api_method(name, name_len);
-    if (!mw_api_authorized(r, h->api_key, h->api_key_len)) {
+    if (!mw_api_rate_take(&h->api_rate, c->remote, uv_now(c->net->loop))) {
+        /* first: a flood is refused before anything else is looked at */
+        api_error(h, c, method, name, name_len, 429, "rate_limited", "Too many API requests from this address", start);
+    } else if (!mw_api_authorized(r, h->api_key, h->api_key_len)) {
         api_error(h, c, method, name, name_len, 401, "unauthorized", "Missing or wrong API key (Authorization: apikey KEY)", start);
     } else if (r->error_status == 413) {
         api_error(h, c, method, name, name_len, 413, "too_large", "The request body is over 1 MiB", start);
     } else if (mw_http_method(r) != HTTP_POST) {
-        char body[128];
-        int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"Use POST\"}}");
-        mw_metrics_count_api(h->m, method, 405, uv_hrtime() - start);
-        mw_conn_respond(c, 405, "application/json", body, (size_t)n, mw_http_method(r) == HTTP_HEAD);
-    } else if (!mw_api_rate_take(&h->api_rate, c->remote, uv_now(c->net->loop))) {
-        api_error(h, c, method, name, name_len, 429, "rate_limited", "Too many API requests from this address", start);
+        static const char body[] = "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"Use POST\"}}";
+        answer(h, c, method, name, name_len, 405, body, sizeof(body) - 1, start, mw_http_method(r) == HTTP_HEAD);
     } else if (h->handler->not_ready(h->owner) && strcmp(h->handler->not_ready(h->owner), "draining") == 0) {
         api_error(h, c, method, name, name_len, 503, "unavailable", "The server is shutting down", start);
     } else {

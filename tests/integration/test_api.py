@@ -444,6 +444,7 @@ def test_api_flood_from_one_address_is_rate_limited_and_websocket_clients_are_se
     assert counts.get(429, 0) > 0, counts
     assert counts.get(200, 0) > 0, counts
     assert served > 10
+    assert "status=429" not in s.log(), "refusals of a flood are not logged one by one at info"
     assert api(s, "stats", {})[0] in (200, 429)
 
 
