@@ -1,5 +1,5 @@
 -- moonwire.hooks: the functions C calls into Lua (runtime/vm/mw_lvm.c keeps a reference to
--- each field of M.hooks: admit, on_request, on_invalid, on_message, on_connect, on_disconnect,
+-- each field of M.hooks: admit, on_invalid, on_runtime_error, on_message, on_connect, on_disconnect,
 -- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload, adopt and
 -- message_loop; raw_site, body and FINISHED are values), and the app's events they fire
 -- (app.lua events.onConnect, onDisconnect, onJoinRoom, onLeaveRoom, onServerStarted,
@@ -77,13 +77,21 @@ function hooks.admit(request, claims_json, token_error, has_token)
   return status, reason, user and auth.user_key(user.userId), expires, forwarded
 end
 
--- A message whose envelope C decoded and accepted (runtime/vm/mw_lvm.c l_dispatch): runs the
--- router on its parts in a pooled coroutine. Returns DONE, FAILED or PENDING.
+-- A message whose envelope was decoded and accepted: runs the router on its parts in a pooled
+-- coroutine. Returns DONE, FAILED or PENDING. (The runtime's C side does the same with its own
+-- pool, runtime/vm/mw_lco.c; this one serves on_message, for the Lua tests.)
 function hooks.on_request(clientId, t, a, data, rid)
   local status, err = run_message(clientId, state.body, clientId, t, a, data, rid)
   if status then return status end
   -- a bug in the runtime itself: never leave the client without an answer
   core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(err) })
+  core.send(clientId, frames.error("Internal error", "internal"))
+  return FAILED
+end
+
+-- The runtime itself failed on a message of clientId (C logged why): never leave the client
+-- without an answer.
+function hooks.on_runtime_error(clientId)
   core.send(clientId, frames.error("Internal error", "internal"))
   return FAILED
 end
