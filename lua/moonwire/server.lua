@@ -312,5 +312,7 @@ function Server:sendRaw(clientId, data, isBinary)
   end
   return sent
 end
+-- the same in C while no subscriber handler runs (an echo server calls it once per message)
+if core.send_raw_method then Server.sendRaw = core.send_raw_method(Server.sendRaw) end
 
 return Server
