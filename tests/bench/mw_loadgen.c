@@ -87,6 +87,7 @@ typedef struct {
   enum lg_scenario scenario;
   int payload;
   int depth;
+  double echo_rate; /* --echo-rate: requests/s over all connections, sent on a clock (0: closed loop) */
   double rate;
   int senders;
   int sources;
@@ -116,7 +117,8 @@ typedef struct {
   uint64_t opened;      /* connections that completed the upgrade */
   uint64_t open_at_end; /* connections still open when the window closed */
   uint64_t starved;     /* broadcast: open receivers that got no tick from the window */
-  uint64_t skipped;     /* broadcast: sends skipped because the sender's queue was full */
+  uint64_t skipped;     /* broadcast: sends skipped because the sender's queue was full;
+                           echo at --echo-rate: requests skipped, --depth already in flight */
   uint64_t connect_ns;  /* time from first connect to the last upgrade (or failure) */
   int64_t rss_kib, hwm_kib; /* -1 when not sampled */
   double server_cpu_s;  /* CPU seconds the server used in the window; -1 when not sampled */
@@ -157,7 +159,7 @@ typedef struct {
   uint64_t next_id;
   int outstanding;
   lg_inflight *ring; /* echo: depth slots, indexed by requestId % depth */
-  uint64_t bc_sent;  /* broadcast sender: messages sent so far */
+  uint64_t bc_sent;  /* broadcast sender, or echo at --echo-rate: messages sent so far */
   uint64_t ticks;    /* broadcast receiver: window ticks received */
   char worker[96];   /* server worker id from {"action":"hello"} (--by-worker app); "" unknown */
 } lg_conn;
@@ -738,7 +740,7 @@ static void lg_on_echo(lg_conn *c, const char *s, size_t n, uint64_t now) {
     w->stats.received++;
     lg_stats_latency(&w->stats, now - slot->sent_ns);
   }
-  if (w->sending)
+  if (w->sending && w->cfg->echo_rate == 0)
     lg_echo_send(c, now);
 }
 
@@ -808,7 +810,7 @@ static void lg_on_text(lg_conn *c, const char *s, size_t n) {
       if (slot->id == (uint64_t)rid) {
         slot->id = 0;
         c->outstanding--;
-        if (w->sending)
+        if (w->sending && w->cfg->echo_rate == 0)
           lg_echo_send(c, now);
       }
     }
@@ -1082,6 +1084,33 @@ static void lg_send_timer_cb(uv_timer_t *t) {
   }
 }
 
+/* --echo-rate: every millisecond, each connection sends what its share of the rate owes since
+ * the start (open loop: a slow reply does not slow the sender), at most --depth in flight; a
+ * request that would pass that is skipped and counted. */
+static void lg_echo_rate_timer_cb(uv_timer_t *t) {
+  lg_worker *w = t->data;
+  uint64_t now = lg_now();
+  if (!w->sending || now < w->t0)
+    return;
+  double per_conn = w->cfg->echo_rate / w->cfg->connections;
+  for (int i = 0; i < w->count; i++) {
+    lg_conn *c = &w->conns[i];
+    if (c->state != LG_OPEN)
+      continue;
+    uint64_t due = (uint64_t)((double)(now - w->t0) / 1e9 * per_conn) + 1;
+    for (; c->bc_sent < due; c->bc_sent++) {
+      if (c->outstanding >= w->cfg->depth) {
+        if (now >= w->measure_start && now < w->measure_end)
+          w->stats.skipped += due - c->bc_sent;
+        c->bc_sent = due;
+        break;
+      }
+      lg_echo_send(c, now);
+    }
+    lg_conn_pump(c);
+  }
+}
+
 static void lg_worker_done_timer_cb(uv_timer_t *t) {
   lg_worker *w = t->data;
   /* Close grace over: drop whatever did not finish its close handshake. */
@@ -1158,8 +1187,8 @@ static void lg_worker_start(lg_worker *w, uint64_t t0) {
   if (w->measure_start > t0)
     lg_timer_at(&w->cpu_timer, w->measure_start, lg_worker_window_timer_cb);
   lg_timer_at(&w->phase_timer, w->measure_end, lg_worker_end_timer_cb);
-  if (cfg->scenario == LG_BROADCAST) {
-    uv_timer_start(&w->send_timer, lg_send_timer_cb, 0, 1);
+  if (cfg->scenario == LG_BROADCAST || cfg->echo_rate > 0) {
+    uv_timer_start(&w->send_timer, cfg->echo_rate > 0 ? lg_echo_rate_timer_cb : lg_send_timer_cb, 0, 1);
     return;
   }
   uint64_t now = lg_now();
@@ -1524,14 +1553,16 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
          any_loopback && cfg->sources == 1 ? "" : "es");
   printf("  duration      %.2f s after %.2f s warm-up, payload %d B", cfg->duration, cfg->warmup,
          cfg->payload);
-  if (cfg->scenario == LG_ECHO)
+  if (cfg->scenario == LG_ECHO && cfg->echo_rate > 0)
+    printf(", %.0f requests/s on a clock, at most %d in flight per connection\n", cfg->echo_rate, cfg->depth);
+  else if (cfg->scenario == LG_ECHO)
     printf(", pipeline depth %d\n", cfg->depth);
   else
     printf(", %.1f broadcasts/s from %d sender%s\n", cfg->rate, cfg->senders,
            cfg->senders == 1 ? "" : "s");
   if (cfg->scenario == LG_ECHO)
-    printf("  messages      %" PRIu64 " replies, %.0f msg/s (%" PRIu64 " requests sent)\n",
-           s->received, rate, s->sent);
+    printf("  messages      %" PRIu64 " replies, %.0f msg/s (%" PRIu64 " requests sent, %" PRIu64
+           " skipped: --depth in flight)\n", s->received, rate, s->sent, s->skipped);
   else
     printf("  messages      %" PRIu64 " deliveries, %.0f msg/s (%" PRIu64
            " broadcasts sent, %.2f %% delivered, %" PRIu64 " receivers got none, %" PRIu64
@@ -1638,6 +1669,10 @@ static void lg_usage(FILE *f) {
     "  --payload BYTES      'x' characters in data.p (default 32; 0 leaves p out of broadcasts)\n"
     "  --depth N            echo: requests in flight per connection (default 1)\n"
     "  --rate R             broadcast: messages per second over all senders (default 50)\n"
+    "  --echo-rate R        echo: send R requests per second over all connections on a clock\n"
+    "                       instead of one per reply (latency at a given load: p99 at half of\n"
+    "                       the peak); at most --depth in flight per connection, the rest is\n"
+    "                       skipped and counted\n"
     "  --senders N          broadcast: sender connections, the first N (default 1)\n"
     "  --sender-url URL     broadcast: the senders connect to URL, as N extra connections that\n"
     "                       are not receivers (their own ticks are not measured); -c receivers\n"
@@ -1717,7 +1752,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
   enum {
     OPT_URL = 256, OPT_WARMUP, OPT_SCENARIO, OPT_PAYLOAD, OPT_DEPTH, OPT_RATE, OPT_SENDERS,
     OPT_SOURCES, OPT_PROCS, OPT_CONCURRENCY, OPT_CONNECT_TIMEOUT, OPT_DRAIN, OPT_TIMEOUT,
-    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER
+    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER, OPT_ECHO_RATE
   };
   static const struct option longopts[] = {
     {"url", required_argument, NULL, OPT_URL},
@@ -1728,6 +1763,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     {"payload", required_argument, NULL, OPT_PAYLOAD},
     {"depth", required_argument, NULL, OPT_DEPTH},
     {"rate", required_argument, NULL, OPT_RATE},
+    {"echo-rate", required_argument, NULL, OPT_ECHO_RATE},
     {"senders", required_argument, NULL, OPT_SENDERS},
     {"sources", required_argument, NULL, OPT_SOURCES},
     {"procs", required_argument, NULL, OPT_PROCS},
@@ -1768,6 +1804,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     case OPT_PAYLOAD: cfg->payload = (int)lg_parse_num("--payload", optarg, 0, 1 << 20); break;
     case OPT_DEPTH: cfg->depth = (int)lg_parse_num("--depth", optarg, 1, 1024); break;
     case OPT_RATE: cfg->rate = lg_parse_num("--rate", optarg, 0.001, 1e6); break;
+    case OPT_ECHO_RATE: cfg->echo_rate = lg_parse_num("--echo-rate", optarg, 1, 1e8); break;
     case OPT_SENDERS: cfg->senders = (int)lg_parse_num("--senders", optarg, 1, 1000); break;
     case OPT_SOURCES: cfg->sources = (int)lg_parse_num("--sources", optarg, 1, 254); break;
     case OPT_PROCS: cfg->procs = (int)lg_parse_num("--procs", optarg, 1, 256); break;
