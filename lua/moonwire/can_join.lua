@@ -32,8 +32,9 @@ end
 -- Asks check (the room option: false or a function) whether clientId may join room; client is
 -- getClient's table. Must run in a coroutine that may yield. timeout: seconds. Returns nil when
 -- allowed, else the refusal's text.
-function M.ask(check, clientId, room, client, timeout)
-  if check == nil then return nil end
+local count_event = core.count_event or function() end
+
+local function ask(check, clientId, room, client, timeout)
   if check == false then return NOT_ALLOWED end
   scheduler.check("canJoin")
   local waiter = running()
@@ -69,6 +70,13 @@ function M.ask(check, clientId, room, client, timeout)
   end)
   state.waiting = true
   return scheduler.wait(token)
+end
+
+function M.ask(check, clientId, room, client, timeout)
+  if check == nil then return nil end
+  local refused = ask(check, clientId, room, client, timeout)
+  if refused then count_event("refused") end
+  return refused
 end
 
 return M

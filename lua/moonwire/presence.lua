@@ -25,8 +25,6 @@ local members = {} -- room -> clientId -> {userId, ms}: this worker's members of
 local P, TAG, TTL_MS
 local enabled = false -- Redis configured
 
-local counters = { join = 0, leave = 0, reaped = 0 } -- events sent by this worker
-
 local function fire(...) return core.redis_fire(...) end
 local function k_room(room, tag) return P .. "pr:" .. room .. ":" .. (tag or TAG) end
 local function k_index() return P .. "w:" .. TAG .. ":pr" end
@@ -68,8 +66,10 @@ local function iso8601(ms)
 end
 M.iso8601 = iso8601
 
+local count_event = core.count_event or function() end -- C metrics (absent in `moonwire check`)
+
 local function event(action, room, clientId, userId)
-  counters[action] = counters[action] + 1
+  count_event(action)
   -- userId absent for an anonymous client (nil is left out of the JSON object)
   local frame = encode({ type = "presence", action = action,
                          data = { roomName = room, clientId = clientId, userId = userId } })
@@ -259,7 +259,6 @@ function M.reap(redis)
       if o and o.joinLeave then
         local bar = v:find("|", 1, true) or #v
         event("leave", room, id, user_of(v:sub(bar + 1)))
-        counters.reaped = counters.reaped + 1
         sent = sent + 1
       end
     end
@@ -267,11 +266,6 @@ function M.reap(redis)
   end
   if sent > 0 then core.log("info", "presence: sent the leave events of a dead worker's clients", { events = sent }) end
   return sent
-end
-
--- Events sent by this worker since it started: {join, leave, reaped (leaves of dead workers' clients)}.
-function M.counters()
-  return { join = counters.join, leave = counters.leave, reaped = counters.reaped }
 end
 
 return M

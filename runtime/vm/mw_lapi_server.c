@@ -261,6 +261,18 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+/* core.count_event(kind): counts a presence event ("join", "leave") or a join canJoin refused
+ * ("refused") in this worker's metrics */
+static int l_count_event(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    mw_metric which = strcmp(kind, "join") == 0    ? MW_M_PRESENCE_JOINS
+                      : strcmp(kind, "leave") == 0 ? MW_M_PRESENCE_LEAVES
+                                                   : MW_M_JOINS_REFUSED;
+    mw_metrics_add(ctx_of(L)->m, which, 1);
+    return 0;
+}
+
 /* core.client_info(clientId) -> fresh table or nil */
 static int l_client_info(lua_State *L)
 {
@@ -341,6 +353,7 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
         { "room_send", l_room_send },
         { "user_send", l_user_send },
         { "stats", l_stats },
+        { "count_event", l_count_event },
         { "bus_op", l_bus_op },
         { NULL, NULL },
     };

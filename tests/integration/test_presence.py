@@ -355,7 +355,12 @@ def test_join_leave_events(pres):
         await join(a, "ev:x")
         await join(anon, "ev:x")
         assert (await events(a, 1))[0]["data"] == {"roomName": "ev:x", "clientId": anon.client_id}
+        assert await join(a, "nobody:1") == NOT_ALLOWED
     arun(run())
+    text = srv.http("/metrics").body.decode()
+    assert mwtest.metric_sum(text, "moonwire_presence_join_events_total") == 6
+    assert mwtest.metric_sum(text, "moonwire_presence_leave_events_total") >= 3  # + the disconnects at the end
+    assert mwtest.metric_sum(text, "moonwire_joins_refused_total") == 1
 
 
 def test_presence_frames_are_not_history(pres):
