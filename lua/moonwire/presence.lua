@@ -73,7 +73,13 @@ local function event(action, room, clientId, userId)
   -- userId absent for an anonymous client (nil is left out of the JSON object)
   local frame = encode({ type = "presence", action = action,
                          data = { roomName = room, clientId = clientId, userId = userId } })
-  core.room_send(room, frame, action == "join" and clientId or nil, false)
+  if action == "leave" and core.draining() then
+    -- shutting down: every local member is being closed; only the other workers' members need
+    -- it (10 000 local members leaving would otherwise queue 10 000² frames)
+    core.room_publish(room, frame)
+  else
+    core.room_send(room, frame, action == "join" and clientId or nil, false)
+  end
 end
 
 -- clientId (userId: nil when anonymous) became a member of room: recorded, and with joinLeave

@@ -215,3 +215,28 @@ def test_ten_thousand_members_bounded_reply_and_a_dead_fake_worker(server, redis
         assert redis.cli("EXISTS", PREFIX + "pr:p:k:FAKE2") == "0"
         assert redis.cli("SISMEMBER", PREFIX + "workers", "FAKE2") == "0"
     arun(run(), timeout=120)
+
+
+def test_a_host_shutting_down_sends_its_clients_leave_events_once(server, redis):
+    """SIGTERM: the draining host closes its clients with 1001; the other host's members get one
+    leave event per client (sent at once, not by the dead-worker claim), and the 300 members of
+    the draining host do not get each other's leave events on their way out."""
+    a_srv = start(server, redis, workers=1)
+    b_srv = start(server, redis, workers=1)
+    n = 300
+    raws = [a_srv.client() for _ in range(n)]
+    for c in raws:
+        c.send_json({"type": "system", "action": "joinRoom", "data": {"roomName": "p:k"}})
+
+    async def run():
+        watcher = await client(b_srv)
+        await join(watcher, "p:k")
+        d = await presence_count(watcher, "p:k", n + 1)
+        assert d["count"] == n + 1
+        t0 = time.monotonic()
+        a_srv.send_signal(signal.SIGTERM)
+        got = await leaves_for(watcher, [c.client_id for c in raws], timeout=30, settle=3.0)
+        print(f"{len(got)} leave events from a draining host in {time.monotonic() - t0:.2f} s")
+        assert (await presence_count(watcher, "p:k", 1))["count"] == 1
+    arun(run(), timeout=120)
+    assert a_srv.wait_exit(20) == 0
