@@ -211,9 +211,11 @@ export class MoonwireClient {
    * then the reply. `options.onRejoin(info)` is called after each rejoin with
    * `{recovered, history, response}`: recovered is true when nothing was lost; false (in a
    * history room) means the gap could not be filled (history expired or trimmed, server
-   * restarted): reload the room's state from your own API.
+   * restarted): reload the room's state from your own API. A rejoin the server refuses (the
+   * room's canJoin says no now) forgets the room and calls onRejoin with `{refused: true,
+   * error, recovered: false}`.
    * @param {string} room
-   * @param {{onRejoin?: (info: {recovered: boolean, history: boolean, response: any}) => void}} [options]
+   * @param {{onRejoin?: (info: {recovered: boolean, history: boolean, response: any, refused?: boolean, error?: string}) => void}} [options]
    * @returns {Promise<any>}
    */
   async joinRoom(room, options) {
@@ -435,8 +437,13 @@ export class MoonwireClient {
     try {
       const response = await this.#call("system", "joinRoom", data, undefined, room);
       if (!response || response.success !== true) {
+        // e.g. the room's canJoin refuses now: the page hears it through onRejoin
         this.#rooms.delete(room);
         console.warn("moonwire: could not rejoin room " + room + ":", response && response.error);
+        if (entry && entry.onRejoin) {
+          safely(entry.onRejoin, { recovered: false, history: false, refused: true,
+                                   error: response && response.error, response });
+        }
         return;
       }
       if (entry) {

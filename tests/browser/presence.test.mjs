@@ -96,3 +96,32 @@ test("a join that canJoin refuses rejects with the server's reason, and is not r
   await plain.context().close();
   await vip.context().close();
 });
+
+test("a rejoin after a reconnect is checked by canJoin too: refused, onRejoin hears it", { timeout: 180000 }, async () => {
+  const context = await browser.newContext();
+  const p = await context.newPage();
+  p.on("pageerror", (err) => console.error("page error:", err));
+  // the first token carries the claim, the ones after the reconnect do not
+  let issued = 0;
+  await p.exposeFunction("mintToken", () => {
+    issued += 1;
+    return mintToken({ sub: "vic", vip: issued === 1, exp: Math.floor(Date.now() / 1000) + 600 });
+  });
+  await p.goto(server.origin + "/");
+  await p.evaluate(async () => {
+    const { connect } = await import("/moonwire.js");
+    const client = connect({ getToken: () => window.mintToken() });
+    window.rejoins = [];
+    window.mw = { client };
+    await new Promise((resolve) => client.onStateChange((s) => s === "open" && resolve()));
+    await client.joinRoom("vip:club", { onRejoin: (info) => window.rejoins.push(info) });
+    client.send("probe", "dropAndSay", { room: "vip:club", text: "bye", after: 0.1 });
+  });
+  await p.waitForFunction(() => window.rejoins.length === 1, null, { timeout: PATIENCE });
+  const info = await p.evaluate(() => ({ refused: window.rejoins[0].refused, error: window.rejoins[0].error,
+                                         recovered: window.rejoins[0].recovered }));
+  assert.deepEqual(info, { refused: true, error: "Not allowed", recovered: false });
+  const rooms = await p.evaluate(async () => (await window.mw.client.request("probe", "whoami")).rooms);
+  assert.deepEqual(rooms, []);
+  await context.close();
+});
