@@ -156,6 +156,14 @@ function M.run_message(clientId, fn, a, b, c, d, e)
   return PENDING
 end
 
+-- C resumes message coroutines of its own pool (runtime/vm/mw_lco.c) running the same loop:
+-- one that waits on I/O is handed over here, and resumed and released like run_message's.
+M.message_loop, M.FINISHED = message_loop, FINISHED
+function M.adopt(co, clientId)
+  pending[co] = clientId
+  sites[co] = running_site
+end
+
 -- Resumes a coroutine that waited on I/O; used by the yielding bindings and by C. call is the
 -- number of the call the reply answers: a coroutine that is not waiting for it (it failed to
 -- yield, moved on, or was cancelled) is left alone.

@@ -32,13 +32,25 @@ static int framing_failed(lua_State *L, size_t len)
  * connected client (or handed to the bus for a client of another worker, unless localOnly);
  * with checkUtf8, nil (nothing sent) for a text payload that is not valid UTF-8 (sendRaw: one
  * call per message instead of two) */
+static const char *checked_text; /* see mw_lapi_server_checked_text */
+static size_t checked_len;
+
+void mw_lapi_server_checked_text(const char *text, size_t len)
+{
+    checked_text = text;
+    checked_len = len;
+}
+
 static int l_send(lua_State *L)
 {
     size_t idlen, len;
     const char *id = luaL_checklstring(L, 1, &idlen);
     const char *payload = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
-    if (!binary && lua_toboolean(L, 5) && !mw_utf8_valid((const uint8_t *)payload, len)) {
+    /* a Lua string is immutable and the handler's argument keeps it alive: the same pointer is
+     * the same text (an echo sends back what it got) */
+    if (!binary && lua_toboolean(L, 5) && !(payload == checked_text && len == checked_len) &&
+        !mw_utf8_valid((const uint8_t *)payload, len)) {
         lua_pushnil(L);
         return 1;
     }
