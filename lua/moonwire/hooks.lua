@@ -166,7 +166,11 @@ end
 -- rooms_left: the rooms the C side removed the client from as it closed.
 function hooks.on_disconnect(clientId, code, reason, rooms_left)
   local cluster = require "moonwire.cluster"
-  for _, room in ipairs(rooms_left or {}) do cluster.room_left(clientId, room, #core.room_members(room) == 0) end
+  local presence = require "moonwire.presence"
+  for _, room in ipairs(rooms_left or {}) do
+    cluster.room_left(clientId, room, #core.room_members(room) == 0)
+    presence.left(clientId, room) -- leave events to the other members (joinLeave rooms)
+  end
   cluster.remove_client(clientId)
   for _, room in ipairs(rooms_left or {}) do fire("onLeaveRoom", clientId, room) end
   fire("onDisconnect", clientId, code, reason)
@@ -255,6 +259,7 @@ function hooks.on_redis_state(up)
       if c then c.lastActivity = nil; infos[#infos + 1] = c end
     end
     cluster.resync(infos)
+    require("moonwire.presence").resync()
     cluster.heartbeat(core.room_names())
   end
   if not started then spawn("redis connected", run_started) end -- the first connection

@@ -37,7 +37,7 @@
 ---@field history? moonwire.RoomHistory keep the room's last messages for late joiners and reconnects
 ---@field presence? boolean track who is in the room (getPresence)
 ---@field joinLeave? boolean tell members when someone joins or leaves
----@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string|nil who may join from the client side
+---@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string who may join from the client side (true allows; false or a string refuses; anything else refuses "Not allowed")
 
 ---rooms.options[i].history.
 ---@class moonwire.RoomHistory

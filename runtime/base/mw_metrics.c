@@ -47,6 +47,10 @@ static const struct {
     { "moonwire_history_replayed_messages_total", "counter", "Messages replayed to recovering clients." },
     { "moonwire_history_bytes", "gauge",
       "Bytes of messages kept by this worker's in-memory room history (single node, no Redis)." },
+    { "moonwire_presence_join_events_total", "counter", "presence/join events sent to joinLeave rooms (one per join)." },
+    { "moonwire_presence_leave_events_total", "counter",
+      "presence/leave events sent to joinLeave rooms (one per leave, a dead worker's clients' included)." },
+    { "moonwire_joins_refused_total", "counter", "Client-side joins refused by a room's canJoin." },
 };
 
 static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {

@@ -274,6 +274,19 @@ static int l_room_send(lua_State *L)
     return 1;
 }
 
+/* core.room_publish(room, payload): to the room's members on other workers and hosts only (a
+ * draining worker's presence/leave events: its own clients are all being closed) */
+static int l_room_publish(lua_State *L)
+{
+    size_t nlen, len;
+    const char *name = luaL_checklstring(L, 1, &nlen);
+    const char *payload = luaL_checklstring(L, 2, &len);
+    if (memchr(name, '\0', nlen))
+        return luaL_error(L, "room and user names must not contain NUL bytes");
+    mw_bus_publish(fanout_of(L)->bus, MW_BUS_ROOM, name, nlen, NULL, 0, payload, len);
+    return 0;
+}
+
 /* core.user_send(userKey, payload [, localOnly]) -> number of local recipients */
 static int l_user_send(lua_State *L)
 {
@@ -319,6 +332,18 @@ static int l_stats(lua_State *L)
     lua_pushnumber(L, (lua_Number)ctx->m->values[MW_M_MESSAGES_OUT]);
     lua_setfield(L, -2, "messagesOut");
     return 1;
+}
+
+/* core.count_event(kind): counts a presence event ("join", "leave") or a join canJoin refused
+ * ("refused") in this worker's metrics */
+static int l_count_event(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    mw_metric which = strcmp(kind, "join") == 0    ? MW_M_PRESENCE_JOINS
+                      : strcmp(kind, "leave") == 0 ? MW_M_PRESENCE_LEAVES
+                                                   : MW_M_JOINS_REFUSED;
+    mw_metrics_add(ctx_of(L)->m, which, 1);
+    return 0;
 }
 
 /* core.client_info(clientId) -> fresh table or nil */
@@ -399,8 +424,10 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
         { "room_members", l_room_members },
         { "room_names", l_room_names },
         { "room_send", l_room_send },
+        { "room_publish", l_room_publish },
         { "user_send", l_user_send },
         { "stats", l_stats },
+        { "count_event", l_count_event },
         { "bus_op", l_bus_op },
         { "local_handlers", l_local_handlers },
         { "send_raw_method", l_send_raw_method },
