@@ -21,7 +21,7 @@ local hooks = {} -- the table runtime.start returns to C
 hooks.message_loop, hooks.FINISHED, hooks.adopt = scheduler.message_loop, scheduler.FINISHED, scheduler.adopt
 M.hooks = hooks
 
--- clientId -> {user = {userId, payload} or nil, metadata = {}, request = the upgrade request
+-- clientId -> {user = {userId, payload} or nil, metadata = {} or nil until set, request = the upgrade request
 -- (kept only when onAuthenticate must see it again at auth/refresh)}: the local clients, shared
 -- with the webSocketServer binding.
 local clients = {}
@@ -120,7 +120,12 @@ end
 function hooks.on_connect(clientId)
   local user = state.admitted_user
   state.admitted_user = nil
-  clients[clientId] = { user = user, metadata = {}, request = state.admitted_request }
+  -- fields only when set (metadata is made by the first setMetadata): an idle connection's
+  -- record is one empty table, not three (memory per connection, issue 15)
+  local rec = {}
+  if user then rec.user = user end
+  if state.admitted_request then rec.request = state.admitted_request end
+  clients[clientId] = rec
   state.admitted_request = nil
   if user and not state.raw then core.send(clientId, frames.authenticated(user.userId)) end -- raw: the app owns every frame
   state.bindings.webSocketServer:_publishClient(clientId)

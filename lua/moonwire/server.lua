@@ -122,6 +122,7 @@ function Server:updateClient(clientId, key, value)
   if not ok then error("updateClient: the value cannot be stored as JSON: " .. tostring(why), 2) end
   local state = self._ctx.clients[clientId]
   if not state then return remote(self, clientId, "updateClient", key, value) end
+  state.metadata = state.metadata or {}
   state.metadata[key] = deep_copy(value)
   self:_publishClient(clientId)
   return true

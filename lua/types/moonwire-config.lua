@@ -70,6 +70,7 @@
 ---@field maxFragments? integer frames per message; over it: close 1008 (default 1024)
 ---@field maxHeaderBytes? integer request line + headers; over it: HTTP 431 (default 8192)
 ---@field handshakeTimeout? number seconds for the request head (default 10)
+---@field messageTimeout? number seconds to receive one message once its first byte arrived; past it: close 1008 (default 30)
 ---@field maxConnections? integer connections per worker, HTTP-phase ones included; past it: HTTP 503 (default: the open-file limit minus a reserve)
 ---@field sendQueueBytes? integer per connection; a slow consumer over it is closed with 4503 (default 1048576)
 ---@field rate? moonwire.RateConfig

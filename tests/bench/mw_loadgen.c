@@ -47,7 +47,7 @@
 #define LG_HIST_MAX_BITS 40
 #define LG_HIST_BUCKETS (2 * LG_HIST_SUB + (LG_HIST_MAX_BITS - LG_HIST_SUB_BITS - 1) * LG_HIST_SUB)
 
-enum lg_scenario { LG_ECHO, LG_BROADCAST };
+enum lg_scenario { LG_ECHO, LG_BROADCAST, LG_IDLE_HOLD };
 
 enum lg_err {
   LG_ERR_CONNECT,    /* TCP connect failed or timed out */
@@ -91,6 +91,7 @@ typedef struct {
   double rate;
   int senders;
   int sources;
+  int first_source;  /* the last byte of the first source address, 127.0.0.N */
   int procs;
   int concurrency;
   pid_t server_pids[LG_MAX_PIDS];
@@ -1021,7 +1022,7 @@ static void lg_conn_start(lg_conn *c) {
       (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     struct sockaddr_in src = {0};
     src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->index % cfg->sources));
+    src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)cfg->first_source + (uint32_t)(c->index % cfg->sources));
     rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0);
     if (rc < 0) {
       lg_conn_fail(c, LG_ERR_CONNECT, uv_strerror(rc));
@@ -1160,6 +1161,10 @@ static void lg_worker_end_timer_cb(uv_timer_t *t) {
     lg_worker_enter_close(w);
     return;
   }
+  if (w->cfg->scenario == LG_IDLE_HOLD) {
+    lg_worker_enter_close(w);
+    return;
+  }
   w->phase = LG_PH_DRAIN;
   lg_timer_at(&w->phase_timer, w->measure_end + (uint64_t)(w->cfg->drain * 1e9),
               lg_worker_drain_timer_cb);
@@ -1191,6 +1196,8 @@ static void lg_worker_start(lg_worker *w, uint64_t t0) {
     uv_timer_start(&w->send_timer, cfg->echo_rate > 0 ? lg_echo_rate_timer_cb : lg_send_timer_cb, 0, 1);
     return;
   }
+  if (cfg->scenario == LG_IDLE_HOLD)
+    return; /* hold the connections open, send nothing */
   uint64_t now = lg_now();
   for (int i = 0; i < w->count; i++) {
     lg_conn *c = &w->conns[i];
@@ -1537,7 +1544,7 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
   double added = s->rss_kib >= 0 && rss_base >= 0 && conns > 0
                      ? (double)(s->rss_kib - rss_base) / (double)conns
                      : -1;
-  const char *scen = cfg->scenario == LG_ECHO ? "echo" : "broadcast";
+  const char *scen = cfg->scenario == LG_ECHO ? "echo" : cfg->scenario == LG_IDLE_HOLD ? "idle" : "broadcast";
   double own_cpu_pct = s->own_cpu_s / cfg->duration * 100;
   double server_cpu_pct = s->server_cpu_s >= 0 ? s->server_cpu_s / cfg->duration * 100 : -1;
 
@@ -1557,6 +1564,8 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
     printf(", %.0f requests/s on a clock, at most %d in flight per connection\n", cfg->echo_rate, cfg->depth);
   else if (cfg->scenario == LG_ECHO)
     printf(", pipeline depth %d\n", cfg->depth);
+  else if (cfg->scenario == LG_IDLE_HOLD)
+    printf(", idle: nothing sent\n");
   else
     printf(", %.1f broadcasts/s from %d sender%s\n", cfg->rate, cfg->senders,
            cfg->senders == 1 ? "" : "s");
@@ -1665,7 +1674,8 @@ static void lg_usage(FILE *f) {
     "  -c, --connections N  connections to open (default 1000)\n"
     "  -d, --duration S     measured seconds (default 10)\n"
     "  --warmup S           traffic before measuring starts (default 2)\n"
-    "  --scenario NAME      echo | broadcast (default echo)\n"
+    "  --scenario NAME      echo | broadcast | idle (default echo; idle: connect, send\n"
+    "                       nothing for the window, then sample the server's RSS)\n"
     "  --payload BYTES      'x' characters in data.p (default 32; 0 leaves p out of broadcasts)\n"
     "  --depth N            echo: requests in flight per connection (default 1)\n"
     "  --rate R             broadcast: messages per second over all senders (default 50)\n"
@@ -1684,6 +1694,8 @@ static void lg_usage(FILE *f) {
     "                       (tests/bench/worker_app)\n"
     "  --sources K          spread connections over 127.0.0.1..127.0.0.K (loopback only;\n"
     "                       default 1 per 25000 connections)\n"
+    "  --first-source N     the first source address is 127.0.0.N (default 1; 2 keeps the\n"
+    "                       ports of 127.0.0.1 free for others)\n"
     "  --procs N            worker processes (default: as many as the open-file limit needs)\n"
     "  --concurrency N      upgrades in progress at once while connecting (default 256)\n"
     "  --connect-timeout S  give up connecting after S seconds (default 60)\n"
@@ -1752,7 +1764,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
   enum {
     OPT_URL = 256, OPT_WARMUP, OPT_SCENARIO, OPT_PAYLOAD, OPT_DEPTH, OPT_RATE, OPT_SENDERS,
     OPT_SOURCES, OPT_PROCS, OPT_CONCURRENCY, OPT_CONNECT_TIMEOUT, OPT_DRAIN, OPT_TIMEOUT,
-    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER, OPT_ECHO_RATE
+    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER, OPT_ECHO_RATE, OPT_FIRST_SOURCE
   };
   static const struct option longopts[] = {
     {"url", required_argument, NULL, OPT_URL},
@@ -1766,6 +1778,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     {"echo-rate", required_argument, NULL, OPT_ECHO_RATE},
     {"senders", required_argument, NULL, OPT_SENDERS},
     {"sources", required_argument, NULL, OPT_SOURCES},
+    {"first-source", required_argument, NULL, OPT_FIRST_SOURCE},
     {"procs", required_argument, NULL, OPT_PROCS},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -1784,7 +1797,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
   *cfg = (lg_config){
     .connections = 1000, .duration = 10, .warmup = 2, .drain = 1, .connect_timeout = 60,
     .timeout = 5, .scenario = LG_ECHO, .payload = 32, .depth = 1, .rate = 50, .senders = 1,
-    .sources = 0, .procs = 0, .concurrency = 256,
+    .sources = 0, .first_source = 1, .procs = 0, .concurrency = 256,
   };
   int opt;
   while ((opt = getopt_long(argc, argv, "c:d:h", longopts, NULL)) != -1) {
@@ -1798,8 +1811,10 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
         cfg->scenario = LG_ECHO;
       else if (strcmp(optarg, "broadcast") == 0)
         cfg->scenario = LG_BROADCAST;
+      else if (strcmp(optarg, "idle") == 0)
+        cfg->scenario = LG_IDLE_HOLD;
       else
-        lg_die("--scenario: echo or broadcast, got '%s'", optarg);
+        lg_die("--scenario: echo, broadcast or idle, got '%s'", optarg);
       break;
     case OPT_PAYLOAD: cfg->payload = (int)lg_parse_num("--payload", optarg, 0, 1 << 20); break;
     case OPT_DEPTH: cfg->depth = (int)lg_parse_num("--depth", optarg, 1, 1024); break;
@@ -1807,6 +1822,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     case OPT_ECHO_RATE: cfg->echo_rate = lg_parse_num("--echo-rate", optarg, 1, 1e8); break;
     case OPT_SENDERS: cfg->senders = (int)lg_parse_num("--senders", optarg, 1, 1000); break;
     case OPT_SOURCES: cfg->sources = (int)lg_parse_num("--sources", optarg, 1, 254); break;
+    case OPT_FIRST_SOURCE: cfg->first_source = (int)lg_parse_num("--first-source", optarg, 1, 254); break;
     case OPT_PROCS: cfg->procs = (int)lg_parse_num("--procs", optarg, 1, 256); break;
     case OPT_CONCURRENCY:
       cfg->concurrency = (int)lg_parse_num("--concurrency", optarg, 1, 100000);
@@ -1846,6 +1862,8 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     lg_die("--senders (%d) exceeds the connection count (%d)", cfg->senders, cfg->connections);
   if (cfg->sources == 0)
     cfg->sources = (cfg->connections + 24999) / 25000;
+  if (cfg->first_source + cfg->sources - 1 > 254)
+    lg_die("--first-source %d with %d source addresses passes 127.0.0.254", cfg->first_source, cfg->sources);
   if (!cfg->target.loopback && !(cfg->split && cfg->sender.loopback) && cfg->sources > 1)
     fprintf(stderr, "mw_loadgen: --sources applies to loopback targets only; ignored\n");
 }

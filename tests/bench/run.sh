@@ -34,6 +34,8 @@ when none of these works.
                         echo at half of each server's own echo msgs/s from the same run
                         (mw_loadgen --echo-rate; list it after echo): its p99 is the
                         latency at a normal load, issue 12's "p99 < 5 ms at half the peak"
+                        "idle": connections held open, nothing sent, RSS sampled at the
+                        end (tests/bench/idle.sh)
   --servers LIST        "moonwire moonwire-raw bun ws-raw ws" (BENCH_SERVERS; see above)
   --payload BYTES       data.p size                    (BENCH_PAYLOAD, default 32)
   --depth N             echo pipeline depth            (BENCH_DEPTH, default 1)
@@ -129,7 +131,7 @@ for v in DURATION WARMUP RATE; do
   [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "run.sh: $v must be a number, got '${!v}'" >&2; exit 2; }
 done
 for s in $SCENARIOS; do
-  [[ $s == echo || $s == broadcast || $s == half ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
+  [[ $s == echo || $s == broadcast || $s == half || $s == idle ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
 done
 for s in $SERVERS; do
   case $s in
@@ -451,8 +453,21 @@ if (halves.length) {
   console.log('\nlatency at half of each server\'s own echo peak (mw_loadgen --echo-rate; issue 12: p99 < 5 ms)');
   for (const r of halves) {
     console.log(`  ${r.label.padEnd(13)} ${fmt(r.msgs_per_s).padStart(8)} msg/s  p50 ${fmt(r.p50_ms, 3)} ms` +
-      `  p99 ${fmt(r.p99_ms, 3)} ms  (${r.p99_ms < 5 ? 'met' : 'NOT met'})` );
+      `  p99 ${fmt(r.p99_ms, 3)} ms  (${r.p99_ms < 5 ? 'met' : 'NOT met'})`);
   }
+}
+const idle = rows.filter((r) => r.scenario === 'idle' && !r.failed && typeof r.skipped !== 'string');
+if (idle.length) {
+  console.log('\nidle: user-space memory per connection (server RSS after - before connecting, / open' +
+    ' connections; supervisor + workers for moonwire)');
+  for (const r of idle) {
+    console.log(`  ${r.label.padEnd(13)} ${fmt(r.rss_added_per_conn_kib * 1024).padStart(6)} bytes per connection` +
+      ` (${r.connections} open, RSS ${fmt(r.rss_base_kib)} -> ${fmt(r.rss_kib)} KiB)`);
+  }
+  const mw = idle.find((r) => r.label === 'moonwire-raw') || idle.find((r) => r.label === 'moonwire');
+  const bun = idle.find((r) => r.label === 'bun');
+  if (mw && bun) console.log(`  ${mw.label} / bun: ${ratio(mw.rss_added_per_conn_kib, bun.rss_added_per_conn_kib)}` +
+    ` (DESIGN 18: at most 1.5 KB per idle connection, less than Bun)`);
 }
 if (rows.some(loadgenBound)) {
   console.log('\nnote: a "load generator bound" row measured mw_loadgen (near a full core) more than the' +
