@@ -1,6 +1,6 @@
 -- moonwire.hooks: the functions C calls into Lua (runtime/vm/mw_lvm.c keeps a reference to
 -- each field of M.hooks: admit, on_invalid, on_runtime_error, on_message, on_connect, on_disconnect,
--- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload, adopt and
+-- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload, on_api, adopt and
 -- message_loop; raw_site, body and FINISHED are values), and the app's events they fire
 -- (app.lua events.onConnect, onDisconnect, onJoinRoom, onLeaveRoom, onServerStarted,
 -- onAuthenticate) and subscribers they run. Each hook returns to C at once: handlers run in
@@ -180,6 +180,12 @@ function hooks.on_disconnect(clientId, code, reason, rooms_left)
   for _, room in ipairs(rooms_left or {}) do fire("onLeaveRoom", clientId, room) end
   fire("onDisconnect", clientId, code, reason)
   clients[clientId] = nil
+end
+
+-- An HTTP API call (POST /api/NAME): moonwire.api runs it in its own coroutine and answers.
+function hooks.on_api(ticket, name, body)
+  local api = require "moonwire.api"
+  spawn("api " .. name:sub(1, 64), api.run, ticket, name, body)
 end
 
 -- From C: the reply to call number `call` of coroutine co arrived (see moonwire.scheduler).

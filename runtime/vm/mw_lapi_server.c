@@ -390,6 +390,20 @@ static int l_disconnect(lua_State *L)
     return 1;
 }
 
+/* core.user_disconnect(userKey, code, reason) -> local connections closed (the others are
+ * told through the bus) */
+static int l_user_disconnect(lua_State *L)
+{
+    size_t klen;
+    const char *key = luaL_checklstring(L, 1, &klen);
+    lua_Integer code = luaL_optinteger(L, 2, 1000);
+    const char *reason = luaL_optstring(L, 3, "");
+    if (code != 1000 && (code < 3000 || code > 4999))
+        return luaL_error(L, "disconnect: close code must be 1000 or 3000-4999, got %d", (int)code);
+    lua_pushinteger(L, (lua_Integer)mw_fanout_disconnect_user(fanout_of(L), key, klen, (int)code, reason));
+    return 1;
+}
+
 /* core.handler_finished(clientId, errored): a handler that waited on I/O is done */
 static int l_handler_finished(lua_State *L)
 {
@@ -415,6 +429,7 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
         { "client_info", l_client_info },
         { "client_count", l_client_count },
         { "disconnect", l_disconnect },
+        { "user_disconnect", l_user_disconnect },
         { "handler_finished", l_handler_finished },
         { "now_ms", l_now_ms },
         { "client_rooms", l_client_rooms },

@@ -36,17 +36,18 @@ struct mw_lvm {
     int ref_on_expiring;
     int ref_on_invalid, ref_on_runtime_error; /* a refused envelope; the runtime failed a message */
     int ref_decode;                     /* l_decode, made once */
+    int ref_on_api;
     mw_lco *lco;                        /* the message coroutines C resumes */
     int raw;                            /* app.lua raw: every message goes to on_message as is */
     char raw_label[96], raw_source[160]; /* raw's site for the watchdog (hooks.raw_site) */
     size_t raw_label_len, raw_source_len; /* 0: not known, Lua pushes it */
     int raw_line;
     int json_depth;                     /* limits.jsonDepth */
-    /* the message l_dispatch decodes (set just before the call: no Lua string of it is made) */
+    /* the message l_decode decodes (set just before the call: no Lua string of it is made) */
     const char *msg_client;
     const uint8_t *msg;
     size_t msg_len;
-    int msg_decoding; /* l_dispatch has not finished decoding it */
+    int msg_decoding; /* l_decode has not finished decoding it */
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
@@ -222,6 +223,7 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     vm->ref_reload = take_ref(L, hooks, "reload");
     vm->ref_on_expiring = take_ref(L, hooks, "on_expiring");
+    vm->ref_on_api = take_ref(L, hooks, "on_api");
     vm->ref_on_invalid = take_ref(L, hooks, "on_invalid");
     vm->ref_on_runtime_error = take_ref(L, hooks, "on_runtime_error");
     vm->raw = cfg->has_raw;
@@ -486,6 +488,15 @@ void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_
     lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
     lua_pushlstring(vm->L, json, len);
     call_hook(vm, vm->ref_on_bus_op, "on_bus_op", 2);
+}
+
+void mw_lvm_on_api(mw_lvm *vm, uint64_t ticket, const char *name, size_t name_len, const char *body,
+                   size_t body_len)
+{
+    lua_pushnumber(vm->L, (lua_Number)ticket);
+    lua_pushlstring(vm->L, name, name_len);
+    lua_pushlstring(vm->L, body, body_len);
+    call_hook(vm, vm->ref_on_api, "on_api", 3);
 }
 
 void mw_lvm_on_redis_state(mw_lvm *vm, int up)
