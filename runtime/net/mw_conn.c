@@ -633,7 +633,7 @@ void mw_conn_http_wait(mw_conn *c, uint64_t ticket, uint64_t timeout_ms)
     uv_read_stop((uv_stream_t *)&c->tcp); /* one request per connection: nothing more to read */
     c->http_ticket = ticket;
     c->http_waiting = 1;
-    uv_timer_start(&c->timer, http_wait_timeout_cb, timeout_ms, 0);
+    timer_start(c, http_wait_timeout_cb, timeout_ms);
 }
 
 static int path_is(const char *path, size_t len, const char *want)
