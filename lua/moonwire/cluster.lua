@@ -8,7 +8,8 @@
 --   {p}w:{tag}:stats        JSON {workerId, messagesIn, messagesOut} as of its last heartbeat
 -- The heartbeat refreshes every TTL in one pipeline, so a killed worker's clients vanish from
 -- every lookup within two heartbeats; reads are one Lua script each (one round trip) that
--- skips workers whose alive marker is gone. No worker keeps a copy of every client.
+-- skips workers whose alive marker is gone. No worker keeps a copy of every client. Dead
+-- workers leave {p}workers in moonwire.presence's reap (it sends their leave events).
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 
@@ -101,11 +102,6 @@ end
 redis.call('DEL', p .. 'w:' .. tag .. ':clients', p .. 'w:' .. tag .. ':rooms')
 return 1]]
 
-local SCRIPT_PRUNE = [[
-for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
-  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 0 then redis.call('SREM', ARGV[1] .. 'workers', tag) end
-end
-return 1]]
 
 function M.init(config, tag)
   if not core.redis_configured() then return end
@@ -156,13 +152,15 @@ function M.heartbeat(local_rooms)
   fire("PEXPIRE", k_clients(), TTL_MS)
   fire("PEXPIRE", k_rooms(), TTL_MS)
   for _, room in ipairs(local_rooms) do fire("PEXPIRE", k_room(room), TTL_MS) end
-  fire("EVAL", SCRIPT_PRUNE, 0, P)
+  -- dead workers leave {p}workers in moonwire.presence's reap, which sends their clients'
+  -- leave events (it runs right after this, in the heartbeat's coroutine)
 end
 
 -- After (re)connecting: write the whole local state again (Redis may have lost it).
 function M.resync(clients)
   if not enabled then return end
   fire("EVAL", SCRIPT_FORGET, 0, P, TAG)
+  fire("EVAL", require("moonwire.presence").SCRIPT_FORGET, 0, P, TAG)
   for _, info in ipairs(clients) do
     local ok, err = pcall(M.put_client, info)
     if not ok then core.log("warn", "cluster: a client record could not be written", { clientId = info.clientId, error = tostring(err) }) end

@@ -72,6 +72,7 @@ local waiting = setmetatable({}, { __mode = "k" }) -- coroutine -> the token of 
 local pending = {}                                 -- waiting message coroutine -> clientId
 local local_only = setmetatable({}, { __mode = "k" }) -- subscriber handler coroutine -> {channel, payload, sends}
 local n_local = 0 -- subscriber handlers started and not finished (one never finished keeps it above 0)
+local set_local_handlers = core.local_handlers or function() end -- C's copy (sendRaw in C)
 local last_token = 0
 
 -- A new number for one call of a binding.
@@ -205,7 +206,7 @@ end
 local function spawn_co(what, fn, mark_local, site_fn, ...)
   local co = co_create(function(...)
     local ok, err = xpcall(fn, capture, ...)
-    if mark_local then n_local = n_local - 1 end
+    if mark_local then n_local = n_local - 1; set_local_handlers(n_local) end
     if not ok then
       err = failure(err)
       if err.__internal then errors.log(what, err)
@@ -215,6 +216,7 @@ local function spawn_co(what, fn, mark_local, site_fn, ...)
   if mark_local then
     local_only[co] = { (...), (select(2, ...)), 0 }
     n_local = n_local + 1
+    set_local_handlers(n_local)
   end
   local source, line = site_of(site_fn or fn)
   site_push(what, source, line)

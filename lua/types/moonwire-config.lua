@@ -37,7 +37,7 @@
 ---@field history? moonwire.RoomHistory keep the room's last messages for late joiners and reconnects
 ---@field presence? boolean track who is in the room (getPresence)
 ---@field joinLeave? boolean tell members when someone joins or leaves
----@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string|nil who may join from the client side
+---@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string who may join from the client side (true allows; false or a string refuses; anything else refuses "Not allowed")
 
 ---rooms.options[i].history.
 ---@class moonwire.RoomHistory
@@ -70,6 +70,7 @@
 ---@field maxFragments? integer frames per message; over it: close 1008 (default 1024)
 ---@field maxHeaderBytes? integer request line + headers; over it: HTTP 431 (default 8192)
 ---@field handshakeTimeout? number seconds for the request head (default 10)
+---@field messageTimeout? number seconds to receive one message once its first byte arrived; past it: close 1008 (default 30)
 ---@field maxConnections? integer connections per worker, HTTP-phase ones included; past it: HTTP 503 (default: the open-file limit minus a reserve)
 ---@field sendQueueBytes? integer per connection; a slow consumer over it is closed with 4503 (default 1048576)
 ---@field rate? moonwire.RateConfig

@@ -21,6 +21,7 @@ typedef struct mw_limits {
     unsigned max_fragments;
     size_t max_header_bytes;
     double handshake_timeout;
+    double message_timeout; /* seconds to receive one message from its first byte; 0: none */
     long max_connections; /* per worker; 0 = derived from the open-file limit */
     size_t send_queue_bytes;
     double rate_messages, rate_per, rate_burst;

@@ -47,6 +47,16 @@ static const struct {
     { "moonwire_history_replayed_messages_total", "counter", "Messages replayed to recovering clients." },
     { "moonwire_history_bytes", "gauge",
       "Bytes of messages kept by this worker's in-memory room history (single node, no Redis)." },
+    { "moonwire_presence_join_events_total", "counter", "presence/join events sent to joinLeave rooms (one per join)." },
+    { "moonwire_presence_leave_events_total", "counter",
+      "presence/leave events sent to joinLeave rooms (one per leave, a dead worker's clients' included)." },
+    { "moonwire_joins_refused_total", "counter", "Client-side joins refused by a room's canJoin." },
+    { "moonwire_send_queue_bytes", "gauge",
+      "Bytes queued for sending to this worker's clients, not yet taken by the kernel." },
+    { "moonwire_partial_message_bytes", "gauge",
+      "Bytes held for client messages received in part (declared frame lengths, allocated up front)." },
+    { "moonwire_ws_contexts", "gauge",
+      "WebSocket parser contexts lent to connections with a partial frame or message or a close in progress." },
 };
 
 static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {

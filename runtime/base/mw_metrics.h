@@ -49,6 +49,12 @@ typedef enum {
     MW_M_RECOVERIES_FAILED,   /* ... that could not (recovered: false) */
     MW_M_REPLAYED,            /* messages replayed to recovering clients */
     MW_M_HISTORY_BYTES,       /* gauge: bytes of frames the worker's memory history keeps */
+    MW_M_PRESENCE_JOINS,      /* presence/join events sent (one per change, not per member) */
+    MW_M_PRESENCE_LEAVES,     /* presence/leave events sent (a dead worker's clients' included) */
+    MW_M_JOINS_REFUSED,       /* client-side joins refused by a room's canJoin */
+    MW_M_SEND_QUEUE_BYTES,    /* gauge: bytes queued for clients, not yet taken by the kernel */
+    MW_M_PARTIAL_BYTES,       /* gauge: bytes of client messages received in part */
+    MW_M_WS_CONTEXTS,         /* gauge: wslay contexts lent to connections (partial message, close) */
     MW_M_COUNT
 } mw_metric;
 

@@ -71,17 +71,19 @@ typedef struct mw_net {
     mw_conn *defer_head;  /* connections waiting for handler->deferred */
     uv_idle_t defer_idle;
     uint64_t wall_ms, wall_at; /* mw_wall_ms() as read when uv_now(loop) was wall_at */
+    mw_wsctx_pool wsctx_pool;  /* wslay contexts, lent only while a message is in flight */
+    size_t send_queue_bytes;   /* queued for all connections, not yet taken by the kernel */
     uint8_t read_buf[MW_READ_BUF_SIZE]; /* one per worker: a read is handled before the next */
 } mw_net;
 
 struct mw_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake timeout, then close-handshake timeout */
+    uv_timer_t *timer; /* while waiting on something: request head, a partial message, close; else NULL */
     mw_net *net;
     mw_conn_state state;
-    int handles_open;
-    int free_pending; /* closed while on a list of mw_net: the list frees it */
-    int opened;       /* open was reported, closed not yet */
+    uint8_t handles_open;
+    uint8_t free_pending; /* closed while on a list of mw_net: the list frees it */
+    uint8_t opened;       /* open was reported, closed not yet */
     mw_http_request *http;
     mw_ws *ws;
     char id[MW_CLIENT_ID_LEN + 1];
@@ -89,20 +91,21 @@ struct mw_conn {
     uint64_t connected_at_ms, last_activity_ms, connected_hr;
 
     mw_outq out; /* the send queue: frames shared by reference */
-    int close_after_flush;
-    int slow_consumer;
-    int in_flush;
+    uint8_t close_after_flush;
+    uint8_t slow_consumer;
+    uint8_t in_flush;
+    uint8_t in_defer;
     mw_conn *flush_next;
-    int in_defer;
     mw_conn *defer_next;
-    int held;       /* the owner holds reading (mw_conn_hold_reading) */
-    int out_paused; /* control frames (pongs) filled the send queue */
+    uint8_t held;       /* the owner holds reading (mw_conn_hold_reading) */
+    uint8_t out_paused; /* control frames (pongs) filled the send queue */
+    uint8_t awaiting_pong; /* heartbeat: a protocol ping was sent and its pong is awaited */
+    uint8_t msg_timer_on; /* the timer runs for limits.messageTimeout (a message is partly in) */
+    uint8_t msg_done;     /* a message completed during the current read */
 
     mw_conn *tcp_prev, *tcp_next; /* mw_net's list of every connection */
 
-    /* heartbeat: a protocol ping was sent and its pong is awaited */
-    int awaiting_pong;
-    uint64_t ping_sent_ms, last_ping_ms;
+    uint64_t ping_sent_ms, last_ping_ms; /* heartbeat */
 
     uint64_t http_ticket; /* the owner's number for a request left waiting (0: none) */
     int http_waiting;     /* mw_conn_http_wait was called, no answer yet */

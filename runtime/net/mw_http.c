@@ -10,12 +10,31 @@
 
 static mw_http_request *req_of(llhttp_t *p) { return (mw_http_request *)p->data; }
 
+/* The buffer starts small and doubles up to the head limit: a typical upgrade request is a few
+ * hundred bytes, and every handshake in progress holds its buffer (memory per connection). */
+#define MW_HTTP_BUF_START 1024
+
 static int append(mw_http_request *r, const char *at, size_t len)
 {
-    if (r->buf_len + len > r->buf_cap) {
+    if (r->buf_len + len > r->max_head) {
         r->error_status = 431;
         r->error_reason = "Request header fields too large";
         return -1;
+    }
+    if (r->buf_len + len > r->buf_cap) {
+        size_t cap = r->buf_cap * 2;
+        while (cap < r->buf_len + len)
+            cap *= 2;
+        if (cap > r->max_head)
+            cap = r->max_head;
+        char *n = realloc(r->buf, cap);
+        if (!n) {
+            r->error_status = 503;
+            r->error_reason = "Out of memory";
+            return -1;
+        }
+        r->buf = n;
+        r->buf_cap = cap;
     }
     memcpy(r->buf + r->buf_len, at, len);
     r->buf_len += len;
@@ -131,10 +150,10 @@ static const llhttp_settings_t settings = {
 int mw_http_request_init(mw_http_request *r, size_t max_head)
 {
     memset(r, 0, sizeof(*r));
-    r->buf = malloc(max_head ? max_head : 1);
+    r->buf_cap = max_head < MW_HTTP_BUF_START ? (max_head ? max_head : 1) : MW_HTTP_BUF_START;
+    r->buf = malloc(r->buf_cap);
     if (!r->buf)
         return -1;
-    r->buf_cap = max_head;
     r->max_head = max_head;
     llhttp_init(&r->parser, HTTP_REQUEST, &settings);
     r->parser.data = r;

@@ -19,7 +19,7 @@ typedef enum { MW_HTTP_NEED_MORE = 0, MW_HTTP_DONE = 1, MW_HTTP_ERROR = -1 } mw_
 
 typedef struct mw_http_request {
     llhttp_t parser;
-    char *buf;          /* URL and header bytes; capacity = the head limit */
+    char *buf;          /* URL and header bytes; grows up to the head limit */
     size_t buf_len, buf_cap;
     size_t head_bytes;  /* bytes fed so far, counted against the limit */
     size_t max_head;

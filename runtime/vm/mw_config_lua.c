@@ -144,6 +144,7 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     lim->max_fragments = (unsigned)num(L, "limits.maxFragments", 1024);
     lim->max_header_bytes = (size_t)num(L, "limits.maxHeaderBytes", 8192);
     lim->handshake_timeout = num(L, "limits.handshakeTimeout", 10);
+    lim->message_timeout = num(L, "limits.messageTimeout", 30);
     lim->max_connections = (long)num(L, "limits.maxConnections", 0);
     lim->send_queue_bytes = (size_t)num(L, "limits.sendQueueBytes", 1048576);
     lim->rate_messages = num(L, "limits.rate.messages", 100);

@@ -61,6 +61,54 @@ static int l_send(lua_State *L)
     return 1;
 }
 
+/* core.local_handlers(n): how many subscriber handlers run now (scheduler.lua keeps it). Their
+ * sends reach this worker's clients only, which only Lua can tell per coroutine. */
+static int local_handlers;
+
+static int l_local_handlers(lua_State *L)
+{
+    local_handlers = (int)luaL_checkinteger(L, 1);
+    return 0;
+}
+
+/* webSocketServer:sendRaw(clientId, payload, isBinary) in C, made by core.send_raw_method(lua)
+ * from the Lua method (server.lua), which it calls while a subscriber handler runs. An echo
+ * server calls it once per message: two Lua calls and four table lookups less each time. */
+static int l_send_raw(lua_State *L)
+{
+    if (local_handlers > 0) {
+        int n = lua_gettop(L);
+        lua_pushvalue(L, lua_upvalueindex(2));
+        lua_insert(L, 1);
+        lua_call(L, n, 1);
+        return 1;
+    }
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "sendRaw: clientId must be a string, got %s", luaL_typename(L, 2));
+    if (lua_type(L, 3) != LUA_TSTRING)
+        return luaL_error(L, "sendRaw: payload must be a string, got %s", luaL_typename(L, 3));
+    size_t idlen, len;
+    const char *id = lua_tolstring(L, 2, &idlen);
+    const char *payload = lua_tolstring(L, 3, &len);
+    int binary = lua_toboolean(L, 4);
+    if (!binary && !(payload == checked_text && len == checked_len) && !mw_utf8_valid((const uint8_t *)payload, len))
+        return luaL_error(L, "sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)");
+    int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, binary, 0);
+    if (rv < 0)
+        return framing_failed(L, len);
+    lua_pushboolean(L, rv);
+    return 1;
+}
+
+static int l_send_raw_method(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the binding's context */
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, l_send_raw, 2);
+    return 1;
+}
+
 /* The reply's text is built here, reused across replies (the loop thread is the only user). */
 static mw_json_buf reply_buf;
 #define KEEP_REPLY_BYTES (256 * 1024) /* a larger buffer is freed after use */
@@ -226,6 +274,19 @@ static int l_room_send(lua_State *L)
     return 1;
 }
 
+/* core.room_publish(room, payload): to the room's members on other workers and hosts only (a
+ * draining worker's presence/leave events: its own clients are all being closed) */
+static int l_room_publish(lua_State *L)
+{
+    size_t nlen, len;
+    const char *name = luaL_checklstring(L, 1, &nlen);
+    const char *payload = luaL_checklstring(L, 2, &len);
+    if (memchr(name, '\0', nlen))
+        return luaL_error(L, "room and user names must not contain NUL bytes");
+    mw_bus_publish(fanout_of(L)->bus, MW_BUS_ROOM, name, nlen, NULL, 0, payload, len);
+    return 0;
+}
+
 /* core.user_send(userKey, payload [, localOnly]) -> number of local recipients */
 static int l_user_send(lua_State *L)
 {
@@ -271,6 +332,18 @@ static int l_stats(lua_State *L)
     lua_pushnumber(L, (lua_Number)ctx->m->values[MW_M_MESSAGES_OUT]);
     lua_setfield(L, -2, "messagesOut");
     return 1;
+}
+
+/* core.count_event(kind): counts a presence event ("join", "leave") or a join canJoin refused
+ * ("refused") in this worker's metrics */
+static int l_count_event(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    mw_metric which = strcmp(kind, "join") == 0    ? MW_M_PRESENCE_JOINS
+                      : strcmp(kind, "leave") == 0 ? MW_M_PRESENCE_LEAVES
+                                                   : MW_M_JOINS_REFUSED;
+    mw_metrics_add(ctx_of(L)->m, which, 1);
+    return 0;
 }
 
 /* core.client_info(clientId) -> fresh table or nil */
@@ -366,9 +439,13 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
         { "room_members", l_room_members },
         { "room_names", l_room_names },
         { "room_send", l_room_send },
+        { "room_publish", l_room_publish },
         { "user_send", l_user_send },
         { "stats", l_stats },
+        { "count_event", l_count_event },
         { "bus_op", l_bus_op },
+        { "local_handlers", l_local_handlers },
+        { "send_raw_method", l_send_raw_method },
         { NULL, NULL },
     };
     mw_lapi_register(L, fns, ctx);

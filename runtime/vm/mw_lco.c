@@ -106,7 +106,7 @@ int mw_lco_run(mw_lco *p, mw_lguard *g, int nargs, const char *client_id, size_t
         lua_pushlstring(L, client_id, id_len);
         luaL_unref(L, LUA_REGISTRYINDEX, s.ref);
         if (mw_lguard_pcall(g, L, 2, 0, "adopt") != 0)
-            return 1;
+            return -1;
         return 2;
     }
     /* the loop never returns: it ended with an error (the body itself failed) */
@@ -116,5 +116,5 @@ int mw_lco_run(mw_lco *p, mw_lguard *g, int nargs, const char *client_id, size_t
         mw_log_end();
     }
     luaL_unref(p->L, LUA_REGISTRYINDEX, s.ref);
-    return 1;
+    return -1;
 }

@@ -26,10 +26,10 @@ void mw_lco_free(mw_lco *p);
 struct lua_State *mw_lco_begin(mw_lco *p);
 
 /* Resumes the coroutine of the last mw_lco_begin under guard g. Returns the body's status
- * (0 done, 1 failed: MW_LVM_DONE/FAILED), or 2 (MW_LVM_PENDING) when the handler waits on I/O
- * and now belongs to the scheduler, which then calls core.handler_finished(clientId, failed). A
- * coroutine that raised (a runtime bug: the body catches the app's errors) is logged and
- * counts as failed. */
+ * (0 done, 1 failed: MW_LVM_DONE/FAILED), 2 (MW_LVM_PENDING) when the handler waits on I/O and
+ * now belongs to the scheduler, which then calls core.handler_finished(clientId, failed), or -1
+ * when the coroutine itself raised (a runtime bug: the body catches the app's errors), which
+ * is logged. */
 int mw_lco_run(mw_lco *p, struct mw_lguard *g, int nargs, const char *client_id, size_t id_len);
 
 #endif

@@ -264,6 +264,11 @@ def test_raw_handlers_that_wait_raise_and_keep_order(server):
         local ok, err = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, clientId, ("\\u{e9}"):sub(1, 1), false)
         payload = ok and "cut sent" or "cut refused"
       end
+      if payload == "bad args" then
+        local _, e1 = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, 42, "x")
+        local _, e2 = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, clientId, {})
+        payload = tostring(e1) .. " | " .. tostring(e2)
+      end
       mw.webSocketServer:sendRaw(clientId, payload, isBinary)
     end }
     """
@@ -279,6 +284,10 @@ def test_raw_handlers_that_wait_raise_and_keep_order(server):
     ws = clients[0]
     ws.send_frame(OP_TEXT, b"cut")
     assert ws.recv_message(timeout=10) == (OP_TEXT, b"cut refused")
+    ws.send_frame(OP_TEXT, b"bad args")
+    op, text = ws.recv_message(timeout=10)
+    assert text.decode() == ("sendRaw: clientId must be a string, got number | "
+                             "sendRaw: payload must be a string, got table"), text
     ws.send_frame(OP_TEXT, "é ok".encode())
     assert ws.recv_message(timeout=10) == (OP_TEXT, "é ok".encode())
     assert srv.wait_log(lambda t: t.count("raised on purpose") >= 80, timeout=10), srv.log()[-2000:]
