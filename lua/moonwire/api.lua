@@ -160,6 +160,18 @@ function methods.leaveRoom(p)
   return {}
 end
 
+-- getPresence's table: {count, users, clients = [{clientId, userId, joinedAt}, ...]}; limit caps
+-- clients (then truncated = true).
+function methods.presence(p)
+  local room = need_room(p)
+  local limit = opt_int(p, "limit", 0)
+  local o = room_options.match(room)
+  if not (o and o.presence) then invalid("room " .. room .. " has no presence (see rooms.options)") end
+  local t, err = server():getPresence(room, limit and { limit = limit } or nil)
+  if not t then unavailable(err) end
+  return t
+end
+
 function methods.history(p)
   local room = need_room(p)
   local since, limit = opt_int(p, "since", 0), opt_int(p, "limit", 1)

@@ -21,7 +21,7 @@ from mwtest import arun, ws_connect
 KEY = "test-api-key-0123456789"
 SECRET = "api-test-secret-0123456789abcdefghijkl"
 AUTH = {"Authorization": f"apikey {KEY}"}
-HISTORY = '{ pattern = "h:*", history = { size = 5, ttl = 60 } }'
+HISTORY = '{ pattern = "h:*", history = { size = 5, ttl = 60 } }, { pattern = "p:*", presence = true }'
 
 
 def app_lua(extra=""):
@@ -271,6 +271,9 @@ def test_publish_broadcast_send_to_user_and_client(srv):
     ("history", {"room": "h:1", "limit": "3"}, "limit"),
     ("history", {"room": "plain"}, "history"),
     ("client", {}, "clientId"),
+    ("presence", {}, "room"),
+    ("presence", {"room": "plain"}, "presence"),
+    ("presence", {"room": "p:1", "limit": -1}, "limit"),
     ("rooms", {"limit": 0}, "limit"),
 ])
 def test_bad_parameters_are_400_naming_the_field(srv, method, body, field):
@@ -298,6 +301,26 @@ def test_publish_in_a_history_room_answers_its_offset_and_history_reads_it(srv):
         assert [m["offset"] for m in h2["messages"]] == [6]
         empty = ok(srv, "history", {"room": "h:empty"})
         assert empty["offset"] == 0 and empty["messages"] == []
+    arun(run())
+
+
+def test_presence(srv):
+    async def run():
+        a = await connect(srv, "alice")
+        a2 = await connect(srv, "alice")
+        b = await connect(srv)
+        empty = ok(srv, "presence", {"room": "p:1"})
+        assert empty == {"count": 0, "users": 0, "clients": []}
+        for c in (a, a2, b):
+            await join(c, "p:1")
+        pr = ok(srv, "presence", {"room": "p:1"})
+        assert pr["count"] == 3 and pr["users"] == 2
+        by_id = {x["clientId"]: x for x in pr["clients"]}
+        assert set(by_id) == {a.client_id, a2.client_id, b.client_id}
+        assert by_id[a.client_id]["userId"] == "alice" and "userId" not in by_id[b.client_id]
+        assert all(isinstance(x["joinedAt"], str) and x["joinedAt"].endswith("Z") for x in pr["clients"])
+        short = ok(srv, "presence", {"room": "p:1", "limit": 1})
+        assert short["count"] == 3 and len(short["clients"]) == 1 and short["truncated"] is True
     arun(run())
 
 

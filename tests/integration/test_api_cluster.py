@@ -109,10 +109,20 @@ def test_every_method_reaches_the_other_server(two):
         h = ok(a, "history", {"room": "h:x", "since": 1})
         assert h["offset"] == 4 and [m["message"]["i"] for m in h["messages"]] == [1, 2, 3]
 
+        # presence counts the members on both servers
+        for c in (a1, b1, b2):
+            assert ok(a, "joinRoom", {"clientId": c.client_id, "room": "p:x"}) == {}
+        pr = eventually(lambda: (lambda r: r if r["count"] == 3 else None)(ok(b, "presence", {"room": "p:x"})),
+                        "3 in p:x")
+        assert pr["users"] == 2 and {x["clientId"] for x in pr["clients"]} == {a1.client_id, b1.client_id, b2.client_id}
+        assert ok(a, "presence", {"room": "p:x"})["count"] == 3
+
         # leaveRoom on the other server
         assert ok(a, "leaveRoom", {"clientId": b2.client_id, "room": "lobby"}) == {}
-        eventually(lambda: ok(a, "client", {"clientId": b2.client_id})["rooms"] == ["h:x"], "b2 left lobby")
-        eventually(lambda: ok(a, "rooms") == [{"room": "h:x", "members": 2}, {"room": "lobby", "members": 2}],
+        eventually(lambda: sorted(ok(a, "client", {"clientId": b2.client_id})["rooms"]) == ["h:x", "p:x"],
+                   "b2 left lobby")
+        eventually(lambda: ok(a, "rooms")[:2] == [{"room": "p:x", "members": 3}, {"room": "h:x", "members": 2}]
+                   and {"room": "lobby", "members": 2} in ok(a, "rooms"),
                    "2 left in lobby")
 
         # disconnect by clientId and by userId, across servers
@@ -145,7 +155,8 @@ def test_reads_that_need_redis_answer_503_while_it_is_down(two, redis):
         eventually(lambda: mwtest.http_get(a.port, "/ready").status == 503, "a sees redis down")
         for method, body in (("stats", {}), ("rooms", {}), ("client", {"clientId": b1.client_id}),
                              ("history", {"room": "h:1"}), ("publish", {"room": "h:1", "message": {"a": 1}}),
-                             ("joinRoom", {"clientId": b1.client_id, "room": "r"})):
+                             ("joinRoom", {"clientId": b1.client_id, "room": "r"}),
+                             ("presence", {"room": "p:1"})):
             status, out = api(a, method, body)
             assert status == 503, (method, status, out)
             error(503, "unavailable", out)
