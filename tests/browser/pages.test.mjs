@@ -200,7 +200,7 @@ test("chat: presence, join/leave, history on join, a restart loses nothing, the 
   bob.gate.closed = false;
   await whereIs(bob, room, "Bob");
   await hasLine(bob, "#messages li.message", whileAway);
-  await hasLine(bob, "#messages li.system", "Reconnected; nothing missed.");
+  await hasLine(bob, "#messages li.system", "Reconnected; nothing was lost.");
   const rejoin = bob.frames.filter((f) => f.type === "system" && f.action === "joinRoom" && f.response).pop();
   assert.equal(rejoin.response.data.recovered, true, JSON.stringify(rejoin));
   await online(ada, ["Ada (you)", "Bob"]);

@@ -151,7 +151,7 @@ client.on("chat", "renamed", (d) => {
   nicknames.set(d.clientId, d.nickname);
   if (members.has(d.clientId)) {
     renderMembers();
-    if (d.clientId !== clientId) addLine("system", before + " is now " + d.nickname + ".");
+    if (d.clientId !== clientId && before !== d.nickname) addLine("system", before + " is now " + d.nickname + ".");
   }
 });
 
@@ -199,7 +199,7 @@ function onRejoin(info) {
   }
   inRoom = true;
   updateForms();
-  if (info.recovered) addLine("system", "Reconnected; nothing missed.");
+  if (info.recovered) addLine("system", "Reconnected; nothing was lost.");
   else loadHistory("Reconnected to #" + room + "; the last messages were reloaded.").catch(showError);
   loadPresence().catch(showError);
 }
