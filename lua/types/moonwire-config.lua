@@ -111,6 +111,15 @@
 
 ---The table app.lua returns (deep-merged into the defaults; flags beat environment beat app.lua).
 ---Durations are seconds (fractions allowed); relative paths are relative to the app folder.
+---@class moonwire.ApiRateConfig
+---@field requests? number API requests refilled per `per` seconds, per client address and worker (default 1000)
+---@field per? number seconds (default 1)
+---@field burst? number requests allowed at once (default 2000)
+
+---@class moonwire.ApiConfig
+---@field key? string the HTTP API's key, at least 16 characters (env MOONWIRE_API_KEY); nil: /api and /admin answer 404
+---@field rate? moonwire.ApiRateConfig
+
 ---@class moonwire.Config
 ---@field host? string listen address (default "0.0.0.0")
 ---@field port? integer listen port (default 8080)
@@ -132,3 +141,4 @@
 ---@field raw? moonwire.RawHandler raw mode (binary frames accepted)
 ---@field dev? boolean hot reload, tracebacks in error replies, debug logs (--dev)
 ---@field log? moonwire.LogConfig
+---@field api? moonwire.ApiConfig the HTTP API (POST /api/METHOD) and the /admin page
