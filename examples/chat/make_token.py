@@ -18,7 +18,10 @@ import os
 import sys
 import time
 
-import jwt
+try:
+    import jwt
+except ImportError:
+    sys.exit("make_token.py needs PyJWT: sudo apt-get install python3-jwt (Debian), or pip install pyjwt")
 
 DEV_SECRET = "chat-example-dev-secret-change-me-0123456789"  # the same as in app.lua
 
