@@ -28,6 +28,7 @@ local schema = {
   raw = "function",
   dev = "boolean",
   log = { level = "loglevel", format = "logformat" },
+  api = { key = "string", rate = { requests = "posnum", per = "posnum", burst = "posnum" } },
 }
 
 local function defaults()
@@ -50,6 +51,7 @@ local function defaults()
     subscribers = {},
     dev = false,
     log = { level = "info", format = "text" },
+    api = { rate = { requests = 1000, per = 1, burst = 2000 } }, -- per client address and worker
   }
 end
 
@@ -148,6 +150,7 @@ local override_paths = {
   host = { "host" }, port = { "port" }, path = { "path" }, workers = { "workers" },
   redis = { "redis", "url" }, database = { "database", "url" }, jwt_secret = { "auth", "secret" },
   dev = { "dev" }, log_level = { "log", "level" }, log_format = { "log", "format" },
+  api_key = { "api", "key" },
 }
 
 local function convert(name, spec_type, raw, origin)
@@ -232,6 +235,11 @@ function M.load(app_dir, overrides)
     if cfg.auth.secret and #cfg.auth.secret > 4095 then
       bad("auth.secret", "must be at most 4095 bytes long")
     end
+    if cfg.api.key and #cfg.api.key < 16 then
+      bad("api.key", "must be at least 16 characters long (a short key can be guessed); got " .. #cfg.api.key)
+    end
+    if cfg.api.key and #cfg.api.key > 512 then bad("api.key", "must be at most 512 characters long") end
+    if cfg.api.rate.burst < 1 then bad("api.rate.burst", "must be at least 1") end
     if cfg.path:sub(1, 1) ~= "/" then bad("path", "must start with /, got \"" .. cfg.path .. "\"") end
     local url = cfg.database.url
     if url and not (url:find("^sqlite:.") or url:find("^postgres://") or url:find("^postgresql://")) then

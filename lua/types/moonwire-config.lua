@@ -37,7 +37,7 @@
 ---@field history? moonwire.RoomHistory keep the room's last messages for late joiners and reconnects
 ---@field presence? boolean track who is in the room (getPresence)
 ---@field joinLeave? boolean tell members when someone joins or leaves
----@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string|nil who may join from the client side
+---@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string who may join from the client side (true allows; false or a string refuses; anything else refuses "Not allowed")
 
 ---rooms.options[i].history.
 ---@class moonwire.RoomHistory
@@ -111,6 +111,15 @@
 
 ---The table app.lua returns (deep-merged into the defaults; flags beat environment beat app.lua).
 ---Durations are seconds (fractions allowed); relative paths are relative to the app folder.
+---@class moonwire.ApiRateConfig
+---@field requests? number API requests refilled per `per` seconds, per client address and worker (default 1000)
+---@field per? number seconds (default 1)
+---@field burst? number requests allowed at once (default 2000)
+
+---@class moonwire.ApiConfig
+---@field key? string the HTTP API's key, at least 16 characters (env MOONWIRE_API_KEY); nil: /api and /admin answer 404
+---@field rate? moonwire.ApiRateConfig
+
 ---@class moonwire.Config
 ---@field host? string listen address (default "0.0.0.0")
 ---@field port? integer listen port (default 8080)
@@ -132,3 +141,4 @@
 ---@field raw? moonwire.RawHandler raw mode (binary frames accepted)
 ---@field dev? boolean hot reload, tracebacks in error replies, debug logs (--dev)
 ---@field log? moonwire.LogConfig
+---@field api? moonwire.ApiConfig the HTTP API (POST /api/METHOD) and the /admin page

@@ -56,6 +56,8 @@ typedef struct mw_config {
     double heartbeat_interval, heartbeat_timeout;
     double inactivity_check_interval, inactivity_max;
     double cluster_heartbeat;
+    char api_key[513];       /* api.key / MOONWIRE_API_KEY; empty: /api and /admin answer 404 */
+    double api_rate_requests, api_rate_per, api_rate_burst; /* per client address, per worker */
     mw_override overrides[MW_MAX_OVERRIDES];
     int n_overrides;
 } mw_config;

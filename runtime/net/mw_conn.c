@@ -86,6 +86,7 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
     net->limits = cfg->limits;
     snprintf(net->path, sizeof(net->path), "%s", cfg->path);
     net->allow_binary = cfg->has_raw;
+    net->max_body = cfg->api_key[0] ? MW_HTTP_API_MAX_BODY : 0;
     net->m = m;
     net->handler = handler;
     net->owner = owner;
@@ -441,6 +442,8 @@ static void conn_free(mw_conn *c)
     mw_net *net = c->net;
     if (c->data && net->handler->release)
         net->handler->release(net->owner, c);
+    if (c->http_ticket && net->handler->http_dropped)
+        net->handler->http_dropped(net->owner, c, c->http_ticket);
     mw_outq_free(&c->out);
     if (c->http) {
         mw_http_request_free(c->http);
@@ -580,6 +583,7 @@ void mw_conn_respond_error(mw_conn *c, int status, const char *reason, const cha
 {
     char buf[1024];
     size_t n = mw_http_error_response(status, reason, extra, buf, sizeof(buf));
+    c->http_waiting = 0;
     uv_read_stop((uv_stream_t *)&c->tcp);
     timer_start(c, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS);
     c->close_after_flush = 1;
@@ -599,6 +603,7 @@ void mw_conn_respond(mw_conn *c, int status, const char *content_type, const cha
                      "Connection: close\r\n"
                      "\r\n",
                      status, mw_http_status_text(status), content_type, len);
+    c->http_waiting = 0;
     uv_read_stop((uv_stream_t *)&c->tcp);
     timer_start(c, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS);
     c->close_after_flush = 1;
@@ -616,6 +621,21 @@ void mw_conn_respond(mw_conn *c, int status, const char *content_type, const cha
         return;
     }
     want_flush(c);
+}
+
+static void http_wait_timeout_cb(uv_timer_t *t)
+{
+    mw_conn *c = t->data;
+    if (mw_conn_http_waiting(c))
+        mw_conn_respond_error(c, 504, "The answer did not come in time", NULL);
+}
+
+void mw_conn_http_wait(mw_conn *c, uint64_t ticket, uint64_t timeout_ms)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp); /* one request per connection: nothing more to read */
+    c->http_ticket = ticket;
+    c->http_waiting = 1;
+    timer_start(c, http_wait_timeout_cb, timeout_ms);
 }
 
 static int path_is(const char *path, size_t len, const char *want)
@@ -713,9 +733,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state == MW_CONN_HTTP) {
         size_t used = 0;
         mw_http_status st = mw_http_feed(c->http, (const char *)data, len, &used);
-        if (st == MW_HTTP_ERROR) {
+        if (st == MW_HTTP_ERROR && c->http->error_status == 413 && c->http->head_complete &&
+            c->net->handler->http_request) {
+            c->net->handler->http_request(c->net->owner, c, c->http); /* the endpoint answers */
+        } else if (st == MW_HTTP_ERROR) {
             mw_metrics_add(c->net->m, MW_M_HANDSHAKES_REFUSED, 1);
             mw_conn_respond_error(c, c->http->error_status, c->http->error_reason, NULL);
+        } else if (st == MW_HTTP_NEED_MORE && c->http->expect_continue && !c->continue_sent) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            c->continue_sent = 1;
+            if (queue_bytes(c, cont, sizeof(cont) - 1) != 0)
+                mw_conn_close(c);
         } else if (st == MW_HTTP_DONE) {
             handle_request(c, data + used, len - used); /* bytes after the head are the WebSocket's */
         }
@@ -785,6 +813,7 @@ void mw_conn_accept(mw_net *net, int fd)
         mw_conn_close(c);
         return;
     }
+    mw_http_request_set_max_body(c->http, net->max_body);
     timer_start(c, handshake_timeout_cb, (uint64_t)(net->limits.handshake_timeout * 1000));
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }

@@ -44,8 +44,13 @@ typedef struct mw_conn_handler {
     void (*closed)(void *owner, mw_conn *c, uint16_t code, const char *reason);
     /* The connection is being freed; c->data is set: let go of it. */
     void (*release)(void *owner, mw_conn *c);
-    /* A request that is not an upgrade: answer with mw_conn_respond or mw_conn_respond_error. */
+    /* A request that is not an upgrade: answer with mw_conn_respond or mw_conn_respond_error, or
+     * later after mw_conn_http_wait. Also called for a request whose body was refused as too
+     * large (r->error_status 413, the head complete), so the answer can be the endpoint's own. */
     void (*http_request)(void *owner, mw_conn *c, const mw_http_request *r);
+    /* A request left waiting (mw_conn_http_wait) with ticket will never be answered: the
+     * connection is being freed. May be NULL. */
+    void (*http_dropped)(void *owner, mw_conn *c, uint64_t ticket);
 } mw_conn_handler;
 
 /* What the connections of one worker share. */
@@ -56,6 +61,7 @@ typedef struct mw_net {
     mw_limits limits;                /* copied from the config */
     char path[1024];                 /* the WebSocket endpoint */
     int allow_binary;                /* raw mode: binary messages reach the owner */
+    size_t max_body;                 /* request bodies kept up to this (0: none; the API's 1 MiB) */
     mw_metrics_slot *m;
     const mw_conn_handler *handler;
     void *owner;
@@ -102,6 +108,10 @@ struct mw_conn {
 
     uint64_t ping_sent_ms, last_ping_ms; /* heartbeat */
 
+    uint64_t http_ticket; /* the owner's number for a request left waiting (0: none) */
+    int http_waiting;     /* mw_conn_http_wait was called, no answer yet */
+    int continue_sent;    /* "100 Continue" was written */
+
     void *data; /* the owner's */
 };
 
@@ -139,6 +149,11 @@ void mw_conn_defer(mw_conn *c);
 /* Answers a plain HTTP request and closes the connection once the response is written. */
 void mw_conn_respond(mw_conn *c, int status, const char *content_type, const char *body, size_t len,
                      int head_only);
+/* The owner answers the request later (with mw_conn_respond*, while mw_conn_http_waiting):
+ * reading stops; after timeout_ms without an answer the client gets 504. ticket (not 0) is
+ * handed back to handler->http_dropped if the connection goes first. */
+void mw_conn_http_wait(mw_conn *c, uint64_t ticket, uint64_t timeout_ms);
+static inline int mw_conn_http_waiting(const mw_conn *c) { return c->http_waiting && c->state == MW_CONN_HTTP; }
 /* Answers with an error status (text body: reason; extra: more header lines) and closes. */
 void mw_conn_respond_error(mw_conn *c, int status, const char *reason, const char *extra);
 

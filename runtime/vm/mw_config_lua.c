@@ -159,6 +159,10 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     cfg->inactivity_check_interval = num(L, "inactivity.checkInterval", 60);
     cfg->inactivity_max = num(L, "inactivity.maxInactive", 300);
     cfg->cluster_heartbeat = num(L, "cluster.heartbeat", 5);
+    str(L, "api.key", cfg->api_key, sizeof(cfg->api_key));
+    cfg->api_rate_requests = num(L, "api.rate.requests", 1000);
+    cfg->api_rate_per = num(L, "api.rate.per", 1);
+    cfg->api_rate_burst = num(L, "api.rate.burst", 2000);
     lua_close(L);
     return 0;
 }
