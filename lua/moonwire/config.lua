@@ -28,6 +28,7 @@ local schema = {
   raw = "function",
   dev = "boolean",
   log = { level = "loglevel", format = "logformat" },
+  compression = { enabled = "boolean", threshold = "count", level = "zlevel" },
 }
 
 local function defaults()
@@ -50,6 +51,7 @@ local function defaults()
     subscribers = {},
     dev = false,
     log = { level = "info", format = "text" },
+    compression = { enabled = false, threshold = 256, level = 1 },
   }
 end
 
@@ -88,6 +90,10 @@ local checks = {
            "one of debug, info, warn, error"
   end,
   logformat = function(v) return v == "text" or v == "json", "\"text\" or \"json\"" end,
+  count = function(v) return type(v) == "number" and v >= 0 and v % 1 == 0, "an integer >= 0" end,
+  zlevel = function(v)
+    return type(v) == "number" and v >= 0 and v <= 9 and v % 1 == 0, "an integer from 0 to 9 (zlib's level)"
+  end,
 }
 
 -- An error that stops at once (app.lua cannot be read at all).
@@ -148,6 +154,7 @@ local override_paths = {
   host = { "host" }, port = { "port" }, path = { "path" }, workers = { "workers" },
   redis = { "redis", "url" }, database = { "database", "url" }, jwt_secret = { "auth", "secret" },
   dev = { "dev" }, log_level = { "log", "level" }, log_format = { "log", "format" },
+  compression = { "compression", "enabled" },
 }
 
 local function convert(name, spec_type, raw, origin)

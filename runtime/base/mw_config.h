@@ -55,6 +55,9 @@ typedef struct mw_config {
     double heartbeat_interval, heartbeat_timeout;
     double inactivity_check_interval, inactivity_max;
     double cluster_heartbeat;
+    int compression;              /* permessage-deflate offered to clients (compression.enabled) */
+    size_t compression_threshold; /* messages shorter than this go out plain */
+    int compression_level;        /* zlib's 0..9 */
     mw_override overrides[MW_MAX_OVERRIDES];
     int n_overrides;
 } mw_config;

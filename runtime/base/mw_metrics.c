@@ -47,6 +47,16 @@ static const struct {
     { "moonwire_history_replayed_messages_total", "counter", "Messages replayed to recovering clients." },
     { "moonwire_history_bytes", "gauge",
       "Bytes of messages kept by this worker's in-memory room history (single node, no Redis)." },
+    { "moonwire_compression_messages_compressed_total", "counter",
+      "Messages compressed with permessage-deflate (once per broadcast, whatever the recipients)." },
+    { "moonwire_compression_sent_uncompressed_bytes_total", "counter",
+      "Payload bytes of messages sent compressed, before compression (counted per recipient)." },
+    { "moonwire_compression_sent_compressed_bytes_total", "counter",
+      "Payload bytes of messages sent compressed, after compression (counted per recipient)." },
+    { "moonwire_compression_received_compressed_bytes_total", "counter",
+      "Payload bytes of compressed messages received, as they arrived." },
+    { "moonwire_compression_received_uncompressed_bytes_total", "counter",
+      "Payload bytes of compressed messages received, once inflated." },
 };
 
 static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {

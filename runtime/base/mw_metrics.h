@@ -47,6 +47,11 @@ typedef enum {
     MW_M_RECOVERIES_FAILED,   /* ... that could not (recovered: false) */
     MW_M_REPLAYED,            /* messages replayed to recovering clients */
     MW_M_HISTORY_BYTES,       /* gauge: bytes of frames the worker's memory history keeps */
+    MW_M_COMPRESSIONS,        /* messages compressed (once per broadcast, not per recipient) */
+    MW_M_COMPRESSION_OUT_PLAIN, /* payload bytes sent compressed, before compression (per recipient) */
+    MW_M_COMPRESSION_OUT_WIRE,  /* ... after compression */
+    MW_M_COMPRESSION_IN_WIRE,   /* compressed payload bytes received, as sent */
+    MW_M_COMPRESSION_IN_PLAIN,  /* ... inflated */
     MW_M_COUNT
 } mw_metric;
 

@@ -56,6 +56,10 @@ typedef struct mw_net {
     mw_limits limits;                /* copied from the config */
     char path[1024];                 /* the WebSocket endpoint */
     int allow_binary;                /* raw mode: binary messages reach the owner */
+    int compression;                 /* permessage-deflate is negotiated with clients that offer it */
+    size_t compression_threshold;
+    int compression_level;
+    mw_deflate *codec;               /* the worker's zlib streams, made by the first negotiation */
     mw_metrics_slot *m;
     const mw_conn_handler *handler;
     void *owner;
@@ -90,6 +94,7 @@ struct mw_conn {
     int in_defer;
     mw_conn *defer_next;
     int held;       /* the owner holds reading (mw_conn_hold_reading) */
+    int deflate;    /* permessage-deflate was negotiated: net->codec compresses what it is sent */
     int out_paused; /* control frames (pongs) filled the send queue */
 
     mw_conn *tcp_prev, *tcp_next; /* mw_net's list of every connection */
@@ -108,7 +113,8 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
 void mw_net_flush(mw_net *net);
 /* Closes every connection (shutdown). */
 void mw_net_close_all(mw_net *net);
-/* After the loop has run the last close callbacks: frees connections still on a list. */
+/* After the loop has run the last close callbacks: frees connections still on a list, and the
+ * compression codec. */
 void mw_net_free_closed(mw_net *net);
 
 /* Starts serving an accepted socket (non-blocking), which it owns from now on (see mw_accept). */

@@ -14,6 +14,7 @@ struct mw_ws {
     const mw_ws_handler *handler;
     void *owner;
     mw_ws_limits limits;
+    size_t wire_max; /* the largest message as sent: compressed ones may be a little longer */
     const uint8_t *in;
     size_t in_len, in_off;
     unsigned fragments; /* frames in the message being received */
@@ -25,6 +26,7 @@ struct mw_ws {
     uint64_t skip;     /* payload bytes of the current frame still to pass */
     uint64_t msg_len;  /* declared length of the data message so far */
     int in_message;    /* a data frame without FIN was seen: its message goes on */
+    int msg_compressed; /* its first frame had RSV1 (permessage-deflate) */
     /* the peer's close payload, unmasked: wslay skips the first two bytes of every chunk of
      * it when checking the reason's UTF-8, so a close split across reads passes unchecked */
     uint8_t close_buf[125], close_mask[4];
@@ -34,6 +36,8 @@ struct mw_ws {
     int broken;  /* a protocol error wslay could only report as a failure: we sent 1002 */
     int failed;  /* nothing more can be written: drop the connection */
     int failed_output;
+    const uint8_t *msg; /* the message being delivered (inflated when it came compressed) */
+    size_t msg_size;
     char close_reason[124]; /* from the peer's close frame */
 };
 
@@ -84,6 +88,52 @@ static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event
         refuse(ws, 1008, "Too many fragments");
 }
 
+/* The message to hand over: a compressed one is inflated (into the worker's codec, so that no
+ * buffer lives per connection) under max_message_size. Sets ws->msg/msg_len and returns 0, or
+ * returns -1 with the reason to refuse it in *code and *reason (nothing is queued). */
+static int inflate_msg(mw_ws *ws, int opcode, const uint8_t *data, size_t len, uint16_t *code, const char **reason)
+{
+    int rc = mw_deflate_inflate(ws->limits.inflate, data, len, ws->limits.max_message_size, &ws->msg, &ws->msg_size);
+    if (rc == MW_INFLATE_OK && (opcode == 2 || mw_utf8_valid(ws->msg, ws->msg_size)))
+        return 0;
+    *code = rc == MW_INFLATE_TOO_BIG ? 1009 : rc == MW_INFLATE_NOMEM ? 1011 : 1007;
+    *reason = rc == MW_INFLATE_TOO_BIG ? "Message too big"
+            : rc == MW_INFLATE_NOMEM   ? "Out of memory"
+            : rc == MW_INFLATE_BAD     ? "Invalid compressed data"
+                                       : "Invalid UTF-8";
+    mw_deflate_trim(ws->limits.inflate);
+    return -1;
+}
+
+/* Prepares a data message for deliver: as it came, or inflated. Returns 0, or -1 when it was
+ * refused (the close is queued). */
+static int inflated(mw_ws *ws, int opcode, int compressed, const uint8_t *data, size_t len)
+{
+    uint16_t code;
+    const char *reason;
+    if (!compressed) {
+        if (len > ws->limits.max_message_size) { /* wslay let it pass: the limit it knows is wire_max */
+            refuse(ws, 1009, "Message too big");
+            return -1;
+        }
+        ws->msg = data;
+        ws->msg_size = len;
+        return 0;
+    }
+    if (inflate_msg(ws, opcode, data, len, &code, &reason) == 0)
+        return 0;
+    refuse(ws, code, reason);
+    return -1;
+}
+
+/* Hands ws->msg to the owner; the codec's buffer that held an inflated one is given back after. */
+static void deliver(mw_ws *ws, int opcode, int compressed)
+{
+    ws->handler->on_message(ws->owner, opcode, ws->msg, ws->msg_size);
+    if (compressed)
+        mw_deflate_trim(ws->limits.inflate);
+}
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
     mw_ws *ws = user;
@@ -93,13 +143,12 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
      * before the handler's reply, in the order the peer sent them */
     if (arg->opcode != WSLAY_CONNECTION_CLOSE && wslay_event_want_write(ctx) && wslay_event_send(ctx) != 0)
         ws->failed = 1;
-    if (arg->opcode == WSLAY_TEXT_FRAME) {
-        ws->handler->on_message(ws->owner, 1, arg->msg, arg->msg_length);
-    } else if (arg->opcode == WSLAY_BINARY_FRAME) {
-        if (!ws->limits.allow_binary)
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        int compressed = (arg->rsv & WSLAY_RSV1_BIT) != 0; /* wslay allows it only once negotiated */
+        if (arg->opcode == WSLAY_BINARY_FRAME && !ws->limits.allow_binary)
             refuse(ws, 1003, "Binary frames are not accepted");
-        else
-            ws->handler->on_message(ws->owner, 2, arg->msg, arg->msg_length);
+        else if (inflated(ws, arg->opcode, compressed, arg->msg, arg->msg_length) == 0)
+            deliver(ws, arg->opcode, compressed);
     } else if (arg->opcode == WSLAY_PONG) {
         if (ws->handler->on_pong)
             ws->handler->on_pong(ws->owner);
@@ -132,7 +181,10 @@ mw_ws *mw_ws_new(const mw_ws_limits *limits, const mw_ws_handler *handler, void 
         free(ws);
         return NULL;
     }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, limits->max_message_size);
+    ws->wire_max = limits->inflate ? mw_deflate_wire_max(limits->max_message_size) : limits->max_message_size;
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->wire_max);
+    if (limits->inflate)
+        wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
     return ws;
 }
 
@@ -196,14 +248,16 @@ static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refu
             ws->close_off = 0;
             memcpy(ws->close_mask, ws->hdr + need - 4, 4);
         }
-        if (opcode == 1 || opcode == 2)
+        if (opcode == 1 || opcode == 2) {
             ws->msg_len = payload;
-        else if (opcode == 0)
+            ws->msg_compressed = (ws->hdr[0] & 0x40) && ws->limits.inflate;
+        } else if (opcode == 0) {
             ws->msg_len += payload;
-        else
+        } else {
             continue;
+        }
         ws->in_message = !fin;
-        if (ws->msg_len > ws->limits.max_message_size) {
+        if (ws->msg_len > (ws->msg_compressed ? ws->wire_max : ws->limits.max_message_size)) {
             *refuse_code = 1009;
             return i;
         }
@@ -234,8 +288,9 @@ static void unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
  * 64 KiB that begin data (wslay then holds nothing: the stream is at a frame boundary and no
  * message is in progress). wslay would copy each payload into a chunk it allocates, flatten it
  * into another, unmask and check UTF-8 a byte at a time; here the payload is unmasked eight
- * bytes at a time into one static buffer and handed over. Anything else (a control frame, a
- * fragment, a partial frame, reserved bits, a frame to refuse, invalid UTF-8) stops the fast
+ * bytes at a time into one static buffer and handed over (inflated first when RSV1 marks it
+ * compressed). Anything else (a control frame, a fragment, a partial frame, other reserved bits,
+ * a frame to refuse, invalid UTF-8 or deflate data) stops the fast
  * path, and the bytes from there on go through wslay, which answers them as always. Returns
  * the bytes consumed. */
 static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
@@ -246,9 +301,10 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
         size_t avail = len - off;
         if (avail < 6)
             break;
-        int opcode = p[0] & 0x0f;
-        /* FIN, no reserved bits, text or (when allowed) binary, masked */
-        if ((p[0] & 0xf0) != 0x80 || !(opcode == 1 || (opcode == 2 && ws->limits.allow_binary)) || !(p[1] & 0x80))
+        int opcode = p[0] & 0x0f, compressed = (p[0] & 0x40) != 0;
+        /* FIN, no reserved bits but RSV1 once negotiated, text or (when allowed) binary, masked */
+        if ((p[0] & 0xb0) != 0x80 || (compressed && !ws->limits.inflate) ||
+            !(opcode == 1 || (opcode == 2 && ws->limits.allow_binary)) || !(p[1] & 0x80))
             break;
         size_t plen = p[1] & 0x7f, hlen = 6;
         if (plen == 127)
@@ -261,18 +317,27 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
             if (plen < 126)
                 break;
         }
-        if (plen > avail - hlen || plen > ws->limits.max_message_size)
+        if (plen > avail - hlen || plen > (compressed ? ws->wire_max : ws->limits.max_message_size))
             break;
         unmask(unmasked, p + hlen, plen, p + hlen - 4);
-        if (opcode == 1 && !mw_utf8_valid(unmasked, plen))
+        uint16_t code;
+        const char *reason;
+        if (compressed) {
+            if (inflate_msg(ws, opcode, unmasked, plen, &code, &reason) != 0)
+                break; /* wslay's path inflates it again and refuses it */
+        } else if (opcode == 1 && !mw_utf8_valid(unmasked, plen)) {
             break; /* wslay closes with 1007 */
+        } else {
+            ws->msg = unmasked;
+            ws->msg_size = plen;
+        }
         off += hlen + plen;
         ws->fragments = 1;
         ws->msg_len = plen;
         /* as msg_cb: control frames answered before this message go out before its reply */
         if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
             ws->failed = 1;
-        ws->handler->on_message(ws->owner, opcode, unmasked, plen);
+        deliver(ws, opcode, compressed);
     }
     return off;
 }

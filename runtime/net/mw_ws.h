@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mw_deflate.h"
+
 typedef struct mw_ws mw_ws;
 
 typedef struct mw_ws_handler {
@@ -22,6 +24,9 @@ typedef struct mw_ws_limits {
     size_t max_message_size;
     unsigned max_fragments;
     int allow_binary; /* 0: a binary message closes with 1003 */
+    /* the worker's codec when permessage-deflate was negotiated (RSV1 marks a compressed
+     * message, max_message_size bounds it inflated), else NULL (RSV1 closes with 1002) */
+    mw_deflate *inflate;
 } mw_ws_limits;
 
 mw_ws *mw_ws_new(const mw_ws_limits *limits, const mw_ws_handler *handler, void *owner);

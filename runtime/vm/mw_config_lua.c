@@ -158,6 +158,9 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     cfg->inactivity_check_interval = num(L, "inactivity.checkInterval", 60);
     cfg->inactivity_max = num(L, "inactivity.maxInactive", 300);
     cfg->cluster_heartbeat = num(L, "cluster.heartbeat", 5);
+    cfg->compression = boolean(L, "compression.enabled");
+    cfg->compression_threshold = (size_t)num(L, "compression.threshold", 256);
+    cfg->compression_level = (int)num(L, "compression.level", 1);
     lua_close(L);
     return 0;
 }
