@@ -8,7 +8,7 @@
 #include "mw_http.h"
 
 /* Room for the longest answer mw_pmd_negotiate writes, with its NUL. */
-#define MW_PMD_RESPONSE_MAX 128
+#define MW_PMD_RESPONSE_MAX 160
 
 /* Picks the first acceptable permessage-deflate offer of one Sec-WebSocket-Extensions value (a
  * comma-separated list) and writes the value to answer it with into out (NUL-terminated):

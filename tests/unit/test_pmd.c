@@ -34,6 +34,9 @@ static void test_accepted(void)
     CHECK_EQ_STR(answer("permessage-deflate; client_no_context_takeover; client_max_window_bits"), BASE);
     CHECK_EQ_STR(answer("permessage-deflate; server_max_window_bits=15; client_max_window_bits=9"),
                  BASE "; server_max_window_bits=15; client_max_window_bits=9");
+    /* the longest answer (found by fuzz_pmd when the buffer was one byte short) */
+    CHECK_EQ_STR(answer("permessage-deflate; server_max_window_bits=15; client_max_window_bits=10"),
+                 BASE "; server_max_window_bits=15; client_max_window_bits=10");
 }
 
 static void test_declined(void)
