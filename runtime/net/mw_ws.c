@@ -14,7 +14,6 @@ struct mw_ws {
     const mw_ws_handler *handler;
     void *owner;
     mw_ws_limits limits;
-    size_t wire_max; /* the largest message as sent: compressed ones may be a little longer */
     const uint8_t *in;
     size_t in_len, in_off;
     unsigned fragments; /* frames in the message being received */
@@ -26,7 +25,7 @@ struct mw_ws {
     uint64_t skip;     /* payload bytes of the current frame still to pass */
     uint64_t msg_len;  /* declared length of the data message so far */
     int in_message;    /* a data frame without FIN was seen: its message goes on */
-    int msg_compressed; /* its first frame had RSV1 (permessage-deflate) */
+    int msg_compressed; /* its first frame had RSV1 (permessage-deflate), so the wire limit applies */
     /* the peer's close payload, unmasked: wslay skips the first two bytes of every chunk of
      * it when checking the reason's UTF-8, so a close split across reads passes unchecked */
     uint8_t close_buf[125], close_mask[4];
@@ -36,8 +35,6 @@ struct mw_ws {
     int broken;  /* a protocol error wslay could only report as a failure: we sent 1002 */
     int failed;  /* nothing more can be written: drop the connection */
     int failed_output;
-    const uint8_t *msg; /* the message being delivered (inflated when it came compressed) */
-    size_t msg_size;
     char close_reason[124]; /* from the peer's close frame */
 };
 
@@ -88,13 +85,20 @@ static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event
         refuse(ws, 1008, "Too many fragments");
 }
 
-/* The message to hand over: a compressed one is inflated (into the worker's codec, so that no
- * buffer lives per connection) under max_message_size. Sets ws->msg/msg_len and returns 0, or
- * returns -1 with the reason to refuse it in *code and *reason (nothing is queued). */
-static int inflate_msg(mw_ws *ws, int opcode, const uint8_t *data, size_t len, uint16_t *code, const char **reason)
+/* The largest message to accept as sent: a compressed one may be a little longer than the limit
+ * (deflate's stored blocks), which applies to it once inflated. */
+static size_t wire_max(const mw_ws *ws, int compressed)
 {
-    int rc = mw_deflate_inflate(ws->limits.inflate, data, len, ws->limits.max_message_size, &ws->msg, &ws->msg_size);
-    if (rc == MW_INFLATE_OK && (opcode == 2 || mw_utf8_valid(ws->msg, ws->msg_size)))
+    return compressed ? mw_deflate_wire_max(ws->limits.max_message_size) : ws->limits.max_message_size;
+}
+
+/* Inflates a compressed message (into the worker's codec, so that no buffer lives per
+ * connection) under max_message_size: *data and *len then point to it. Returns 0, or -1 with the
+ * reason to refuse it in *code and *reason (nothing is queued). */
+static int inflate_msg(mw_ws *ws, int opcode, const uint8_t **data, size_t *len, uint16_t *code, const char **reason)
+{
+    int rc = mw_deflate_inflate(ws->limits.inflate, *data, *len, ws->limits.max_message_size, data, len);
+    if (rc == MW_INFLATE_OK && (opcode == 2 || mw_utf8_valid(*data, *len)))
         return 0;
     *code = rc == MW_INFLATE_TOO_BIG ? 1009 : rc == MW_INFLATE_NOMEM ? 1011 : 1007;
     *reason = rc == MW_INFLATE_TOO_BIG ? "Message too big"
@@ -105,33 +109,21 @@ static int inflate_msg(mw_ws *ws, int opcode, const uint8_t *data, size_t len, u
     return -1;
 }
 
-/* Prepares a data message for deliver: as it came, or inflated. Returns 0, or -1 when it was
- * refused (the close is queued). */
-static int inflated(mw_ws *ws, int opcode, int compressed, const uint8_t *data, size_t len)
+/* Hands a data message to the owner, inflated first when it came compressed; a message refused
+ * (over the limit, not inflating) queues its close instead. */
+static void deliver(mw_ws *ws, int opcode, int compressed, const uint8_t *data, size_t len)
 {
     uint16_t code;
     const char *reason;
-    if (!compressed) {
-        if (len > ws->limits.max_message_size) { /* wslay let it pass: the limit it knows is wire_max */
-            refuse(ws, 1009, "Message too big");
-            return -1;
-        }
-        ws->msg = data;
-        ws->msg_size = len;
-        return 0;
+    if (!compressed && len > ws->limits.max_message_size) { /* wslay's limit is the wire one */
+        refuse(ws, 1009, "Message too big");
+    } else if (compressed && inflate_msg(ws, opcode, &data, &len, &code, &reason) != 0) {
+        refuse(ws, code, reason);
+    } else {
+        ws->handler->on_message(ws->owner, opcode, data, len);
+        if (compressed) /* the codec's buffer that held it */
+            mw_deflate_trim(ws->limits.inflate);
     }
-    if (inflate_msg(ws, opcode, data, len, &code, &reason) == 0)
-        return 0;
-    refuse(ws, code, reason);
-    return -1;
-}
-
-/* Hands ws->msg to the owner; the codec's buffer that held an inflated one is given back after. */
-static void deliver(mw_ws *ws, int opcode, int compressed)
-{
-    ws->handler->on_message(ws->owner, opcode, ws->msg, ws->msg_size);
-    if (compressed)
-        mw_deflate_trim(ws->limits.inflate);
 }
 
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
@@ -147,8 +139,8 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         int compressed = (arg->rsv & WSLAY_RSV1_BIT) != 0; /* wslay allows it only once negotiated */
         if (arg->opcode == WSLAY_BINARY_FRAME && !ws->limits.allow_binary)
             refuse(ws, 1003, "Binary frames are not accepted");
-        else if (inflated(ws, arg->opcode, compressed, arg->msg, arg->msg_length) == 0)
-            deliver(ws, arg->opcode, compressed);
+        else
+            deliver(ws, arg->opcode, compressed, arg->msg, arg->msg_length);
     } else if (arg->opcode == WSLAY_PONG) {
         if (ws->handler->on_pong)
             ws->handler->on_pong(ws->owner);
@@ -181,8 +173,7 @@ mw_ws *mw_ws_new(const mw_ws_limits *limits, const mw_ws_handler *handler, void 
         free(ws);
         return NULL;
     }
-    ws->wire_max = limits->inflate ? mw_deflate_wire_max(limits->max_message_size) : limits->max_message_size;
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->wire_max);
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, wire_max(ws, limits->inflate != NULL));
     if (limits->inflate)
         wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
     return ws;
@@ -257,7 +248,7 @@ static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refu
             continue;
         }
         ws->in_message = !fin;
-        if (ws->msg_len > (ws->msg_compressed ? ws->wire_max : ws->limits.max_message_size)) {
+        if (ws->msg_len > wire_max(ws, ws->msg_compressed)) {
             *refuse_code = 1009;
             return i;
         }
@@ -317,27 +308,25 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
             if (plen < 126)
                 break;
         }
-        if (plen > avail - hlen || plen > (compressed ? ws->wire_max : ws->limits.max_message_size))
+        if (plen > avail - hlen || plen > wire_max(ws, compressed))
             break;
         unmask(unmasked, p + hlen, plen, p + hlen - 4);
+        const uint8_t *msg = unmasked;
+        size_t msg_len = plen;
         uint16_t code;
         const char *reason;
-        if (compressed) {
-            if (inflate_msg(ws, opcode, unmasked, plen, &code, &reason) != 0)
-                break; /* wslay's path inflates it again and refuses it */
-        } else if (opcode == 1 && !mw_utf8_valid(unmasked, plen)) {
-            break; /* wslay closes with 1007 */
-        } else {
-            ws->msg = unmasked;
-            ws->msg_size = plen;
-        }
+        if (compressed ? inflate_msg(ws, opcode, &msg, &msg_len, &code, &reason) != 0
+                       : opcode == 1 && !mw_utf8_valid(unmasked, plen))
+            break; /* wslay's path refuses it (1007; inflating it again for the code) */
         off += hlen + plen;
         ws->fragments = 1;
         ws->msg_len = plen;
         /* as msg_cb: control frames answered before this message go out before its reply */
         if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
             ws->failed = 1;
-        deliver(ws, opcode, compressed);
+        ws->handler->on_message(ws->owner, opcode, msg, msg_len);
+        if (compressed)
+            mw_deflate_trim(ws->limits.inflate);
     }
     return off;
 }
