@@ -50,7 +50,8 @@
  * The Error a request() rejects with. `code` is the server's (an error frame's `code`, e.g.
  * "invalid", "not_found", "internal") or the client's own: "timeout" (no reply in time),
  * "disconnected" (the connection dropped after the request was sent: it may or may not have
- * run), "closed" (close() was called), "queue_full", "refused" (joinRoom got success:false).
+ * run), "closed" (close() was called), "queue_full", "refused" (joinRoom or presence got
+ * success:false).
  * `data` is the error frame's data, when there was one.
  * @typedef {Error & {code?: string, data?: object}} MoonwireError
  */
@@ -210,9 +211,11 @@ export class MoonwireClient {
    * then the reply. `options.onRejoin(info)` is called after each rejoin with
    * `{recovered, history, response}`: recovered is true when nothing was lost; false (in a
    * history room) means the gap could not be filled (history expired or trimmed, server
-   * restarted): reload the room's state from your own API.
+   * restarted): reload the room's state from your own API. A rejoin the server refuses (the
+   * room's canJoin says no now) forgets the room and calls onRejoin with `{refused: true,
+   * error, recovered: false}`.
    * @param {string} room
-   * @param {{onRejoin?: (info: {recovered: boolean, history: boolean, response: any}) => void}} [options]
+   * @param {{onRejoin?: (info: {recovered: boolean, history: boolean, response: any, refused?: boolean, error?: string}) => void}} [options]
    * @returns {Promise<any>}
    */
   async joinRoom(room, options) {
@@ -242,6 +245,38 @@ export class MoonwireClient {
   leaveRoom(room) {
     this.#rooms.delete(room);
     return this.#call("system", "leaveRoom", { roomName: room }, undefined, undefined);
+  }
+
+  /**
+   * Who is in a room whose server options say `presence = true` (system/presence; the page must
+   * be a member). Resolves with {roomName, count, users, clients: [{clientId, userId, joinedAt}]}
+   * (userId absent for an anonymous client; at most 1000 clients, oldest first, with
+   * `truncated: true` when there are more); rejects with code "refused" when the server answers
+   * success:false ("Not in room", "Presence is not enabled for this room").
+   * @param {string} room
+   * @returns {Promise<{roomName: string, count: number, users: number, clients: {clientId: string, userId?: string|number, joinedAt: string}[], truncated?: boolean}>}
+   */
+  async presence(room) {
+    const response = await this.#call("system", "presence", { roomName: room }, undefined, undefined);
+    if (!response || response.success !== true) {
+      throw failure((response && response.error) || "no presence for " + room, "refused", response);
+    }
+    return response.data;
+  }
+
+  /**
+   * Calls fn(action, data) for every presence event of a room whose server options say
+   * `joinLeave = true` (room "*": any room): action "join" or "leave", data {roomName, clientId,
+   * userId} (userId absent when anonymous). The same as on("presence", "*", ...) filtered by room.
+   * After a reconnect, call presence(room) again: events sent while disconnected are not replayed.
+   * @param {string} room
+   * @param {(action: "join"|"leave", data: {roomName: string, clientId: string, userId?: string|number}) => void} fn
+   * @returns {() => void} unsubscribes
+   */
+  onPresence(room, fn) {
+    return this.on("presence", "*", (data, message) => {
+      if (data && (room === "*" || data.roomName === room)) fn(message.action, data);
+    });
   }
 
   /**
@@ -402,8 +437,13 @@ export class MoonwireClient {
     try {
       const response = await this.#call("system", "joinRoom", data, undefined, room);
       if (!response || response.success !== true) {
+        // e.g. the room's canJoin refuses now: the page hears it through onRejoin
         this.#rooms.delete(room);
         console.warn("moonwire: could not rejoin room " + room + ":", response && response.error);
+        if (entry && entry.onRejoin) {
+          safely(entry.onRejoin, { recovered: false, history: false, refused: true,
+                                   error: response && response.error, response });
+        }
         return;
       }
       if (entry) {

@@ -1,28 +1,31 @@
--- examples/chat: a chat with rooms and nicknames (controllers/chat.lua, public/ for the page).
--- Messages are stored in the database (SQLite in data/app.db by default, or --database
--- postgres://...) and the last 50 are shown on join; jobs/report.lua computes a room report
--- in the background.
--- A client is in one room at a time: joining another room leaves the previous one, and
--- leaving (or disconnecting, which leaves every room first) tells the people still in the
--- room that the member list changed.
-local function memberList(server, room, leaving)
-  local members = {}
-  for _, id in ipairs(server:getRoomClients(room) or {}) do
-    if id ~= leaving then
-      local client = server:getClient(id)
-      if client then
-        members[#members + 1] = {
-          clientId = id,
-          nickname = client.metadata.nickname or ("guest-" .. id:sub(1, 6)),
-        }
-      end
-    end
-  end
-  return members
-end
+-- examples/chat: a chat with rooms, nicknames, presence and a private room (controllers/chat.lua,
+-- public/ for the page). Messages are stored in the database (SQLite in data/app.db by default,
+-- or --database postgres://...) so the page shows the last 50 on join; jobs/report.lua computes
+-- a room report in the background.
+-- The rooms are declared below: every room keeps its recent messages (history), so a page that
+-- reconnects gets what it missed, and lists who is online (presence) with join/leave events.
+-- Rooms "vip:*" are only for tokens with the claim vip = true (examples/chat/token.py).
+
+-- For trying the example only: anybody who reads this file can sign tokens with it. In
+-- production set CHAT_SECRET (32+ characters) and let your login service issue the tokens.
+local DEV_SECRET = "chat-example-dev-secret-change-me-0123456789"
 
 return {
-  rooms = { clientCanJoinMultipleRooms = false },
+  auth = { secret = os.getenv("CHAT_SECRET") or DEV_SECRET, required = false }, -- guests welcome
+  rooms = {
+    clientCanJoinMultipleRooms = false, -- one room at a time: joining another leaves the first
+    options = { -- the first entry whose pattern matches applies
+      { pattern = "vip:*", history = { size = 100, ttl = 3600 }, presence = true, joinLeave = true,
+        -- checked for every join a client asks for (system/joinRoom, and moonwire.js's rejoins)
+        canJoin = function(clientId, room, client)
+          if client.user and client.user.payload.vip == true then return true end
+          return "VIP rooms need a token with the vip claim" -- the page shows this reason
+        end },
+      -- every other room: the last 100 messages (kept for an hour after the last one), who
+      -- is online, and presence/join + presence/leave events to the members
+      { pattern = "*", history = { size = 100, ttl = 3600 }, presence = true, joinLeave = true },
+    },
+  },
   events = {
     -- Every worker makes sure the table exists (the statements are idempotent).
     onServerStarted = function(mw)
@@ -33,16 +36,6 @@ return {
       if ok then ok, err = mw.database:exec("CREATE INDEX IF NOT EXISTS messages_room ON messages (room, id)") end
       if not ok then mw.log:error("chat: cannot create the messages table", { error = err }) end
     end,
-    onLeaveRoom = function(clientId, room)
-      local server = require("moonwire").webSocketServer
-      local members = memberList(server, room, clientId)
-      if #members == 0 then return end -- nobody left to tell
-      server:sendMessageToRoom(room, {
-        type = "chat", action = "members", data = { room = room, members = members },
-      })
-    end,
-    -- A disconnect leaves every room first (onLeaveRoom above runs for each), so the rooms
-    -- are already told; this only logs.
     onDisconnect = function(clientId, code)
       require("moonwire").log:info("chat: client left", { clientId = clientId, code = code })
     end,

@@ -5,9 +5,11 @@
 --   {p}w:{tag}:rooms        set of the rooms it has members in
 --   {p}r:{room}:{tag}       set of its members of that room
 --   {p}workers              set of worker tags (pruned of dead ones by every heartbeat)
+--   {p}w:{tag}:stats        JSON {workerId, messagesIn, messagesOut} as of its last heartbeat
 -- The heartbeat refreshes every TTL in one pipeline, so a killed worker's clients vanish from
 -- every lookup within two heartbeats; reads are one Lua script each (one round trip) that
--- skips workers whose alive marker is gone. No worker keeps a copy of every client.
+-- skips workers whose alive marker is gone. No worker keeps a copy of every client. Dead
+-- workers leave {p}workers in moonwire.presence's reap (it sends their leave events).
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 
@@ -52,6 +54,40 @@ for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
 end
 return n]]
 
+-- Every room with members: a flat list name, count, name, count, ...
+local SCRIPT_ROOM_COUNTS = [[
+local counts, names = {}, {}
+for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
+  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 1 then
+    for _, r in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'w:' .. tag .. ':rooms')) do
+      local n = redis.call('SCARD', ARGV[1] .. 'r:' .. r .. ':' .. tag)
+      if n > 0 then
+        if not counts[r] then counts[r] = 0; names[#names + 1] = r end
+        counts[r] = counts[r] + n
+      end
+    end
+  end
+end
+local out = {}
+for _, r in ipairs(names) do out[#out + 1] = r; out[#out + 1] = counts[r] end
+return out]]
+
+-- Each live worker: its stats record and client count (a flat list), then the number of rooms
+-- with members.
+local SCRIPT_STATS = [[
+local out, seen, rooms = {}, {}, 0
+for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
+  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 1 then
+    out[#out + 1] = redis.call('GET', ARGV[1] .. 'w:' .. tag .. ':stats') or ''
+    out[#out + 1] = redis.call('HLEN', ARGV[1] .. 'w:' .. tag .. ':clients')
+    for _, r in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'w:' .. tag .. ':rooms')) do
+      if not seen[r] then seen[r] = true; rooms = rooms + 1 end
+    end
+  end
+end
+out[#out + 1] = rooms
+return out]]
+
 local SCRIPT_CLIENT = [[
 if redis.call('EXISTS', ARGV[1] .. 'w:' .. ARGV[2]) == 0 then return false end
 return redis.call('HGET', ARGV[1] .. 'w:' .. ARGV[2] .. ':clients', ARGV[3])]]
@@ -66,11 +102,6 @@ end
 redis.call('DEL', p .. 'w:' .. tag .. ':clients', p .. 'w:' .. tag .. ':rooms')
 return 1]]
 
-local SCRIPT_PRUNE = [[
-for _, tag in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
-  if redis.call('EXISTS', ARGV[1] .. 'w:' .. tag) == 0 then redis.call('SREM', ARGV[1] .. 'workers', tag) end
-end
-return 1]]
 
 function M.init(config, tag)
   if not core.redis_configured() then return end
@@ -115,16 +146,21 @@ function M.heartbeat(local_rooms)
   if not enabled or not core.redis_connected() then return end
   fire("SET", k_alive(), "1", "PX", TTL_MS)
   fire("SADD", P .. "workers", TAG)
+  local s = core.stats() -- the HTTP API's stats method reads it
+  fire("SET", k_alive() .. ":stats", json.encode({ workerId = s.workerId, messagesIn = s.messagesIn,
+    messagesOut = s.messagesOut }), "PX", TTL_MS)
   fire("PEXPIRE", k_clients(), TTL_MS)
   fire("PEXPIRE", k_rooms(), TTL_MS)
   for _, room in ipairs(local_rooms) do fire("PEXPIRE", k_room(room), TTL_MS) end
-  fire("EVAL", SCRIPT_PRUNE, 0, P)
+  -- dead workers leave {p}workers in moonwire.presence's reap, which sends their clients'
+  -- leave events (it runs right after this, in the heartbeat's coroutine)
 end
 
 -- After (re)connecting: write the whole local state again (Redis may have lost it).
 function M.resync(clients)
   if not enabled then return end
   fire("EVAL", SCRIPT_FORGET, 0, P, TAG)
+  fire("EVAL", require("moonwire.presence").SCRIPT_FORGET, 0, P, TAG)
   for _, info in ipairs(clients) do
     local ok, err = pcall(M.put_client, info)
     if not ok then core.log("warn", "cluster: a client record could not be written", { clientId = info.clientId, error = tostring(err) }) end
@@ -141,6 +177,30 @@ end
 function M.room_clients(redis, room) return eval(redis, SCRIPT_ROOM_CLIENTS, room) end
 function M.rooms(redis) return eval(redis, SCRIPT_ROOMS) end
 function M.count(redis) return eval(redis, SCRIPT_COUNT) end
+
+-- room -> member count, for every room with members (nil, err during an outage).
+function M.room_counts(redis)
+  local flat, err = eval(redis, SCRIPT_ROOM_COUNTS)
+  if type(flat) ~= "table" then return nil, err end
+  local out = {}
+  for i = 1, #flat, 2 do out[flat[i]] = flat[i + 1] end
+  return out
+end
+
+-- The live workers [{workerId, connections, messagesIn, messagesOut}] and the number of rooms
+-- with members (nil, err during an outage). A worker that has not beaten yet has no figures.
+function M.stats(redis)
+  local flat, err = eval(redis, SCRIPT_STATS)
+  if type(flat) ~= "table" then return nil, err end
+  local workers = {}
+  for i = 1, #flat - 1, 2 do
+    local ok, rec = pcall(json.decode, flat[i])
+    if not ok or type(rec) ~= "table" then rec = {} end
+    workers[#workers + 1] = { workerId = rec.workerId or "?", connections = flat[i + 1],
+                              messagesIn = rec.messagesIn or 0, messagesOut = rec.messagesOut or 0 }
+  end
+  return workers, flat[#flat]
+end
 
 function M.client(redis, id)
   local raw, err = eval(redis, SCRIPT_CLIENT, id:sub(1, #TAG), id)

@@ -17,7 +17,7 @@ local schema = {
   heartbeat = { interval = "posnum", timeout = "posnum" },
   cluster = { heartbeat = "posnum" },
   limits = { maxMessageSize = "posint", maxFragments = "posint", maxHeaderBytes = "posint",
-             handshakeTimeout = "posnum", maxConnections = "posint", sendQueueBytes = "posint",
+             handshakeTimeout = "posnum", messageTimeout = "posnum", maxConnections = "posint", sendQueueBytes = "posint",
              rate = { messages = "posnum", per = "posnum", burst = "posnum" },
              jsonDepth = "posint", handlerTimeout = "posnum", luaMemory = "posint",
              shutdownTimeout = "posnum", historyBytes = "posint" },
@@ -28,6 +28,7 @@ local schema = {
   raw = "function",
   dev = "boolean",
   log = { level = "loglevel", format = "logformat" },
+  api = { key = "string", rate = { requests = "posnum", per = "posnum", burst = "posnum" } },
   compression = { enabled = "boolean", threshold = "count", level = "zlevel" },
 }
 
@@ -43,7 +44,7 @@ local function defaults()
     heartbeat = { interval = 25, timeout = 10 },
     cluster = { heartbeat = 5 },
     limits = { maxMessageSize = 65536, maxFragments = 1024, maxHeaderBytes = 8192,
-               handshakeTimeout = 10, sendQueueBytes = 1048576,
+               handshakeTimeout = 10, messageTimeout = 30, sendQueueBytes = 1048576,
                rate = { messages = 100, per = 1, burst = 200 },
                jsonDepth = 32, handlerTimeout = 5, luaMemory = 268435456, shutdownTimeout = 8,
                historyBytes = 67108864 },
@@ -51,6 +52,7 @@ local function defaults()
     subscribers = {},
     dev = false,
     log = { level = "info", format = "text" },
+    api = { rate = { requests = 1000, per = 1, burst = 2000 } }, -- per client address and worker
     compression = { enabled = false, threshold = 256, level = 1 },
   }
 end
@@ -154,6 +156,7 @@ local override_paths = {
   host = { "host" }, port = { "port" }, path = { "path" }, workers = { "workers" },
   redis = { "redis", "url" }, database = { "database", "url" }, jwt_secret = { "auth", "secret" },
   dev = { "dev" }, log_level = { "log", "level" }, log_format = { "log", "format" },
+  api_key = { "api", "key" },
   compression = { "compression", "enabled" },
 }
 
@@ -239,6 +242,11 @@ function M.load(app_dir, overrides)
     if cfg.auth.secret and #cfg.auth.secret > 4095 then
       bad("auth.secret", "must be at most 4095 bytes long")
     end
+    if cfg.api.key and #cfg.api.key < 16 then
+      bad("api.key", "must be at least 16 characters long (a short key can be guessed); got " .. #cfg.api.key)
+    end
+    if cfg.api.key and #cfg.api.key > 512 then bad("api.key", "must be at most 512 characters long") end
+    if cfg.api.rate.burst < 1 then bad("api.rate.burst", "must be at least 1") end
     if cfg.path:sub(1, 1) ~= "/" then bad("path", "must start with /, got \"" .. cfg.path .. "\"") end
     local url = cfg.database.url
     if url and not (url:find("^sqlite:.") or url:find("^postgres://") or url:find("^postgresql://")) then

@@ -66,6 +66,19 @@ function M.send(room, h, body, exclude, dedupe)
   return (core.history_send(room, body, h.size, h.ttl, exclude))
 end
 
+-- Sends body as the room's next message and returns its offset (waits for Redis), or nil, err.
+function M.publish_wait(room, h, body)
+  if in_redis() then
+    scheduler.check("publish")
+    local call = scheduler.next_token()
+    local ok, err = core.history_publish_async(call, room, body, h.size, h.ttl)
+    if not ok then return nil, err end
+    return scheduler.wait(call)
+  end
+  local _, offset = core.history_send(room, body, h.size, h.ttl)
+  return offset
+end
+
 -- since as a client sent it: nil (absent or JSON null), or offset, epoch; false when malformed
 -- (not an object, a negative or non-integer offset, a non-string epoch).
 function M.parse_since(since)

@@ -1,9 +1,10 @@
 -- moonwire.hooks: the functions C calls into Lua (runtime/vm/mw_lvm.c keeps a reference to
--- each field of M.hooks: admit, on_request, on_invalid, on_message, on_connect, on_disconnect,
--- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload; raw_site is
--- a value), and the app's events they fire (app.lua events.onConnect, onDisconnect,
--- onJoinRoom, onLeaveRoom, onServerStarted, onAuthenticate) and subscribers they run. Each
--- hook returns to C at once: handlers run in the scheduler's coroutines.
+-- each field of M.hooks: admit, on_invalid, on_runtime_error, on_message, on_connect, on_disconnect,
+-- resume, spawn, on_redis_message, on_bus_op, on_redis_state, on_started, reload, on_api, adopt and
+-- message_loop; raw_site, body and FINISHED are values), and the app's events they fire
+-- (app.lua events.onConnect, onDisconnect, onJoinRoom, onLeaveRoom, onServerStarted,
+-- onAuthenticate) and subscribers they run. Each hook returns to C at once: handlers run in
+-- the scheduler's coroutines.
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 local frames = require "moonwire.frames"
@@ -17,9 +18,10 @@ local DONE, FAILED = scheduler.DONE, scheduler.FAILED
 
 local M = {}
 local hooks = {} -- the table runtime.start returns to C
+hooks.message_loop, hooks.FINISHED, hooks.adopt = scheduler.message_loop, scheduler.FINISHED, scheduler.adopt
 M.hooks = hooks
 
--- clientId -> {user = {userId, payload} or nil, metadata = {}, request = the upgrade request
+-- clientId -> {user = {userId, payload} or nil, metadata = {} or nil until set, request = the upgrade request
 -- (kept only when onAuthenticate must see it again at auth/refresh)}: the local clients, shared
 -- with the webSocketServer binding.
 local clients = {}
@@ -44,6 +46,7 @@ function M.setup(ctx)
   state.config, state.events, state.raw = ctx.config, ctx.events or {}, ctx.raw
   state.bindings, state.queue_store, state.reload = ctx.bindings, ctx.queue_store, ctx.reload
   state.body = router.handler()
+  hooks.body = state.body -- C resumes its pooled coroutines with it (runtime/vm/mw_lco.c)
   hooks.raw_site = router.raw_site() -- read once by C, which pushes it for every raw message
 end
 
@@ -74,13 +77,21 @@ function hooks.admit(request, claims_json, token_error, has_token)
   return status, reason, user and auth.user_key(user.userId), expires, forwarded
 end
 
--- A message whose envelope C decoded and accepted (runtime/vm/mw_lvm.c l_dispatch): runs the
--- router on its parts in a pooled coroutine. Returns DONE, FAILED or PENDING.
+-- A message whose envelope was decoded and accepted: runs the router on its parts in a pooled
+-- coroutine. Returns DONE, FAILED or PENDING. (The runtime's C side does the same with its own
+-- pool, runtime/vm/mw_lco.c; this one serves on_message, for the Lua tests.)
 function hooks.on_request(clientId, t, a, data, rid)
   local status, err = run_message(clientId, state.body, clientId, t, a, data, rid)
   if status then return status end
   -- a bug in the runtime itself: never leave the client without an answer
   core.log("error", "runtime error", { ["in"] = "on_message", error = tostring(err) })
+  core.send(clientId, frames.error("Internal error", "internal"))
+  return FAILED
+end
+
+-- The runtime itself failed on a message of clientId (C logged why): never leave the client
+-- without an answer.
+function hooks.on_runtime_error(clientId)
   core.send(clientId, frames.error("Internal error", "internal"))
   return FAILED
 end
@@ -109,7 +120,12 @@ end
 function hooks.on_connect(clientId)
   local user = state.admitted_user
   state.admitted_user = nil
-  clients[clientId] = { user = user, metadata = {}, request = state.admitted_request }
+  -- fields only when set (metadata is made by the first setMetadata): an idle connection's
+  -- record is one empty table, not three (memory per connection, issue 15)
+  local rec = {}
+  if user then rec.user = user end
+  if state.admitted_request then rec.request = state.admitted_request end
+  clients[clientId] = rec
   state.admitted_request = nil
   if user and not state.raw then core.send(clientId, frames.authenticated(user.userId)) end -- raw: the app owns every frame
   state.bindings.webSocketServer:_publishClient(clientId)
@@ -155,11 +171,21 @@ end
 -- rooms_left: the rooms the C side removed the client from as it closed.
 function hooks.on_disconnect(clientId, code, reason, rooms_left)
   local cluster = require "moonwire.cluster"
-  for _, room in ipairs(rooms_left or {}) do cluster.room_left(clientId, room, #core.room_members(room) == 0) end
+  local presence = require "moonwire.presence"
+  for _, room in ipairs(rooms_left or {}) do
+    cluster.room_left(clientId, room, #core.room_members(room) == 0)
+    presence.left(clientId, room) -- leave events to the other members (joinLeave rooms)
+  end
   cluster.remove_client(clientId)
   for _, room in ipairs(rooms_left or {}) do fire("onLeaveRoom", clientId, room) end
   fire("onDisconnect", clientId, code, reason)
   clients[clientId] = nil
+end
+
+-- An HTTP API call (POST /api/NAME): moonwire.api runs it in its own coroutine and answers.
+function hooks.on_api(ticket, name, body)
+  local api = require "moonwire.api"
+  spawn("api " .. name:sub(1, 64), api.run, ticket, name, body)
 end
 
 -- From C: the reply to call number `call` of coroutine co arrived (see moonwire.scheduler).
@@ -244,6 +270,7 @@ function hooks.on_redis_state(up)
       if c then c.lastActivity = nil; infos[#infos + 1] = c end
     end
     cluster.resync(infos)
+    require("moonwire.presence").resync()
     cluster.heartbeat(core.room_names())
   end
   if not started then spawn("redis connected", run_started) end -- the first connection

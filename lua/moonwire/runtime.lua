@@ -101,8 +101,14 @@ function M.start(opts)
   jobs.set_processors(jobs.load(opts.app_dir .. "/jobs"))
   local cluster = require "moonwire.cluster"
   cluster.init(config, opts.worker.tag)
+  local presence = require "moonwire.presence"
+  presence.init(config, opts.worker.tag)
   if cluster.enabled() then
-    bindings.timer:every(config.cluster.heartbeat, function() cluster.heartbeat(core.room_names()) end)
+    bindings.timer:every(config.cluster.heartbeat, function()
+      cluster.heartbeat(core.room_names())
+      presence.heartbeat()
+      presence.reap(bindings.redis) -- waits for Redis: claims dead workers, sends their leave events
+    end)
   end
   return hooks.hooks
 end

@@ -72,6 +72,7 @@ local waiting = setmetatable({}, { __mode = "k" }) -- coroutine -> the token of 
 local pending = {}                                 -- waiting message coroutine -> clientId
 local local_only = setmetatable({}, { __mode = "k" }) -- subscriber handler coroutine -> {channel, payload, sends}
 local n_local = 0 -- subscriber handlers started and not finished (one never finished keeps it above 0)
+local set_local_handlers = core.local_handlers or function() end -- C's copy (sendRaw in C)
 local last_token = 0
 
 -- A new number for one call of a binding.
@@ -156,6 +157,14 @@ function M.run_message(clientId, fn, a, b, c, d, e)
   return PENDING
 end
 
+-- C resumes message coroutines of its own pool (runtime/vm/mw_lco.c) running the same loop:
+-- one that waits on I/O is handed over here, and resumed and released like run_message's.
+M.message_loop, M.FINISHED = message_loop, FINISHED
+function M.adopt(co, clientId)
+  pending[co] = clientId
+  sites[co] = running_site
+end
+
 -- Resumes a coroutine that waited on I/O; used by the yielding bindings and by C. call is the
 -- number of the call the reply answers: a coroutine that is not waiting for it (it failed to
 -- yield, moved on, or was cancelled) is left alone.
@@ -197,7 +206,7 @@ end
 local function spawn_co(what, fn, mark_local, site_fn, ...)
   local co = co_create(function(...)
     local ok, err = xpcall(fn, capture, ...)
-    if mark_local then n_local = n_local - 1 end
+    if mark_local then n_local = n_local - 1; set_local_handlers(n_local) end
     if not ok then
       err = failure(err)
       if err.__internal then errors.log(what, err)
@@ -207,6 +216,7 @@ local function spawn_co(what, fn, mark_local, site_fn, ...)
   if mark_local then
     local_only[co] = { (...), (select(2, ...)), 0 }
     n_local = n_local + 1
+    set_local_handlers(n_local)
   end
   local source, line = site_of(site_fn or fn)
   site_push(what, source, line)

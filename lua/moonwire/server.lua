@@ -6,6 +6,7 @@ local auth = require "moonwire.auth"
 local cluster = require "moonwire.cluster"
 local room_options = require "moonwire.room_options"
 local history = require "moonwire.history"
+local presence = require "moonwire.presence"
 local scheduler = require "moonwire.scheduler"
 
 local running = coroutine.running
@@ -121,6 +122,7 @@ function Server:updateClient(clientId, key, value)
   if not ok then error("updateClient: the value cannot be stored as JSON: " .. tostring(why), 2) end
   local state = self._ctx.clients[clientId]
   if not state then return remote(self, clientId, "updateClient", key, value) end
+  state.metadata = state.metadata or {}
   state.metadata[key] = deep_copy(value)
   self:_publishClient(clientId)
   return true
@@ -135,6 +137,18 @@ end
 -- A join left undone (its history could not be read): the client leaves the room again.
 local function undo_join(clientId, room)
   if core.room_leave(clientId, room) then cluster.room_left(clientId, room, #core.room_members(room) == 0) end
+end
+
+-- The local client's userId (nil when anonymous or unknown).
+local function user_id(self, clientId)
+  local s = self._ctx.clients[clientId]
+  return s and s.user and s.user.userId
+end
+
+-- The client left room (C removed it already): the cluster state, presence (join/leave events).
+local function after_leave(clientId, room)
+  cluster.room_left(clientId, room, #core.room_members(room) == 0)
+  presence.left(clientId, room)
 end
 
 --- Adds the client to a room. Returns true, or false and the reason. In a history room it
@@ -162,7 +176,7 @@ function Server:joinRoom(clientId, room, opts)
   if not member and not cfg.clientCanJoinMultipleRooms then
     for _, r in ipairs(rooms) do
       if core.room_leave(clientId, r) then
-        cluster.room_left(clientId, r, #core.room_members(r) == 0)
+        after_leave(clientId, r)
         self._ctx.fire("onLeaveRoom", clientId, r)
       end
     end
@@ -185,6 +199,7 @@ function Server:joinRoom(clientId, room, opts)
   end
   if joined then
     self:_publishClient(clientId)
+    presence.joined(clientId, room, user_id(self, clientId))
     self._ctx.fire("onJoinRoom", clientId, room)
   end
   if info then
@@ -203,7 +218,7 @@ function Server:leaveRoom(clientId, room)
   if type(room) ~= "string" then return false end
   if not self._ctx.clients[clientId] then return remote(self, clientId, "leaveRoom", room) end
   if core.room_leave(clientId, room) then
-    cluster.room_left(clientId, room, #core.room_members(room) == 0)
+    after_leave(clientId, room)
     self:_publishClient(clientId)
     self._ctx.fire("onLeaveRoom", clientId, room)
     return true
@@ -218,7 +233,7 @@ function Server:leaveAllRooms(clientId)
     return remote(self, clientId, "leaveAllRooms") and 0 or 0
   end
   local left = core.room_leave_all(clientId) or {}
-  for _, r in ipairs(left) do cluster.room_left(clientId, r, #core.room_members(r) == 0) end
+  for _, r in ipairs(left) do after_leave(clientId, r) end
   if #left > 0 then self:_publishClient(clientId) end
   for _, r in ipairs(left) do self._ctx.fire("onLeaveRoom", clientId, r) end
   return #left
@@ -280,6 +295,27 @@ function Server:getHistory(room, opts)
   return history.get(room, h, since, limit)
 end
 
+--- Who is in a room with presence, across the cluster: {count, users (distinct userIds, an
+--- anonymous client counting as one), clients = {{clientId, userId, joinedAt}, ...}} with the
+--- oldest joiner first; opts.limit caps `clients` (then `truncated = true` when it left some
+--- out; count and users stay exact). Raises for a room without presence; nil, err when Redis is
+--- unavailable (waits with Redis).
+function Server:getPresence(room, opts)
+  if type(room) ~= "string" then error("getPresence: room must be a string, got " .. type(room), 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("getPresence: opts must be a table, got " .. type(opts), 2) end
+  local limit = opts and opts.limit
+  if limit ~= nil and (type(limit) ~= "number" or limit < 0 or math.floor(limit) ~= limit) then
+    error("getPresence: limit must be an integer >= 0", 2)
+  end
+  local o = room_options.match(room)
+  if not (o and o.presence) then error("getPresence: room '" .. room .. "' has no presence (see rooms.options)", 2) end
+  if cluster.enabled() and self._ctx.redis then
+    scheduler.check("getPresence")
+    return presence.get(self._ctx.redis, room, limit)
+  end
+  return presence.get(nil, room, limit)
+end
+
 --- Sends msg to every connection of a user (userId as in client.user.userId); returns the count.
 function Server:sendMessageToUser(userId, msg)
   local key = auth.user_key(userId)
@@ -312,5 +348,7 @@ function Server:sendRaw(clientId, data, isBinary)
   end
   return sent
 end
+-- the same in C while no subscriber handler runs (an echo server calls it once per message)
+if core.send_raw_method then Server.sendRaw = core.send_raw_method(Server.sendRaw) end
 
 return Server

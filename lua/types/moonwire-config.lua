@@ -37,7 +37,7 @@
 ---@field history? moonwire.RoomHistory keep the room's last messages for late joiners and reconnects
 ---@field presence? boolean track who is in the room (getPresence)
 ---@field joinLeave? boolean tell members when someone joins or leaves
----@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string|nil who may join from the client side
+---@field canJoin? false|fun(clientId: string, roomName: string, client: table): boolean|string who may join from the client side (true allows; false or a string refuses; anything else refuses "Not allowed")
 
 ---rooms.options[i].history.
 ---@class moonwire.RoomHistory
@@ -70,6 +70,7 @@
 ---@field maxFragments? integer frames per message; over it: close 1008 (default 1024)
 ---@field maxHeaderBytes? integer request line + headers; over it: HTTP 431 (default 8192)
 ---@field handshakeTimeout? number seconds for the request head (default 10)
+---@field messageTimeout? number seconds to receive one message once its first byte arrived; past it: close 1008 (default 30)
 ---@field maxConnections? integer connections per worker, HTTP-phase ones included; past it: HTTP 503 (default: the open-file limit minus a reserve)
 ---@field sendQueueBytes? integer per connection; a slow consumer over it is closed with 4503 (default 1048576)
 ---@field rate? moonwire.RateConfig
@@ -116,6 +117,15 @@
 
 ---The table app.lua returns (deep-merged into the defaults; flags beat environment beat app.lua).
 ---Durations are seconds (fractions allowed); relative paths are relative to the app folder.
+---@class moonwire.ApiRateConfig
+---@field requests? number API requests refilled per `per` seconds, per client address and worker (default 1000)
+---@field per? number seconds (default 1)
+---@field burst? number requests allowed at once (default 2000)
+
+---@class moonwire.ApiConfig
+---@field key? string the HTTP API's key, at least 16 characters (env MOONWIRE_API_KEY); nil: /api and /admin answer 404
+---@field rate? moonwire.ApiRateConfig
+
 ---@class moonwire.Config
 ---@field host? string listen address (default "0.0.0.0")
 ---@field port? integer listen port (default 8080)
@@ -137,4 +147,5 @@
 ---@field raw? moonwire.RawHandler raw mode (binary frames accepted)
 ---@field dev? boolean hot reload, tracebacks in error replies, debug logs (--dev)
 ---@field log? moonwire.LogConfig
+---@field api? moonwire.ApiConfig the HTTP API (POST /api/METHOD) and the /admin page
 ---@field compression? moonwire.CompressionConfig

@@ -126,6 +126,25 @@ function WebSocketServer:joinRoom(clientId, room, opts) end
 ---@return string? err set during a Redis outage
 function WebSocketServer:getHistory(room, opts) end
 
+---@class moonwire.PresenceEntry
+---@field clientId string
+---@field userId? string|integer nil for an anonymous client
+---@field joinedAt string ISO 8601 (UTC, milliseconds)
+
+---@class moonwire.Presence
+---@field count integer members across the cluster
+---@field users integer distinct userIds (each anonymous client counts as one)
+---@field clients moonwire.PresenceEntry[] oldest joiner first (at most opts.limit)
+---@field truncated? boolean true when opts.limit left members out of clients
+
+---Who is in a room with `presence = true`, across the cluster (one Redis round trip; waits with Redis).
+---Raises for a room without presence.
+---@param room string
+---@param opts? {limit?: integer} caps `clients` (count and users stay exact)
+---@return moonwire.Presence? presence
+---@return string? err set during a Redis outage
+function WebSocketServer:getPresence(room, opts) end
+
 ---Removes the client from a room (fires events.onLeaveRoom).
 ---@param clientId string
 ---@param room string

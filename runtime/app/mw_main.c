@@ -54,6 +54,7 @@ static const char usage_serve[] =
     "  --log-format FORMAT   text or json                   MOONWIRE_LOG_FORMAT   (text)\n"
     "  --compression         permessage-deflate             MOONWIRE_COMPRESSION=1 (off)\n"
     "  -h, --help            show this help\n"
+    "Environment only: MOONWIRE_API_KEY (api.key: enables POST /api/METHOD and /admin).\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain and stop;\n"
     "         SIGHUP reloads controllers, jobs and lib/ modules in every worker.\n";
@@ -109,6 +110,10 @@ static void add_env_overrides(mw_config *cfg)
         if (v && *v)
             mw_config_add_override(cfg, flags[f].key, v, flags[f].env);
     }
+    /* a secret: environment only (a flag would show in the process list) */
+    const char *key = getenv("MOONWIRE_API_KEY");
+    if (key && *key)
+        mw_config_add_override(cfg, "api_key", key, "MOONWIRE_API_KEY");
 }
 
 /* Parses argv after the command into cfg: APP_DIR and overrides. Returns -1 (printed) on error,

@@ -38,6 +38,12 @@ static void http_request_cb(void *owner, mw_conn *c, const mw_http_request *r)
     mw_httpd_serve(&w->httpd, c, r);
 }
 
+static void http_dropped_cb(void *owner, mw_conn *c, uint64_t ticket)
+{
+    mw_worker *w = owner;
+    mw_api_dropped(&w->api, c, ticket);
+}
+
 static const mw_conn_handler conn_handler = {
     .admit = mw_session_admit,
     .open = mw_session_open,
@@ -46,6 +52,7 @@ static const mw_conn_handler conn_handler = {
     .closed = mw_session_closed,
     .release = mw_session_release,
     .http_request = http_request_cb,
+    .http_dropped = http_dropped_cb,
 };
 
 static size_t connections_cb(void *owner)
@@ -64,7 +71,20 @@ static const char *not_ready_cb(void *owner)
     return NULL;
 }
 
-static const mw_httpd_handler httpd_handler = { connections_cb, not_ready_cb };
+static void api_call_cb(void *owner, mw_conn *c, int method, const char *name, size_t name_len, const char *body,
+                        size_t body_len, uint64_t start_ns)
+{
+    mw_worker *w = owner;
+    mw_api_call(&w->api, c, method, name, name_len, body, body_len, start_ns);
+}
+
+static const mw_httpd_handler httpd_handler = { connections_cb, not_ready_cb, api_call_cb };
+
+static void api_reply_cb(void *owner, uint64_t ticket, int status, const char *json, size_t len)
+{
+    mw_worker *w = owner;
+    mw_api_reply(&w->api, ticket, status, json, len);
+}
 
 /* Another worker published for our clients: the fan-out delivers sends and closes, Lua runs the
  * webSocketServer calls (OP). */
@@ -218,6 +238,7 @@ static mw_lvm *start_lvm(mw_worker *w, char *err, size_t errlen)
         { "queue", mw_lapi_queue_open, &w->queue_api },
         { "auth", mw_lapi_auth_open, &w->auth_api },
         { "history", mw_lapi_history_open, &w->history_api },
+        { "api", mw_lapi_api_open, &w->api_api },
     };
     mw_lvm_worker info = { .id = w->id, .index = w->index, .count = w->count, .tag = w->tag,
                            .client_count = &w->fanout.clients.count };
@@ -341,6 +362,7 @@ static void free_worker(mw_worker *w)
     mw_history_free(&w->history);
     mw_hist_redis_free(&w->hist_redis);
     mw_jwt_free(&w->jwt);
+    mw_httpd_free(&w->httpd);
     free(w);
 }
 
@@ -381,16 +403,26 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
     memcpy(w->tag, random_tag, MW_WORKER_TAG_LEN);
     w->tag[MW_WORKER_TAG_LEN] = '\0';
     snprintf(w->id, sizeof(w->id), "%s:%d:%s", host, (int)getpid(), w->tag);
-    mw_httpd_init(&w->httpd, w->id, cfg->runtime_dir, cfg->app_dir, metrics, w->m, &httpd_handler, w);
+    if (mw_httpd_init(&w->httpd, w->id, cfg, metrics, w->m, &httpd_handler, w) != 0) {
+        mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
+        mw_httpd_free(&w->httpd);
+        free(w);
+        return 1;
+    }
+    /* an API call waits for Lua: its run time, and a few Redis round trips */
+    mw_api_init(&w->api, &w->httpd, &w->lvm, cfg->limits.handler_timeout + 2 * cfg->redis_timeout + 5);
+    w->api_api = (mw_lapi_api_ctx){ api_reply_cb, w };
 
     if (mw_fanout_init(&w->fanout, &w->bus, w->m) != 0) {
         mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
+        mw_httpd_free(&w->httpd);
         free(w);
         return 1;
     }
     if (mw_history_init(&w->history, w->tag, MW_HISTORY_DEFAULT_CAP, w->m) != 0) {
         mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
         mw_fanout_free(&w->fanout);
+        mw_httpd_free(&w->httpd);
         free(w);
         return 1;
     }
@@ -398,6 +430,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         mw_logf(MW_LOG_ERROR, "out of memory starting worker %d", index);
         mw_fanout_free(&w->fanout);
         mw_history_free(&w->history);
+        mw_httpd_free(&w->httpd);
         free(w);
         return 1;
     }
@@ -408,6 +441,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         mw_fanout_free(&w->fanout);
         mw_history_free(&w->history);
         mw_hist_redis_free(&w->hist_redis);
+        mw_httpd_free(&w->httpd);
         free(w);
         return 3;
     }

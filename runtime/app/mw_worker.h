@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "mw_accept.h"
+#include "mw_api.h"
 #include "mw_bus.h"
 #include "mw_config.h"
 #include "mw_conn.h"
@@ -16,6 +17,7 @@
 #include "mw_history.h"
 #include "mw_httpd.h"
 #include "mw_jwt.h"
+#include "mw_lapi_api.h"
 #include "mw_lapi_auth.h"
 #include "mw_lapi_db.h"
 #include "mw_lapi_history.h"
@@ -39,7 +41,8 @@ typedef struct mw_worker {
     mw_metrics_slot *m;
     mw_net net;               /* every connection: the lists, the limits, the read buffer */
     mw_acceptor acceptor;     /* the listening socket, the connection limit, the reserve descriptor */
-    mw_httpd httpd;           /* /health /ready /metrics and static files */
+    mw_httpd httpd;           /* /health /ready /metrics, static files, the API's gate */
+    mw_api api;               /* HTTP API calls waiting for Lua */
     mw_fanout fanout;         /* the clients, rooms and user index, and sending to them */
     mw_bus bus;               /* the other workers, through Redis */
     mw_history history;       /* room history in this worker's memory (single node) */
@@ -58,6 +61,7 @@ typedef struct mw_worker {
     mw_lapi_queue_ctx queue_api; /* the jobs running here: draining waits for them */
     mw_lapi_auth_ctx auth_api;   /* token refresh: the verifier, and moving a client's expiry */
     mw_lapi_history_ctx history_api; /* the room history: memory, or Redis */
+    mw_lapi_api_ctx api_api;         /* HTTP API replies */
     uv_timer_t bus_probe;       /* checks that the subscriber connection still delivers */
     uv_timer_t housekeeping;  /* inactivity, heartbeat and token expiry checks */
     uint64_t last_inactivity_check_ms;

@@ -21,6 +21,7 @@ typedef struct mw_limits {
     unsigned max_fragments;
     size_t max_header_bytes;
     double handshake_timeout;
+    double message_timeout; /* seconds to receive one message from its first byte; 0: none */
     long max_connections; /* per worker; 0 = derived from the open-file limit */
     size_t send_queue_bytes;
     double rate_messages, rate_per, rate_burst;
@@ -55,6 +56,8 @@ typedef struct mw_config {
     double heartbeat_interval, heartbeat_timeout;
     double inactivity_check_interval, inactivity_max;
     double cluster_heartbeat;
+    char api_key[513];       /* api.key / MOONWIRE_API_KEY; empty: /api and /admin answer 404 */
+    double api_rate_requests, api_rate_per, api_rate_burst; /* per client address, per worker */
     int compression;              /* permessage-deflate offered to clients (compression.enabled) */
     size_t compression_threshold; /* messages shorter than this go out plain */
     int compression_level;        /* zlib's 0..9 */

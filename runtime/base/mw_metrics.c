@@ -47,6 +47,16 @@ static const struct {
     { "moonwire_history_replayed_messages_total", "counter", "Messages replayed to recovering clients." },
     { "moonwire_history_bytes", "gauge",
       "Bytes of messages kept by this worker's in-memory room history (single node, no Redis)." },
+    { "moonwire_presence_join_events_total", "counter", "presence/join events sent to joinLeave rooms (one per join)." },
+    { "moonwire_presence_leave_events_total", "counter",
+      "presence/leave events sent to joinLeave rooms (one per leave, a dead worker's clients' included)." },
+    { "moonwire_joins_refused_total", "counter", "Client-side joins refused by a room's canJoin." },
+    { "moonwire_send_queue_bytes", "gauge",
+      "Bytes queued for sending to this worker's clients, not yet taken by the kernel." },
+    { "moonwire_partial_message_bytes", "gauge",
+      "Bytes held for client messages received in part (declared frame lengths, allocated up front)." },
+    { "moonwire_ws_contexts", "gauge",
+      "WebSocket parser contexts lent to connections with a partial frame or message or a close in progress." },
     { "moonwire_compression_messages_compressed_total", "counter",
       "Messages compressed with permessage-deflate (once per broadcast, whatever the recipients)." },
     { "moonwire_compression_sent_uncompressed_bytes_total", "counter",
@@ -69,6 +79,36 @@ void mw_metrics_count_disconnect(mw_metrics_slot *s, int code)
     while (i < MW_METRICS_CLOSE_CODES - 1 && close_codes[i] != code)
         i++;
     __atomic_fetch_add(&s->disconnects_by_code[i], 1, __ATOMIC_RELAXED);
+}
+
+static const char *const api_methods[MW_METRICS_API_METHODS] = {
+    "publish", "broadcast", "sendToUser", "sendToClient", "disconnect", "joinRoom", "leaveRoom",
+    "presence", "history", "client", "rooms", "stats", "other"
+};
+static const int api_statuses[MW_METRICS_API_STATUSES - 1] = { 200, 400, 401, 404, 405, 413, 429, 500, 503, 504 };
+
+int mw_metrics_api_method(const char *name, size_t len)
+{
+    int i = 0;
+    while (i < MW_METRICS_API_METHODS - 1 && !(strlen(api_methods[i]) == len && memcmp(api_methods[i], name, len) == 0))
+        i++;
+    return i;
+}
+
+const char *mw_metrics_api_method_name(int index)
+{
+    return index >= 0 && index < MW_METRICS_API_METHODS ? api_methods[index] : "other";
+}
+
+void mw_metrics_count_api(mw_metrics_slot *s, int method, int status, uint64_t duration_ns)
+{
+    int i = 0;
+    while (i < MW_METRICS_API_STATUSES - 1 && api_statuses[i] != status)
+        i++;
+    if (method < 0 || method >= MW_METRICS_API_METHODS)
+        method = MW_METRICS_API_METHODS - 1;
+    mw_metrics_bump(&s->api[method][i], 1);
+    mw_metrics_observe(&s->api_duration, duration_ns);
 }
 
 static size_t slots_size(int workers)
@@ -220,6 +260,25 @@ size_t mw_metrics_render(const mw_metrics *m, char **out)
                      offsetof(mw_metrics_slot, handler));
     render_histogram(&sb, m, "moonwire_db_query_duration_seconds",
                      "Database statement latency, from queueing to result.", offsetof(mw_metrics_slot, db_query));
+    render_histogram(&sb, m, "moonwire_api_duration_seconds", "HTTP API requests, from the request's head to the answer.",
+                     offsetof(mw_metrics_slot, api_duration));
+    const char *a = "moonwire_api_requests_total";
+    sb_printf(&sb, "# HELP %s HTTP API requests answered, by method and status.\n# TYPE %s counter\n", a, a);
+    for (int w = 0; w < m->workers; w++) {
+        for (int i = 0; i < MW_METRICS_API_METHODS; i++) {
+            for (int k = 0; k < MW_METRICS_API_STATUSES; k++) {
+                uint64_t v = load(&m->slots[w].api[i][k]);
+                if (v == 0)
+                    continue;
+                if (k < MW_METRICS_API_STATUSES - 1)
+                    sb_printf(&sb, "%s{worker=\"%d\",method=\"%s\",status=\"%d\"} %llu\n", a, w, api_methods[i],
+                              api_statuses[k], (unsigned long long)v);
+                else
+                    sb_printf(&sb, "%s{worker=\"%d\",method=\"%s\",status=\"other\"} %llu\n", a, w, api_methods[i],
+                              (unsigned long long)v);
+            }
+        }
+    }
     const char *q = "moonwire_queue_depth";
     sb_printf(&sb, "# HELP %s Jobs waiting, delayed or running in a queue, as each worker last saw it.\n"
                    "# TYPE %s gauge\n", q, q);

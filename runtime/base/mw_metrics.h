@@ -11,6 +11,8 @@
 #define MW_METRICS_CLOSE_CODES 16 /* disconnects are counted per close code, the last is "other" */
 #define MW_METRICS_QUEUES 16       /* queue depth is kept for this many queue names per worker */
 #define MW_METRICS_QUEUE_NAME 64
+#define MW_METRICS_API_METHODS 13  /* the HTTP API's methods (DESIGN 16), the last is "other" */
+#define MW_METRICS_API_STATUSES 11 /* the statuses it answers with, the last is "other" */
 
 typedef struct mw_histogram {
     uint64_t buckets[MW_METRICS_BUCKETS]; /* non-cumulative counts per bucket */
@@ -47,6 +49,12 @@ typedef enum {
     MW_M_RECOVERIES_FAILED,   /* ... that could not (recovered: false) */
     MW_M_REPLAYED,            /* messages replayed to recovering clients */
     MW_M_HISTORY_BYTES,       /* gauge: bytes of frames the worker's memory history keeps */
+    MW_M_PRESENCE_JOINS,      /* presence/join events sent (one per change, not per member) */
+    MW_M_PRESENCE_LEAVES,     /* presence/leave events sent (a dead worker's clients' included) */
+    MW_M_JOINS_REFUSED,       /* client-side joins refused by a room's canJoin */
+    MW_M_SEND_QUEUE_BYTES,    /* gauge: bytes queued for clients, not yet taken by the kernel */
+    MW_M_PARTIAL_BYTES,       /* gauge: bytes of client messages received in part */
+    MW_M_WS_CONTEXTS,         /* gauge: wslay contexts lent to connections (partial message, close) */
     MW_M_COMPRESSIONS,        /* messages compressed (once per broadcast, not per recipient) */
     MW_M_COMPRESSION_OUT_PLAIN, /* payload bytes sent compressed, before compression (per recipient) */
     MW_M_COMPRESSION_OUT_WIRE,  /* ... after compression */
@@ -67,6 +75,8 @@ typedef struct mw_metrics_slot {
     int32_t queue_used;
     char queue_names[MW_METRICS_QUEUES][MW_METRICS_QUEUE_NAME];
     uint64_t queue_depth[MW_METRICS_QUEUES];
+    uint64_t api[MW_METRICS_API_METHODS][MW_METRICS_API_STATUSES]; /* HTTP API requests answered */
+    mw_histogram api_duration;
 } mw_metrics_slot;
 
 typedef struct mw_metrics {
@@ -101,6 +111,13 @@ static inline void mw_metrics_set(mw_metrics_slot *s, mw_metric which, uint64_t 
 {
     __atomic_store_n(&s->values[which], value, __ATOMIC_RELAXED);
 }
+
+/* The index of an HTTP API method name (MW_METRICS_API_METHODS - 1 for an unknown one) and its
+ * name. */
+int mw_metrics_api_method(const char *name, size_t len);
+const char *mw_metrics_api_method_name(int index);
+/* Counts an HTTP API request answered with status after duration_ns. */
+void mw_metrics_count_api(mw_metrics_slot *s, int method, int status, uint64_t duration_ns);
 
 /* Renders Prometheus text exposition into a malloc'd buffer; returns its length. */
 size_t mw_metrics_render(const mw_metrics *m, char **out);

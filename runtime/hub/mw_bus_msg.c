@@ -12,7 +12,8 @@ size_t mw_bus_channel(const char *prefix, int kind, const char *name, size_t len
     switch (kind) {
     case MW_BUS_ALL: n = snprintf(out, size, "%sall", prefix); break;
     case MW_BUS_ROOM: n = snprintf(out, size, "%sroom:%.*s", prefix, (int)len, name); break;
-    case MW_BUS_USER: n = snprintf(out, size, "%suser:%.*s", prefix, (int)len, name); break;
+    case MW_BUS_USER:
+    case MW_BUS_USER_DISCONNECT: n = snprintf(out, size, "%suser:%.*s", prefix, (int)len, name); break;
     default: /* CLIENT, DISCONNECT, OP, PROBE: the worker named by the tag */
         n = snprintf(out, size, "%sw:%.*s", prefix, MW_WORKER_TAG_LEN, name);
     }
@@ -93,7 +94,7 @@ int mw_bus_decode(const char *prefix, const char *channel, size_t channel_len, c
     const char *rest = channel + plen;
     size_t rest_len = channel_len >= plen ? channel_len - plen : 0;
     const char *want = out->kind == MW_BUS_ROOM || out->kind == MW_BUS_HISTORY ? "room:"
-                       : out->kind == MW_BUS_USER                             ? "user:"
+                       : out->kind == MW_BUS_USER || out->kind == MW_BUS_USER_DISCONNECT ? "user:"
                                                                               : NULL;
     if (want && rest_len > 5 && memcmp(rest, want, 5) == 0) {
         out->name = rest + 5;

@@ -19,6 +19,7 @@ enum {
     MW_BUS_DISCONNECT = 'D', /* close one client with code and reason */
     MW_BUS_PROBE = 'P',      /* to ourselves: proves the subscriber connection still delivers */
     MW_BUS_OP = 'O',         /* a webSocketServer call for a client of that worker (JSON) */
+    MW_BUS_USER_DISCONNECT = 'K', /* close every connection of a user (on the user's channel) */
     MW_BUS_HISTORY = 'H',    /* a history room's message (mw_hist_redis): target is the room's
                               * epoch, code its offset; published by the Redis script that stored
                               * it, delivered by every worker with members, the publisher's too */

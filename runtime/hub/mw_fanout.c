@@ -222,8 +222,39 @@ int mw_fanout_disconnect(mw_fanout *fo, const char *id, size_t id_len, int code,
     return 1;
 }
 
+/* Starts the close handshake of every local connection of a user (the closes complete later:
+ * the user's list is not changed while it is walked). */
+static long close_user(mw_fanout *fo, const char *key, size_t key_len, int code, const char *reason)
+{
+    mw_room *u = mw_rooms_find(&fo->users, key, key_len);
+    long n = 0;
+    for (uint32_t i = 0; u && i < u->n; i++) {
+        mw_client *c = u->members[i].client;
+        if (c->conn) {
+            mw_conn_close_ws(c->conn, (uint16_t)code, reason);
+            n++;
+        }
+    }
+    return n;
+}
+
+long mw_fanout_disconnect_user(mw_fanout *fo, const char *key, size_t key_len, int code, const char *reason)
+{
+    mw_bus_publish(fo->bus, MW_BUS_USER_DISCONNECT, key, key_len, NULL, code, reason, strlen(reason));
+    return close_user(fo, key, key_len, code, reason);
+}
+
 void mw_fanout_deliver(mw_fanout *fo, const mw_bus_msg *m)
 {
+    if (m->kind == MW_BUS_USER_DISCONNECT) {
+        char reason[124];
+        size_t rl = m->payload_len < sizeof(reason) - 1 ? m->payload_len : sizeof(reason) - 1;
+        memcpy(reason, m->payload, rl);
+        reason[rl] = '\0';
+        if (m->name)
+            close_user(fo, m->name, m->name_len, atoi(m->code), reason);
+        return;
+    }
     if (m->kind == MW_BUS_DISCONNECT) {
         mw_client *c = mw_clients_find(&fo->clients, m->target, m->target_len);
         if (c && c->conn) {

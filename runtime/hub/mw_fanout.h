@@ -64,8 +64,11 @@ int mw_fanout_client_frame(mw_client *c, mw_frame *f);
 const mw_client *mw_fanout_find_exclude(const mw_fanout *fo, const char *id);
 /* Closes a client with code and reason: 1 when it is here or the bus takes it to its worker. */
 int mw_fanout_disconnect(mw_fanout *fo, const char *id, size_t id_len, int code, const char *reason);
-/* Delivers what another worker published (mw_bus_handler): ALL, ROOM, USER, CLIENT and
- * DISCONNECT; OP is the owner's. */
+/* Closes every connection of a user (key: as in mw_fanout_user) with code and reason, here and,
+ * through the bus, on every other worker. Returns the local connections closed. */
+long mw_fanout_disconnect_user(mw_fanout *fo, const char *key, size_t key_len, int code, const char *reason);
+/* Delivers what another worker published (mw_bus_handler): ALL, ROOM, USER, CLIENT, DISCONNECT
+ * and USER_DISCONNECT; OP is the owner's. */
 void mw_fanout_deliver(mw_fanout *fo, const mw_bus_msg *m);
 
 #endif

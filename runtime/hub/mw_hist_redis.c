@@ -693,8 +693,27 @@ static void publish_cb(mw_redis *rd, redisReply *reply, const char *err, void *d
     }
 }
 
-long mw_hist_redis_publish(mw_hist_redis *hr, const char *room, size_t rlen, uint32_t size, uint64_t ttl_ms,
-                           const char *body, size_t len, const char *exclude, const char *dedupe, size_t dlen)
+/* A publish whose offset somebody waits for. */
+typedef struct publish_wait {
+    mw_hist_redis *hr;
+    mw_hist_published_cb cb;
+    void *arg;
+} publish_wait;
+
+static void publish_wait_cb(mw_redis *rd, redisReply *reply, const char *err, void *data)
+{
+    publish_wait *pw = data;
+    publish_cb(rd, reply, err, pw->hr);
+    if (reply && !err && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        pw->cb(pw->arg, (uint64_t)reply->integer, NULL);
+    else
+        pw->cb(pw->arg, 0, err ? err : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "not stored");
+    free(pw);
+}
+
+static long publish(mw_hist_redis *hr, const char *room, size_t rlen, uint32_t size, uint64_t ttl_ms,
+                    const char *body, size_t len, const char *exclude, const char *dedupe, size_t dlen,
+                    mw_hist_published_cb done, void *done_arg)
 {
     int empty;
     long head = mw_history_body_head(body, len, &empty);
@@ -721,8 +740,17 @@ long mw_hist_redis_publish(mw_hist_redis *hr, const char *room, size_t rlen, uin
                                .head = body, .head_len = (size_t)head, .empty = empty, .room_json = room_json,
                                .room_json_len = rj, .epoch = candidate, .origin = hr->tag,
                                .exclude = exclude ? exclude : "", .dedupe = key };
-    if (mw_hist_script_publish(hr->redis, &hr->scripts, &a, publish_cb, hr) != 0)
+    publish_wait *pw = NULL;
+    if (done) {
+        pw = malloc(sizeof(*pw));
+        if (!pw)
+            return -1;
+        *pw = (publish_wait){ hr, done, done_arg };
+    }
+    if (mw_hist_script_publish(hr->redis, &hr->scripts, &a, pw ? publish_wait_cb : publish_cb, pw ? (void *)pw : hr) != 0) {
+        free(pw);
         return -3;
+    }
     mw_room *r = mw_rooms_find(&hr->fo->rooms, room, rlen);
     if (!r)
         return 0;
@@ -732,6 +760,18 @@ long mw_hist_redis_publish(mw_hist_redis *hr, const char *room, size_t rlen, uin
         if (r->members[i].client == skip)
             n--;
     return n;
+}
+
+long mw_hist_redis_publish(mw_hist_redis *hr, const char *room, size_t rlen, uint32_t size, uint64_t ttl_ms,
+                           const char *body, size_t len, const char *exclude, const char *dedupe, size_t dlen)
+{
+    return publish(hr, room, rlen, size, ttl_ms, body, len, exclude, dedupe, dlen, NULL, NULL);
+}
+
+long mw_hist_redis_publish_wait(mw_hist_redis *hr, const char *room, size_t rlen, uint32_t size, uint64_t ttl_ms,
+                                const char *body, size_t len, mw_hist_published_cb cb, void *arg)
+{
+    return publish(hr, room, rlen, size, ttl_ms, body, len, NULL, NULL, 0, cb, arg);
 }
 
 /* ---- the module ------------------------------------------------------------------------------ */

@@ -68,6 +68,13 @@ void mw_hist_redis_on_message(mw_hist_redis *hr, const mw_bus_msg *m);
  * body is not an object text, -3 when Redis is not connected (nothing is sent). */
 long mw_hist_redis_publish(mw_hist_redis *hr, const char *room, size_t rlen, uint32_t size, uint64_t ttl_ms,
                            const char *body, size_t len, const char *exclude, const char *dedupe, size_t dlen);
+/* The offset a publish got (err NULL), or why it was not stored. */
+typedef void (*mw_hist_published_cb)(void *arg, uint64_t offset, const char *err);
+/* mw_hist_redis_publish without exclude or dedupe, and cb is called once, later, with the
+ * message's offset (the HTTP API's publish answers it). Returns as mw_hist_redis_publish; cb is
+ * not called when it returns a negative number. */
+long mw_hist_redis_publish_wait(mw_hist_redis *hr, const char *room, size_t rlen, uint32_t size, uint64_t ttl_ms,
+                                const char *body, size_t len, mw_hist_published_cb cb, void *arg);
 /* The client (a member of the room already) learns its position; with has_since the missed
  * messages are replayed when they can be. cb is called once, later. Returns 0, -1 when Redis is
  * not connected or memory is short, -2 when the client is not a member of the room. */

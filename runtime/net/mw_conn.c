@@ -32,6 +32,48 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void flush(mw_conn *c);
 static void conn_free(mw_conn *c);
 
+/* ---- the connection's timer -------------------------------------------------------------- */
+
+/* One timer per connection for whatever it waits on (request head, message, close handshake,
+ * response), allocated only while one of those runs: an idle WebSocket has none (memory rule,
+ * issue 15). Released timers are closed (a libuv handle) and freed in their close callback. */
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    mw_conn *c = h->data;
+    free(h);
+    conn_handle_closed_cb((uv_handle_t *)&c->tcp);
+}
+
+static void timer_start(mw_conn *c, uv_timer_cb cb, uint64_t ms)
+{
+    if (c->state == MW_CONN_CLOSED)
+        return;
+    if (!c->timer) {
+        uv_timer_t *t = malloc(sizeof(*t));
+        if (!t) {
+            mw_conn_abort(c); /* a connection without its timeouts could stay forever */
+            return;
+        }
+        uv_timer_init(c->net->loop, t);
+        t->data = c;
+        c->timer = t;
+        c->handles_open++;
+    }
+    uv_timer_start(c->timer, cb, ms, 0);
+}
+
+static int timer_active(const mw_conn *c) { return c->timer && uv_is_active((uv_handle_t *)c->timer); }
+
+/* Stops the timer and lets go of it. */
+static void timer_release(mw_conn *c)
+{
+    if (!c->timer)
+        return;
+    uv_close((uv_handle_t *)c->timer, timer_closed_cb);
+    c->timer = NULL;
+}
+
 /* ---- the worker's connections ------------------------------------------------------------ */
 
 static void defer_idle_cb(uv_idle_t *h);
@@ -45,6 +87,7 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
     net->limits = cfg->limits;
     snprintf(net->path, sizeof(net->path), "%s", cfg->path);
     net->allow_binary = cfg->has_raw;
+    net->max_body = cfg->api_key[0] ? MW_HTTP_API_MAX_BODY : 0;
     net->compression = cfg->compression;
     net->compression_threshold = cfg->compression_threshold;
     net->compression_level = cfg->compression_level;
@@ -54,9 +97,20 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
     net->owner = owner;
     net->conns = net->flush_head = net->defer_head = NULL;
     net->tcp_conns = 0;
+    net->send_queue_bytes = 0;
     net->wall_ms = net->wall_at = 0;
     uv_idle_init(loop, &net->defer_idle);
     net->defer_idle.data = net;
+    /* spares beyond what one loop turn's partial reads need are freed, not kept */
+    mw_ws_pool_init(&net->wsctx_pool, 64);
+}
+
+/* The memory gauges, once per loop iteration (a store each, not a count per message). */
+static void publish_gauges(mw_net *net)
+{
+    mw_metrics_set(net->m, MW_M_SEND_QUEUE_BYTES, net->send_queue_bytes);
+    mw_metrics_set(net->m, MW_M_PARTIAL_BYTES, net->wsctx_pool.held_bytes);
+    mw_metrics_set(net->m, MW_M_WS_CONTEXTS, net->wsctx_pool.lent);
 }
 
 static void want_flush(mw_conn *c)
@@ -99,6 +153,7 @@ void mw_net_flush(mw_net *net)
         if (off_list_alive(c))
             flush(c);
     }
+    publish_gauges(net);
 }
 
 static void defer_idle_cb(uv_idle_t *h)
@@ -137,6 +192,7 @@ void mw_net_free_closed(mw_net *net)
         c->in_defer = 0;
         off_list_alive(c);
     }
+    mw_wsctx_pool_free(&net->wsctx_pool);
     mw_deflate_free(net->codec);
     net->codec = NULL;
 }
@@ -168,7 +224,8 @@ static void cut_slow_consumer(mw_conn *c)
     uv_read_stop((uv_stream_t *)&c->tcp);
     mw_outq_drop_unsent(&c->out);
     mw_ws_close(c->ws, 4503, "Slow consumer");
-    uv_timer_start(&c->timer, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS, 0);
+    c->msg_timer_on = 0;
+    timer_start(c, close_timeout_cb, MW_SLOW_CONSUMER_GRACE_MS);
     want_flush(c);
 }
 
@@ -256,7 +313,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
         mw_conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, close_timeout_cb, MW_LINGER_MS, 0);
+    timer_start(c, close_timeout_cb, MW_LINGER_MS);
 }
 
 /* After an HTTP response: half-close and read (discarding) until the peer closes, so that
@@ -324,8 +381,10 @@ static void flush(mw_conn *c)
         }
         /* a close was queued or received: the handshake ends in time even if the peer stops
          * reading (the slow-consumer timer, when running, is shorter) */
-        if (mw_ws_closing(c->ws) && !uv_is_active((uv_handle_t *)&c->timer))
-            uv_timer_start(&c->timer, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS, 0);
+        if (mw_ws_closing(c->ws) && (c->msg_timer_on || !timer_active(c))) {
+            c->msg_timer_on = 0;
+            timer_start(c, close_timeout_cb, MW_CLOSE_HANDSHAKE_TIMEOUT_MS);
+        }
     }
     if (c->out.writing) {
         if (mw_outq_over(&c->out) && c->state == MW_CONN_WS)
@@ -377,7 +436,7 @@ void mw_conn_close(mw_conn *c)
     report_closed(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+    timer_release(c);
 }
 
 /* Closing with an RST: for a peer that does not read, whatever the kernel still holds for it
@@ -391,7 +450,7 @@ void mw_conn_abort(mw_conn *c)
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (uv_tcp_close_reset(&c->tcp, conn_handle_closed_cb) != 0)
         uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed_cb);
+    timer_release(c);
 }
 
 static void conn_free(mw_conn *c)
@@ -399,6 +458,8 @@ static void conn_free(mw_conn *c)
     mw_net *net = c->net;
     if (c->data && net->handler->release)
         net->handler->release(net->owner, c);
+    if (c->http_ticket && net->handler->http_dropped)
+        net->handler->http_dropped(net->owner, c, c->http_ticket);
     mw_outq_free(&c->out);
     if (c->http) {
         mw_http_request_free(c->http);
@@ -450,6 +511,7 @@ static void on_ws_message(void *owner, int opcode, const uint8_t *data, size_t l
 {
     mw_conn *c = owner;
     mw_net *net = c->net;
+    c->msg_done = 1;
     c->last_activity_ms = wall_ms(net);
     mw_metrics_add(net->m, MW_M_MESSAGES_IN, 1);
     if (c->state != MW_CONN_WS)
@@ -463,12 +525,56 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->net->read_buf, sizeof(c->net->read_buf));
 }
 
+/* A client that starts a message and stops (a partial frame declaring 64 KiB, then silence)
+ * holds a wslay context and the declared bytes: limits.messageTimeout bounds how long. */
+static void message_timeout_cb(uv_timer_t *t)
+{
+    mw_conn *c = t->data;
+    mw_net *net = c->net;
+    c->msg_timer_on = 0;
+    if (c->state != MW_CONN_WS || !c->ws || mw_ws_closing(c->ws) || !mw_ws_partial(c->ws))
+        return;
+    if (c->held || c->out_paused) { /* we are not reading from it: not its fault */
+        c->msg_timer_on = 1;
+        timer_start(c, message_timeout_cb, (uint64_t)(net->limits.message_timeout * 1000));
+        return;
+    }
+    if (mw_log_begin(MW_LOG_INFO, "message timeout")) {
+        mw_log_str("clientId", c->id);
+        mw_log_int("heldBytes", (int64_t)mw_ws_held_bytes(c->ws));
+        mw_log_end();
+    }
+    /* 1008 (policy violation): the client broke the server's time limit for a message; 1001
+     * would tell it the server is going away, which is not the case */
+    mw_conn_close_ws(c, 1008, "Message timeout");
+}
+
+/* After a read: the message timer runs while a message is partly in, from its first byte (it
+ * restarts when one completes, so a client streaming messages back to back is not cut). */
+static void update_message_timer(mw_conn *c)
+{
+    int done = c->msg_done;
+    c->msg_done = 0;
+    if (c->state != MW_CONN_WS || mw_ws_closing(c->ws) || c->slow_consumer || c->net->limits.message_timeout <= 0)
+        return;
+    if (mw_ws_partial(c->ws)) {
+        if (!c->msg_timer_on || done) {
+            c->msg_timer_on = 1;
+            timer_start(c, message_timeout_cb, (uint64_t)(c->net->limits.message_timeout * 1000));
+        }
+    } else if (c->msg_timer_on) {
+        c->msg_timer_on = 0;
+        timer_release(c);
+    }
+}
+
 static void on_ws_bytes(mw_conn *c, const uint8_t *data, size_t len)
 {
     if (mw_ws_feed(c->ws, data, len) != 0) {
         mw_conn_close(c);
         return;
     }
+    update_message_timer(c);
     want_flush(c);
 }
 
@@ -493,8 +599,9 @@ void mw_conn_respond_error(mw_conn *c, int status, const char *reason, const cha
 {
     char buf[1024];
     size_t n = mw_http_error_response(status, reason, extra, buf, sizeof(buf));
+    c->http_waiting = 0;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_start(&c->timer, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS, 0);
+    timer_start(c, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS);
     c->close_after_flush = 1;
     if (n == 0 || queue_bytes(c, buf, n) != 0)
         mw_conn_close(c);
@@ -512,8 +619,9 @@ void mw_conn_respond(mw_conn *c, int status, const char *content_type, const cha
                      "Connection: close\r\n"
                      "\r\n",
                      status, mw_http_status_text(status), content_type, len);
+    c->http_waiting = 0;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_start(&c->timer, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS, 0);
+    timer_start(c, close_timeout_cb, MW_RESPONSE_TIMEOUT_MS);
     c->close_after_flush = 1;
     mw_frame *f = mw_frame_raw(NULL, (size_t)n + (head_only ? 0 : len));
     if (!f) {
@@ -531,6 +639,21 @@ void mw_conn_respond(mw_conn *c, int status, const char *content_type, const cha
     want_flush(c);
 }
 
+static void http_wait_timeout_cb(uv_timer_t *t)
+{
+    mw_conn *c = t->data;
+    if (mw_conn_http_waiting(c))
+        mw_conn_respond_error(c, 504, "The answer did not come in time", NULL);
+}
+
+void mw_conn_http_wait(mw_conn *c, uint64_t ticket, uint64_t timeout_ms)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp); /* one request per connection: nothing more to read */
+    c->http_ticket = ticket;
+    c->http_waiting = 1;
+    timer_start(c, http_wait_timeout_cb, timeout_ms);
+}
+
 static int path_is(const char *path, size_t len, const char *want)
 {
     return strlen(want) == len && memcmp(path, want, len) == 0;
@@ -545,7 +668,7 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
         c->deflate = 1;
     size_t n = mw_handshake_response(c->http, c->deflate ? ext : NULL, buf, sizeof(buf));
     mw_ws_limits limits = { net->limits.max_message_size, net->limits.max_fragments, net->allow_binary,
-                            c->deflate ? net->codec : NULL };
+                            &net->wsctx_pool, c->deflate ? net->codec : NULL };
     char random_part[MW_RANDOM_ID_LEN + 1];
     if (n == 0 || mw_random_id(random_part) != 0 || !(c->ws = mw_ws_new(&limits, &ws_handler, c))) {
         mw_conn_respond_error(c, 500, "Could not start the WebSocket session", NULL);
@@ -553,7 +676,7 @@ static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
     }
     memcpy(c->id, net->tag, MW_WORKER_TAG_LEN);
     memcpy(c->id + MW_WORKER_TAG_LEN, random_part, MW_RANDOM_ID_LEN + 1);
-    uv_timer_stop(&c->timer);
+    timer_release(c); /* the handshake's: an idle WebSocket holds no timer */
     mw_http_request_free(c->http);
     free(c->http);
     c->http = NULL;
@@ -629,9 +752,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state == MW_CONN_HTTP) {
         size_t used = 0;
         mw_http_status st = mw_http_feed(c->http, (const char *)data, len, &used);
-        if (st == MW_HTTP_ERROR) {
+        if (st == MW_HTTP_ERROR && c->http->error_status == 413 && c->http->head_complete &&
+            c->net->handler->http_request) {
+            c->net->handler->http_request(c->net->owner, c, c->http); /* the endpoint answers */
+        } else if (st == MW_HTTP_ERROR) {
             mw_metrics_add(c->net->m, MW_M_HANDSHAKES_REFUSED, 1);
             mw_conn_respond_error(c, c->http->error_status, c->http->error_reason, NULL);
+        } else if (st == MW_HTTP_NEED_MORE && c->http->expect_continue && !c->continue_sent) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            c->continue_sent = 1;
+            if (queue_bytes(c, cont, sizeof(cont) - 1) != 0)
+                mw_conn_close(c);
         } else if (st == MW_HTTP_DONE) {
             handle_request(c, data + used, len - used); /* bytes after the head are the WebSocket's */
         }
@@ -678,6 +809,7 @@ void mw_conn_accept(mw_net *net, int fd)
     uv_tcp_init(net->loop, &c->tcp);
     c->tcp.data = c;
     mw_outq_init(&c->out, (uv_stream_t *)&c->tcp, net->limits.send_queue_bytes, written_cb, c);
+    c->out.total = &net->send_queue_bytes;
     c->handles_open = 1;
     net->tcp_conns++;
     c->tcp_next = net->conns;
@@ -690,9 +822,6 @@ void mw_conn_accept(mw_net *net, int fd)
         uv_close((uv_handle_t *)&c->tcp, conn_handle_closed_cb);
         return;
     }
-    uv_timer_init(net->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
     uv_tcp_nodelay(&c->tcp, 1);
     name_peer(c);
     c->http = malloc(sizeof(mw_http_request));
@@ -702,6 +831,7 @@ void mw_conn_accept(mw_net *net, int fd)
         mw_conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, handshake_timeout_cb, (uint64_t)(net->limits.handshake_timeout * 1000), 0);
+    mw_http_request_set_max_body(c->http, net->max_body);
+    timer_start(c, handshake_timeout_cb, (uint64_t)(net->limits.handshake_timeout * 1000));
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }

@@ -44,8 +44,13 @@ typedef struct mw_conn_handler {
     void (*closed)(void *owner, mw_conn *c, uint16_t code, const char *reason);
     /* The connection is being freed; c->data is set: let go of it. */
     void (*release)(void *owner, mw_conn *c);
-    /* A request that is not an upgrade: answer with mw_conn_respond or mw_conn_respond_error. */
+    /* A request that is not an upgrade: answer with mw_conn_respond or mw_conn_respond_error, or
+     * later after mw_conn_http_wait. Also called for a request whose body was refused as too
+     * large (r->error_status 413, the head complete), so the answer can be the endpoint's own. */
     void (*http_request)(void *owner, mw_conn *c, const mw_http_request *r);
+    /* A request left waiting (mw_conn_http_wait) with ticket will never be answered: the
+     * connection is being freed. May be NULL. */
+    void (*http_dropped)(void *owner, mw_conn *c, uint64_t ticket);
 } mw_conn_handler;
 
 /* What the connections of one worker share. */
@@ -56,6 +61,7 @@ typedef struct mw_net {
     mw_limits limits;                /* copied from the config */
     char path[1024];                 /* the WebSocket endpoint */
     int allow_binary;                /* raw mode: binary messages reach the owner */
+    size_t max_body;                 /* request bodies kept up to this (0: none; the API's 1 MiB) */
     int compression;                 /* permessage-deflate is negotiated with clients that offer it */
     size_t compression_threshold;
     int compression_level;
@@ -69,17 +75,19 @@ typedef struct mw_net {
     mw_conn *defer_head;  /* connections waiting for handler->deferred */
     uv_idle_t defer_idle;
     uint64_t wall_ms, wall_at; /* mw_wall_ms() as read when uv_now(loop) was wall_at */
+    mw_wsctx_pool wsctx_pool;  /* wslay contexts, lent only while a message is in flight */
+    size_t send_queue_bytes;   /* queued for all connections, not yet taken by the kernel */
     uint8_t read_buf[MW_READ_BUF_SIZE]; /* one per worker: a read is handled before the next */
 } mw_net;
 
 struct mw_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake timeout, then close-handshake timeout */
+    uv_timer_t *timer; /* while waiting on something: request head, a partial message, close; else NULL */
     mw_net *net;
     mw_conn_state state;
-    int handles_open;
-    int free_pending; /* closed while on a list of mw_net: the list frees it */
-    int opened;       /* open was reported, closed not yet */
+    uint8_t handles_open;
+    uint8_t free_pending; /* closed while on a list of mw_net: the list frees it */
+    uint8_t opened;       /* open was reported, closed not yet */
     mw_http_request *http;
     mw_ws *ws;
     char id[MW_CLIENT_ID_LEN + 1];
@@ -87,21 +95,26 @@ struct mw_conn {
     uint64_t connected_at_ms, last_activity_ms, connected_hr;
 
     mw_outq out; /* the send queue: frames shared by reference */
-    int close_after_flush;
-    int slow_consumer;
-    int in_flush;
+    uint8_t close_after_flush;
+    uint8_t slow_consumer;
+    uint8_t in_flush;
+    uint8_t in_defer;
     mw_conn *flush_next;
-    int in_defer;
     mw_conn *defer_next;
-    int held;       /* the owner holds reading (mw_conn_hold_reading) */
-    int deflate;    /* permessage-deflate was negotiated: net->codec compresses what it is sent */
-    int out_paused; /* control frames (pongs) filled the send queue */
+    uint8_t held;       /* the owner holds reading (mw_conn_hold_reading) */
+    uint8_t out_paused; /* control frames (pongs) filled the send queue */
+    uint8_t awaiting_pong; /* heartbeat: a protocol ping was sent and its pong is awaited */
+    uint8_t msg_timer_on; /* the timer runs for limits.messageTimeout (a message is partly in) */
+    uint8_t msg_done;     /* a message completed during the current read */
+    uint8_t deflate;      /* permessage-deflate was negotiated: net->codec compresses what it is sent */
 
     mw_conn *tcp_prev, *tcp_next; /* mw_net's list of every connection */
 
-    /* heartbeat: a protocol ping was sent and its pong is awaited */
-    int awaiting_pong;
-    uint64_t ping_sent_ms, last_ping_ms;
+    uint64_t ping_sent_ms, last_ping_ms; /* heartbeat */
+
+    uint64_t http_ticket; /* the owner's number for a request left waiting (0: none) */
+    int http_waiting;     /* mw_conn_http_wait was called, no answer yet */
+    int continue_sent;    /* "100 Continue" was written */
 
     void *data; /* the owner's */
 };
@@ -141,6 +154,11 @@ void mw_conn_defer(mw_conn *c);
 /* Answers a plain HTTP request and closes the connection once the response is written. */
 void mw_conn_respond(mw_conn *c, int status, const char *content_type, const char *body, size_t len,
                      int head_only);
+/* The owner answers the request later (with mw_conn_respond*, while mw_conn_http_waiting):
+ * reading stops; after timeout_ms without an answer the client gets 504. ticket (not 0) is
+ * handed back to handler->http_dropped if the connection goes first. */
+void mw_conn_http_wait(mw_conn *c, uint64_t ticket, uint64_t timeout_ms);
+static inline int mw_conn_http_waiting(const mw_conn *c) { return c->http_waiting && c->state == MW_CONN_HTTP; }
 /* Answers with an error status (text body: reason; extra: more header lines) and closes. */
 void mw_conn_respond_error(mw_conn *c, int status, const char *reason, const char *extra);
 

@@ -10,12 +10,31 @@
 
 static mw_http_request *req_of(llhttp_t *p) { return (mw_http_request *)p->data; }
 
+/* The buffer starts small and doubles up to the head limit: a typical upgrade request is a few
+ * hundred bytes, and every handshake in progress holds its buffer (memory per connection). */
+#define MW_HTTP_BUF_START 1024
+
 static int append(mw_http_request *r, const char *at, size_t len)
 {
-    if (r->buf_len + len > r->buf_cap) {
+    if (r->buf_len + len > r->max_head) {
         r->error_status = 431;
         r->error_reason = "Request header fields too large";
         return -1;
+    }
+    if (r->buf_len + len > r->buf_cap) {
+        size_t cap = r->buf_cap * 2;
+        while (cap < r->buf_len + len)
+            cap *= 2;
+        if (cap > r->max_head)
+            cap = r->max_head;
+        char *n = realloc(r->buf, cap);
+        if (!n) {
+            r->error_status = 503;
+            r->error_reason = "Out of memory";
+            return -1;
+        }
+        r->buf = n;
+        r->buf_cap = cap;
     }
     memcpy(r->buf + r->buf_len, at, len);
     r->buf_len += len;
@@ -67,6 +86,52 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+static int body_error(mw_http_request *r)
+{
+    r->error_status = 413;
+    r->error_reason = "Request body too large";
+    return HPE_USER;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    mw_http_request *r = req_of(p);
+    size_t len;
+    const char *expect = mw_http_header_value(r, "Expect", &len);
+    r->head_complete = 1;
+    r->expect_continue = expect && len == 12 && strncasecmp(expect, "100-continue", 12) == 0;
+    if (r->max_body && !p->upgrade && (p->flags & F_CONTENT_LENGTH) && p->content_length > r->max_body)
+        return body_error(r);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    mw_http_request *r = req_of(p);
+    if (!r->max_body)
+        return 0;
+    if (len > r->max_body - r->body_len)
+        return body_error(r);
+    if (r->body_len + len > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < r->body_len + len)
+            cap *= 2;
+        if (cap > r->max_body)
+            cap = r->max_body;
+        char *nb = realloc(r->body, cap);
+        if (!nb) {
+            r->error_status = 503;
+            r->error_reason = "Out of memory";
+            return HPE_USER;
+        }
+        r->body = nb;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, at, len);
+    r->body_len += len;
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     req_of(p)->complete = 1;
@@ -77,16 +142,18 @@ static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
 
 int mw_http_request_init(mw_http_request *r, size_t max_head)
 {
     memset(r, 0, sizeof(*r));
-    r->buf = malloc(max_head ? max_head : 1);
+    r->buf_cap = max_head < MW_HTTP_BUF_START ? (max_head ? max_head : 1) : MW_HTTP_BUF_START;
+    r->buf = malloc(r->buf_cap);
     if (!r->buf)
         return -1;
-    r->buf_cap = max_head;
     r->max_head = max_head;
     llhttp_init(&r->parser, HTTP_REQUEST, &settings);
     r->parser.data = r;
@@ -97,7 +164,11 @@ void mw_http_request_free(mw_http_request *r)
 {
     free(r->buf);
     r->buf = NULL;
+    free(r->body);
+    r->body = NULL;
 }
+
+void mw_http_request_set_max_body(mw_http_request *r, size_t max_body) { r->max_body = max_body; }
 
 mw_http_status mw_http_feed(mw_http_request *r, const char *data, size_t len, size_t *consumed)
 {
@@ -117,8 +188,12 @@ mw_http_status mw_http_feed(mw_http_request *r, const char *data, size_t len, si
         }
         return MW_HTTP_ERROR;
     }
-    r->head_bytes += used;
-    if (r->head_bytes > r->max_head) {
+    /* with a body limit, the bytes after the head are the body's, bounded by it (the head's
+     * stored part is bounded by buf_cap, its last chunk by the read buffer) */
+    int counted = !(r->max_body && r->head_complete);
+    if (counted)
+        r->head_bytes += used;
+    if (counted && r->head_bytes > r->max_head) {
         r->error_status = 431;
         r->error_reason = "Request header fields too large";
         return MW_HTTP_ERROR;

@@ -1,5 +1,6 @@
-/* mw_http: parses one HTTP/1.1 request head with llhttp, fed in arbitrary chunks, keeping
- * the URL and headers in a buffer bounded by maxHeaderBytes (llhttp itself has no limit). */
+/* mw_http: parses one HTTP/1.1 request with llhttp, fed in arbitrary chunks, keeping the URL
+ * and headers in a buffer bounded by maxHeaderBytes (llhttp itself has no limit) and, when a body
+ * limit is set, the body in a buffer bounded by it (a longer declared body is refused at once). */
 #ifndef MW_HTTP_H
 #define MW_HTTP_H
 
@@ -8,6 +9,7 @@
 #include <stdint.h>
 
 #define MW_HTTP_MAX_HEADERS 100
+#define MW_HTTP_API_MAX_BODY (1024u * 1024u) /* the HTTP API's body limit (DESIGN 16) */
 
 typedef struct mw_http_header {
     uint32_t name_off, name_len, value_off, value_len;
@@ -17,7 +19,7 @@ typedef enum { MW_HTTP_NEED_MORE = 0, MW_HTTP_DONE = 1, MW_HTTP_ERROR = -1 } mw_
 
 typedef struct mw_http_request {
     llhttp_t parser;
-    char *buf;          /* URL and header bytes; capacity = the head limit */
+    char *buf;          /* URL and header bytes; grows up to the head limit */
     size_t buf_len, buf_cap;
     size_t head_bytes;  /* bytes fed so far, counted against the limit */
     size_t max_head;
@@ -26,13 +28,22 @@ typedef struct mw_http_request {
     int n_headers;
     int last_was_value;
     int complete;
-    int error_status;   /* 400 or 431 once MW_HTTP_ERROR was returned */
+    int error_status;   /* 400, 413 or 431 once MW_HTTP_ERROR was returned */
     const char *error_reason;
+    int head_complete;  /* the head is parsed (the body, if any, follows) */
+    int expect_continue; /* the head asked for "Expect: 100-continue" */
+    size_t max_body;    /* 0: a body is not kept (its bytes count against the head limit) */
+    char *body;         /* the body so far (malloc'd, grown up to max_body) */
+    size_t body_len, body_cap;
 } mw_http_request;
 
 /* Returns 0 or -1 when memory is short. max_head bounds request line plus headers. */
 int mw_http_request_init(mw_http_request *r, size_t max_head);
 void mw_http_request_free(mw_http_request *r);
+/* Keeps request bodies of up to max_body bytes (call before feeding): a body declared longer
+ * (Content-Length) or growing longer (chunked) ends the parse with error_status 413, head_complete
+ * set, before the rest of it is read. */
+void mw_http_request_set_max_body(mw_http_request *r, size_t max_body);
 
 /* Feeds bytes. On MW_HTTP_DONE, *consumed is how many of them belonged to the request; the rest
  * (pipelined bytes, e.g. the first WebSocket frames) belong to whatever follows. */

@@ -1,6 +1,9 @@
 /* mw_outq: the queue is a ring-less array compacted on demand (frames leave from the front, in
  * order); bytes are written straight from the shared frames, never copied. A frame stays
- * referenced until the kernel has all of it, including while a uv_write holds its buffer. */
+ * referenced until the kernel has all of it, including while a uv_write holds its buffer.
+ * Memory rule: a queue of one frame uses the struct's own slot; a longer one an array that is
+ * freed when the queue empties; the uv_write_t is allocated per uv_write and freed in its
+ * callback. An idle connection's queue so holds nothing on the heap. */
 #include "mw_outq.h"
 
 #include <stdlib.h>
@@ -15,29 +18,65 @@ void mw_outq_init(mw_outq *q, uv_stream_t *stream, size_t limit, mw_outq_written
     q->limit = limit;
     q->written_cb = cb;
     q->owner = owner;
-    q->wreq.data = q;
+}
+
+static void add_bytes(mw_outq *q, size_t n)
+{
+    q->bytes += n;
+    if (q->total)
+        *q->total += n;
+}
+
+static void sub_bytes(mw_outq *q, size_t n)
+{
+    q->bytes -= n;
+    if (q->total)
+        *q->total -= n;
+}
+
+/* An empty queue gives its array back (not while a uv_write may still read it). */
+static void shrink_if_empty(mw_outq *q)
+{
+    if (q->len > 0 || q->writing)
+        return;
+    if (q->items != &q->one)
+        free(q->items);
+    q->items = NULL;
+    q->head = q->cap = 0;
 }
 
 void mw_outq_free(mw_outq *q)
 {
     for (uint32_t i = 0; i < q->len; i++)
         mw_frame_unref(q->items[q->head + i]);
-    free(q->items);
-    q->items = NULL;
-    q->head = q->len = q->cap = 0;
-    q->bytes = q->head_off = 0;
+    sub_bytes(q, q->bytes);
+    q->len = 0;
+    q->head_off = 0;
+    q->writing = 0;
+    shrink_if_empty(q);
 }
 
 int mw_outq_push(mw_outq *q, mw_frame *f)
 {
+    if (q->cap == 0) {
+        q->items = &q->one;
+        q->cap = 1;
+        q->head = 0;
+    }
     if (q->head + q->len == q->cap) {
         if (q->head > 0) { /* compact: a running uv_write holds the frames' bytes, not this array */
             memmove(q->items, q->items + q->head, q->len * sizeof(mw_frame *));
             q->head = 0;
         }
         if (q->head + q->len == q->cap) {
-            uint32_t ncap = q->cap ? q->cap * 2 : 8;
-            mw_frame **n = realloc(q->items, ncap * sizeof(mw_frame *));
+            uint32_t ncap = q->cap < 8 ? 8 : q->cap * 2;
+            mw_frame **n;
+            if (q->items == &q->one) {
+                if ((n = malloc(ncap * sizeof(mw_frame *))))
+                    n[0] = q->one;
+            } else {
+                n = realloc(q->items, ncap * sizeof(mw_frame *));
+            }
             if (!n)
                 return -1;
             q->items = n;
@@ -45,7 +84,7 @@ int mw_outq_push(mw_outq *q, mw_frame *f)
         }
     }
     q->items[q->head + q->len++] = f;
-    q->bytes += f->len;
+    add_bytes(q, f->len);
     return 0;
 }
 
@@ -67,11 +106,11 @@ static void consume(mw_outq *q, size_t n)
         size_t left = f->len - q->head_off;
         if (n < left) {
             q->head_off += n;
-            q->bytes -= n;
+            sub_bytes(q, n);
             return;
         }
         n -= left;
-        q->bytes -= left;
+        sub_bytes(q, left);
         mw_frame_unref(f);
         q->head++;
         q->len--;
@@ -79,6 +118,7 @@ static void consume(mw_outq *q, size_t n)
     }
     if (q->len == 0)
         q->head = 0;
+    shrink_if_empty(q);
 }
 
 void mw_outq_drop_unsent(mw_outq *q)
@@ -88,10 +128,11 @@ void mw_outq_drop_unsent(mw_outq *q)
         keep = 1; /* a partly written frame must be finished or the stream is corrupt */
     for (uint32_t i = keep; i < q->len; i++) {
         mw_frame *f = q->items[q->head + i];
-        q->bytes -= f->len;
+        sub_bytes(q, f->len);
         mw_frame_unref(f);
     }
     q->len = keep;
+    shrink_if_empty(q);
 }
 
 /* Fills bufs with up to MW_OUTQ_BATCH frames from the front; returns how many, *total bytes. */
@@ -136,11 +177,18 @@ int mw_outq_write_async(mw_outq *q)
     size_t total;
     if (q->writing || q->len == 0)
         return 0;
+    uv_write_t *req = malloc(sizeof(*req));
+    if (!req)
+        return UV_ENOMEM;
     uint32_t nb = gather(q, bufs, &total);
+    req->data = q;
     q->inflight = nb;
     q->writing = 1;
-    int rv = uv_write(&q->wreq, q->stream, bufs, nb, write_cb);
+    q->wreq = req;
+    int rv = uv_write(req, q->stream, bufs, nb, write_cb);
     if (rv != 0) {
+        free(req);
+        q->wreq = NULL;
         q->writing = 0;
         q->inflight = 0;
     }
@@ -150,6 +198,8 @@ int mw_outq_write_async(mw_outq *q)
 static void write_cb(uv_write_t *req, int status)
 {
     mw_outq *q = req->data;
+    free(req);
+    q->wreq = NULL;
     size_t bytes = 0;
     for (uint32_t i = 0; i < q->inflight; i++) {
         mw_frame *f = q->items[q->head + i];

@@ -1,6 +1,8 @@
 /* mw_outq: a send queue of shared, reference-counted frames and the writing of it to a libuv
  * stream: what the kernel takes now (uv_try_write), the rest with one uv_write at a time. It
- * knows bytes and limits only: what to do with a consumer that falls behind is its owner's call. */
+ * knows bytes and limits only: what to do with a consumer that falls behind is its owner's call.
+ * An empty queue holds no memory of its own: one frame fits in the struct, more take an array
+ * allocated while they wait, and the uv_write request exists only while a write runs. */
 #ifndef MW_OUTQ_H
 #define MW_OUTQ_H
 
@@ -24,13 +26,15 @@ typedef void (*mw_outq_written_cb)(void *owner, int status, size_t bytes);
 struct mw_outq {
     uv_stream_t *stream;
     size_t limit;       /* queued bytes the owner tolerates (sendQueueBytes) */
-    mw_frame **items;   /* items[head .. head+len) are queued, oldest first */
+    mw_frame **items;   /* items[head .. head+len) are queued, oldest first: &one, or an array */
+    mw_frame *one;      /* the storage of a queue of one frame (the usual case) */
     uint32_t head, len, cap;
+    uint32_t inflight;  /* frames handed to the running uv_write, counted from head */
     size_t head_off;    /* bytes of items[head] already written */
     size_t bytes;       /* queued bytes not yet written */
-    uint32_t inflight;  /* frames handed to the running uv_write, counted from head */
+    size_t *total;      /* optional: a sum of bytes over several queues (the worker's gauge) */
     int writing;        /* a uv_write is running: its buffers must stay put */
-    uv_write_t wreq;
+    uv_write_t *wreq;   /* the running uv_write's request (allocated for it) */
     mw_outq_written_cb written_cb;
     void *owner;
 };

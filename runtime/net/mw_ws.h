@@ -1,6 +1,8 @@
 /* mw_ws: one WebSocket session's receive pump around wslay's event API, free of sockets: bytes
  * go in with mw_ws_feed, whole messages come out through a callback, and control frames
- * (pong, close) come out as bytes through another. Limits are enforced before allocation. */
+ * (pong, close) come out as bytes through another. Limits are enforced before allocation. An
+ * idle session holds no wslay context: one is borrowed from a pool only while a frame or
+ * message is partly received or a close handshake is on (the rule is in mw_ws.c). */
 #ifndef MW_WS_H
 #define MW_WS_H
 
@@ -8,6 +10,7 @@
 #include <stdint.h>
 
 #include "mw_deflate.h"
+#include "mw_wsctx_pool.h"
 
 typedef struct mw_ws mw_ws;
 
@@ -24,10 +27,14 @@ typedef struct mw_ws_limits {
     size_t max_message_size;
     unsigned max_fragments;
     int allow_binary; /* 0: a binary message closes with 1003 */
+    mw_wsctx_pool *pool; /* the worker's spare contexts (mw_ws_pool_init); NULL: made and freed per use */
     /* the worker's codec when permessage-deflate was negotiated (RSV1 marks a compressed
      * message, max_message_size bounds it inflated), else NULL (RSV1 closes with 1002) */
     mw_deflate *inflate;
 } mw_ws_limits;
+
+/* Sets up a pool of contexts for sessions (keeping at most max_spare spares). */
+void mw_ws_pool_init(mw_wsctx_pool *pool, size_t max_spare);
 
 mw_ws *mw_ws_new(const mw_ws_limits *limits, const mw_ws_handler *handler, void *owner);
 void mw_ws_free(mw_ws *ws);
@@ -51,5 +58,11 @@ int mw_ws_done(const mw_ws *ws);          /* nothing left to read or write: clos
 uint16_t mw_ws_close_code(const mw_ws *ws);
 /* The reason that came with the peer's close frame (UTF-8, possibly empty). */
 const char *mw_ws_close_reason(const mw_ws *ws);
+/* A frame or message is partly received (a read timeout applies; see mw_conn). */
+int mw_ws_partial(const mw_ws *ws);
+/* The session holds a wslay context now (1) or is idle (0). */
+int mw_ws_has_context(const mw_ws *ws);
+/* Bytes of the data message partly received (declared lengths: wslay allocates them). */
+uint64_t mw_ws_held_bytes(const mw_ws *ws);
 
 #endif

@@ -144,6 +144,7 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     lim->max_fragments = (unsigned)num(L, "limits.maxFragments", 1024);
     lim->max_header_bytes = (size_t)num(L, "limits.maxHeaderBytes", 8192);
     lim->handshake_timeout = num(L, "limits.handshakeTimeout", 10);
+    lim->message_timeout = num(L, "limits.messageTimeout", 30);
     lim->max_connections = (long)num(L, "limits.maxConnections", 0);
     lim->send_queue_bytes = (size_t)num(L, "limits.sendQueueBytes", 1048576);
     lim->rate_messages = num(L, "limits.rate.messages", 100);
@@ -158,6 +159,10 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     cfg->inactivity_check_interval = num(L, "inactivity.checkInterval", 60);
     cfg->inactivity_max = num(L, "inactivity.maxInactive", 300);
     cfg->cluster_heartbeat = num(L, "cluster.heartbeat", 5);
+    str(L, "api.key", cfg->api_key, sizeof(cfg->api_key));
+    cfg->api_rate_requests = num(L, "api.rate.requests", 1000);
+    cfg->api_rate_per = num(L, "api.rate.per", 1);
+    cfg->api_rate_burst = num(L, "api.rate.burst", 2000);
     cfg->compression = boolean(L, "compression.enabled");
     cfg->compression_threshold = (size_t)num(L, "compression.threshold", 256);
     cfg->compression_level = (int)num(L, "compression.level", 1);

@@ -236,6 +236,42 @@ static int l_publish(lua_State *L)
     return 1;
 }
 
+static void published(void *arg, uint64_t offset, const char *err)
+{
+    mw_async *a = arg;
+    lua_State *L = mw_async_resume_begin(a);
+    if (L && !err) {
+        lua_pushnumber(L, (lua_Number)offset);
+        mw_async_resume_end(a, 1);
+    } else if (L) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        mw_async_resume_end(a, 2);
+    }
+    mw_async_free(a);
+}
+
+/* core.history_publish_async(token, room, body, size, ttl) -> true (the caller waits for the
+ * message's offset, or nil, err), or nil, err */
+static int l_publish_async(lua_State *L)
+{
+    mw_hist_redis *hr = redis_of(L);
+    lua_Number token = luaL_checknumber(L, 1);
+    size_t rlen, len;
+    const char *room = check_room(L, 2, &rlen);
+    const char *body = luaL_checklstring(L, 3, &len);
+    uint32_t size = check_size(L, 4);
+    uint64_t ttl = check_ttl_ms(L, 5);
+    mw_async *a = mw_async_new(L, token, 0, "publishing with its offset waits for Redis and must run inside a "
+                                            "handler, event, timer or subscriber");
+    long n = mw_hist_redis_publish_wait(hr, room, rlen, size, ttl, body, len, published, a);
+    if (n == -2)
+        return mw_async_failed(L, a, "a message to a history room must be a JSON object");
+    if (n < 0)
+        return mw_async_failed(L, a, n == -3 ? "Room history is unavailable (redis is not connected)" : "out of memory");
+    return mw_async_started(L, a);
+}
+
 static void join_done(void *arg, const mw_hist_info *info, const char *err)
 {
     mw_async *a = arg;
@@ -322,6 +358,7 @@ void mw_lapi_history_open(lua_State *L, void *ctx)
         { "history_info", l_info },
         { "history_get", l_get },
         { "history_publish", l_publish },
+        { "history_publish_async", l_publish_async },
         { "history_join_async", l_join_async },
         { "history_get_async", l_get_async },
         { NULL, NULL },

@@ -32,13 +32,25 @@ static int framing_failed(lua_State *L, size_t len)
  * connected client (or handed to the bus for a client of another worker, unless localOnly);
  * with checkUtf8, nil (nothing sent) for a text payload that is not valid UTF-8 (sendRaw: one
  * call per message instead of two) */
+static const char *checked_text; /* see mw_lapi_server_checked_text */
+static size_t checked_len;
+
+void mw_lapi_server_checked_text(const char *text, size_t len)
+{
+    checked_text = text;
+    checked_len = len;
+}
+
 static int l_send(lua_State *L)
 {
     size_t idlen, len;
     const char *id = luaL_checklstring(L, 1, &idlen);
     const char *payload = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
-    if (!binary && lua_toboolean(L, 5) && !mw_utf8_valid((const uint8_t *)payload, len)) {
+    /* a Lua string is immutable and the handler's argument keeps it alive: the same pointer is
+     * the same text (an echo sends back what it got) */
+    if (!binary && lua_toboolean(L, 5) && !(payload == checked_text && len == checked_len) &&
+        !mw_utf8_valid((const uint8_t *)payload, len)) {
         lua_pushnil(L);
         return 1;
     }
@@ -46,6 +58,54 @@ static int l_send(lua_State *L)
     if (rv < 0)
         return framing_failed(L, len);
     lua_pushboolean(L, rv);
+    return 1;
+}
+
+/* core.local_handlers(n): how many subscriber handlers run now (scheduler.lua keeps it). Their
+ * sends reach this worker's clients only, which only Lua can tell per coroutine. */
+static int local_handlers;
+
+static int l_local_handlers(lua_State *L)
+{
+    local_handlers = (int)luaL_checkinteger(L, 1);
+    return 0;
+}
+
+/* webSocketServer:sendRaw(clientId, payload, isBinary) in C, made by core.send_raw_method(lua)
+ * from the Lua method (server.lua), which it calls while a subscriber handler runs. An echo
+ * server calls it once per message: two Lua calls and four table lookups less each time. */
+static int l_send_raw(lua_State *L)
+{
+    if (local_handlers > 0) {
+        int n = lua_gettop(L);
+        lua_pushvalue(L, lua_upvalueindex(2));
+        lua_insert(L, 1);
+        lua_call(L, n, 1);
+        return 1;
+    }
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "sendRaw: clientId must be a string, got %s", luaL_typename(L, 2));
+    if (lua_type(L, 3) != LUA_TSTRING)
+        return luaL_error(L, "sendRaw: payload must be a string, got %s", luaL_typename(L, 3));
+    size_t idlen, len;
+    const char *id = lua_tolstring(L, 2, &idlen);
+    const char *payload = lua_tolstring(L, 3, &len);
+    int binary = lua_toboolean(L, 4);
+    if (!binary && !(payload == checked_text && len == checked_len) && !mw_utf8_valid((const uint8_t *)payload, len))
+        return luaL_error(L, "sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)");
+    int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, binary, 0);
+    if (rv < 0)
+        return framing_failed(L, len);
+    lua_pushboolean(L, rv);
+    return 1;
+}
+
+static int l_send_raw_method(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the binding's context */
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, l_send_raw, 2);
     return 1;
 }
 
@@ -214,6 +274,19 @@ static int l_room_send(lua_State *L)
     return 1;
 }
 
+/* core.room_publish(room, payload): to the room's members on other workers and hosts only (a
+ * draining worker's presence/leave events: its own clients are all being closed) */
+static int l_room_publish(lua_State *L)
+{
+    size_t nlen, len;
+    const char *name = luaL_checklstring(L, 1, &nlen);
+    const char *payload = luaL_checklstring(L, 2, &len);
+    if (memchr(name, '\0', nlen))
+        return luaL_error(L, "room and user names must not contain NUL bytes");
+    mw_bus_publish(fanout_of(L)->bus, MW_BUS_ROOM, name, nlen, NULL, 0, payload, len);
+    return 0;
+}
+
 /* core.user_send(userKey, payload [, localOnly]) -> number of local recipients */
 static int l_user_send(lua_State *L)
 {
@@ -261,6 +334,18 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+/* core.count_event(kind): counts a presence event ("join", "leave") or a join canJoin refused
+ * ("refused") in this worker's metrics */
+static int l_count_event(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    mw_metric which = strcmp(kind, "join") == 0    ? MW_M_PRESENCE_JOINS
+                      : strcmp(kind, "leave") == 0 ? MW_M_PRESENCE_LEAVES
+                                                   : MW_M_JOINS_REFUSED;
+    mw_metrics_add(ctx_of(L)->m, which, 1);
+    return 0;
+}
+
 /* core.client_info(clientId) -> fresh table or nil */
 static int l_client_info(lua_State *L)
 {
@@ -305,6 +390,20 @@ static int l_disconnect(lua_State *L)
     return 1;
 }
 
+/* core.user_disconnect(userKey, code, reason) -> local connections closed (the others are
+ * told through the bus) */
+static int l_user_disconnect(lua_State *L)
+{
+    size_t klen;
+    const char *key = luaL_checklstring(L, 1, &klen);
+    lua_Integer code = luaL_optinteger(L, 2, 1000);
+    const char *reason = luaL_optstring(L, 3, "");
+    if (code != 1000 && (code < 3000 || code > 4999))
+        return luaL_error(L, "disconnect: close code must be 1000 or 3000-4999, got %d", (int)code);
+    lua_pushinteger(L, (lua_Integer)mw_fanout_disconnect_user(fanout_of(L), key, klen, (int)code, reason));
+    return 1;
+}
+
 /* core.handler_finished(clientId, errored): a handler that waited on I/O is done */
 static int l_handler_finished(lua_State *L)
 {
@@ -330,6 +429,7 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
         { "client_info", l_client_info },
         { "client_count", l_client_count },
         { "disconnect", l_disconnect },
+        { "user_disconnect", l_user_disconnect },
         { "handler_finished", l_handler_finished },
         { "now_ms", l_now_ms },
         { "client_rooms", l_client_rooms },
@@ -339,9 +439,13 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
         { "room_members", l_room_members },
         { "room_names", l_room_names },
         { "room_send", l_room_send },
+        { "room_publish", l_room_publish },
         { "user_send", l_user_send },
         { "stats", l_stats },
+        { "count_event", l_count_event },
         { "bus_op", l_bus_op },
+        { "local_handlers", l_local_handlers },
+        { "send_raw_method", l_send_raw_method },
         { NULL, NULL },
     };
     mw_lapi_register(L, fns, ctx);

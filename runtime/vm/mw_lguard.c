@@ -39,6 +39,7 @@ typedef struct {
     char source[160];
     int line;
     size_t label_len, source_len; /* the loop thread's: what the slot holds already */
+    const void *fixed;            /* the loop thread's: the fixed site it holds, or NULL */
 } site;
 
 struct mw_lguard {
@@ -407,9 +408,25 @@ void mw_lguard_push_site(mw_lguard *g, const char *label, size_t llen, const cha
             s->source_len = slen;
         }
         s->line = line;
+        s->fixed = NULL;
     }
     __atomic_store_n(&g->n_sites, n + 1, __ATOMIC_RELAXED);
     site_write_end(g);
+}
+
+void mw_lguard_push_fixed_site(mw_lguard *g, const void *key, const char *label, size_t llen,
+                               const char *source, size_t slen, int line)
+{
+    int n = g->n_sites;
+    if (n < SITE_SLOTS && g->sites[n].fixed == key) { /* the slot holds it: only count it */
+        site_write_begin(g);
+        __atomic_store_n(&g->n_sites, n + 1, __ATOMIC_RELAXED);
+        site_write_end(g);
+        return;
+    }
+    mw_lguard_push_site(g, label, llen, source, slen, line);
+    if (n < SITE_SLOTS)
+        g->sites[n].fixed = key;
 }
 
 /* core.site_push(label, source, line): the loop thread starts or resumes the handler so named

@@ -45,6 +45,10 @@ void mw_lguard_inject(mw_lguard *g, struct lua_State *L);
  * forgotten when Lua returns to C. */
 void mw_lguard_push_site(mw_lguard *g, const char *label, size_t llen, const char *source, size_t slen,
                          int line);
+/* The same for a site whose texts never change while g lives (the raw handler's, kept by the
+ * VM): key names it, and a slot that holds it already is not compared again. */
+void mw_lguard_push_fixed_site(mw_lguard *g, const void *key, const char *label, size_t llen,
+                               const char *source, size_t slen, int line);
 /* The worker's client count, read by the watchdog when it replaces the worker (it is stable
  * then: the loop thread is stuck in Lua). */
 void mw_lguard_watch_clients(mw_lguard *g, const size_t *count);

@@ -21,6 +21,7 @@
 #include "mw_http.h"
 #include "mw_lapi.h"
 #include "mw_lapi_server.h"
+#include "mw_lco.h"
 #include "mw_lguard.h"
 #include "mw_log.h"
 #include "mw_reply.h"
@@ -33,23 +34,25 @@ struct mw_lvm {
     int ref_on_message, ref_on_connect, ref_on_disconnect, ref_on_started, ref_admit;
     int ref_resume, ref_spawn, ref_on_redis_message, ref_on_redis_state, ref_on_bus_op, ref_reload;
     int ref_on_expiring;
-    int ref_on_request, ref_on_invalid; /* protocol messages, their envelope decoded in C */
-    int ref_dispatch;                   /* l_dispatch, made once */
+    int ref_on_invalid, ref_on_runtime_error; /* a refused envelope; the runtime failed a message */
+    int ref_decode;                     /* l_decode, made once */
+    int ref_on_api;
+    mw_lco *lco;                        /* the message coroutines C resumes */
     int raw;                            /* app.lua raw: every message goes to on_message as is */
     char raw_label[96], raw_source[160]; /* raw's site for the watchdog (hooks.raw_site) */
     size_t raw_label_len, raw_source_len; /* 0: not known, Lua pushes it */
     int raw_line;
     int json_depth;                     /* limits.jsonDepth */
-    /* the message l_dispatch decodes (set just before the call: no Lua string of it is made) */
+    /* the message l_decode decodes (set just before the call: no Lua string of it is made) */
     const char *msg_client;
     const uint8_t *msg;
     size_t msg_len;
-    int msg_decoding; /* l_dispatch has not finished decoding it */
+    int msg_decoding; /* l_decode has not finished decoding it */
 };
 
 lua_State *mw_lvm_state(mw_lvm *vm) { return vm->L; }
 
-static int l_dispatch(lua_State *L);
+static int l_decode(lua_State *L);
 
 /* core.list_dir(path [, folders]) -> sorted array of the *.lua file names in path, or with
  * folders true the names of its subfolders (for `check` walking lib/); {} when absent.
@@ -220,9 +223,15 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_bus_op = take_ref(L, hooks, "on_bus_op");
     vm->ref_reload = take_ref(L, hooks, "reload");
     vm->ref_on_expiring = take_ref(L, hooks, "on_expiring");
-    vm->ref_on_request = take_ref(L, hooks, "on_request");
+    vm->ref_on_api = take_ref(L, hooks, "on_api");
     vm->ref_on_invalid = take_ref(L, hooks, "on_invalid");
+    vm->ref_on_runtime_error = take_ref(L, hooks, "on_runtime_error");
     vm->raw = cfg->has_raw;
+    vm->lco = mw_lco_new(L, hooks);
+    if (!vm->lco) {
+        snprintf(err, errlen, "the runtime's hooks lack the message loop (moonwire.hooks)");
+        goto fail;
+    }
     lua_getfield(L, hooks, "raw_site"); /* {label, source, line} under app.lua raw */
     if (lua_istable(L, -1)) {
         lua_getfield(L, -1, "label");
@@ -238,17 +247,18 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     lua_pop(L, 1);
     vm->json_depth = cfg->limits.json_depth;
     lua_pushlightuserdata(L, vm);
-    lua_pushcclosure(L, l_dispatch, 1);
-    vm->ref_dispatch = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcclosure(L, l_decode, 1);
+    vm->ref_decode = luaL_ref(L, LUA_REGISTRYINDEX);
     /* called without a check: runtime.start returns them all (the others may be absent) */
     assert(vm->ref_on_message != LUA_NOREF && vm->ref_admit != LUA_NOREF && vm->ref_resume != LUA_NOREF &&
-           vm->ref_on_request != LUA_NOREF && vm->ref_on_invalid != LUA_NOREF);
+           vm->ref_on_runtime_error != LUA_NOREF && vm->ref_on_invalid != LUA_NOREF);
     mw_async_host_set_hooks(vm->async, vm->ref_resume, vm->ref_spawn);
     lua_settop(L, 0);
     return vm;
 fail:
     mw_lguard_stop(vm->guard);
     mw_async_host_free(vm->async);
+    mw_lco_free(vm->lco);
     lua_close(L);
     mw_lguard_free(vm->guard);
     free(vm);
@@ -261,6 +271,7 @@ void mw_lvm_free(mw_lvm *vm)
         return;
     mw_lguard_stop(vm->guard);
     mw_async_host_free(vm->async); /* calls still pending drop their completions */
+    mw_lco_free(vm->lco);
     lua_close(vm->L);
     mw_lguard_free(vm->guard);
     free(vm);
@@ -273,65 +284,74 @@ static int guarded_pcall(mw_lvm *vm, int nargs, int nresults, const char *where)
     return mw_lguard_pcall(vm->guard, vm->L, nargs, nresults, where);
 }
 
-/* Decodes the message vm->msg names and calls hooks.on_request(clientId, type, action, data,
- * requestId), or hooks.on_invalid(clientId, kind) when the envelope is refused; returns what
- * the hook returns. Runs under mw_lvm_on_message's protected call, so the decoded values count
- * against the memory cap like any other Lua allocation. */
-static int l_dispatch(lua_State *L)
+/* Decodes the message vm->msg names: returns clientId, type, action, data, requestId (the body's
+ * arguments), or the kind of refusal (one integer) when the envelope is refused. Runs under a
+ * protected call, so the decoded values count against the memory cap like any other Lua
+ * allocation, and running out of memory is an error, not a panic. */
+static int l_decode(lua_State *L)
 {
     mw_lvm *vm = lua_touserdata(L, lua_upvalueindex(1));
     lua_settop(L, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_request);
     lua_pushlstring(L, vm->msg_client, MW_CLIENT_ID_LEN);
     int kind = mw_envelope_decode(L, (const char *)vm->msg, vm->msg_len, vm->json_depth);
     vm->msg_decoding = 0;
-    if (kind == MW_ENVELOPE_OK) {
-        lua_call(L, 5, 1);
-        return 1;
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_invalid);
-    lua_replace(L, 1);
+    if (kind == MW_ENVELOPE_OK)
+        return 5;
     lua_pushinteger(L, kind);
-    lua_call(L, 2, 1);
     return 1;
+}
+
+/* The client hears that its text was refused (kind: mw_envelope), or, for kind < 0, that the
+ * runtime failed on its message. */
+static int refuse(mw_lvm *vm, const char *client_id, int kind)
+{
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, kind < 0 ? vm->ref_on_runtime_error : vm->ref_on_invalid);
+    lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
+    lua_pushinteger(L, kind);
+    guarded_pcall(vm, 2, 0, kind < 0 ? "on_runtime_error" : "on_invalid");
+    return kind < 0 ? MW_LVM_FAILED : MW_LVM_DONE;
 }
 
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len)
 {
     lua_State *L = vm->L;
     if (vm->raw) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_message);
-        lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
-        lua_pushlstring(L, (const char *)data, len);
-        lua_pushboolean(L, opcode == 2);
+        /* straight into a pooled coroutine (mw_lco): the body is the router's handle_raw */
+        lua_State *co = mw_lco_begin(vm->lco);
+        lua_pushlstring(co, client_id, MW_CLIENT_ID_LEN);
+        lua_pushlstring(co, (const char *)data, len);
+        if (opcode == 1)
+            mw_lapi_server_checked_text(lua_tostring(co, -1), len);
+        lua_pushboolean(co, opcode == 2);
         /* the handler's site is pushed from here: a call into C from the traced Lua code costs more */
-        lua_pushboolean(L, vm->raw_label_len > 0);
+        lua_pushboolean(co, vm->raw_label_len > 0);
         if (vm->raw_label_len > 0)
-            mw_lguard_push_site(vm->guard, vm->raw_label, vm->raw_label_len, vm->raw_source, vm->raw_source_len,
-                                vm->raw_line);
-        if (guarded_pcall(vm, 4, 1, "on_message") != 0)
-            return MW_LVM_FAILED;
-    } else {
-        /* the envelope is decoded in C (mw_envelope): Lua gets its parts, not the text */
-        vm->msg_client = client_id;
-        vm->msg = data;
-        vm->msg_len = len;
-        vm->msg_decoding = 1;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dispatch);
-        if (guarded_pcall(vm, 0, 1, "on_message") != 0) {
-            if (!vm->msg_decoding)
-                return MW_LVM_FAILED;
-            /* decoding itself failed (out of memory): the client hears its text was refused */
-            lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on_invalid);
-            lua_pushlstring(L, client_id, MW_CLIENT_ID_LEN);
-            lua_pushinteger(L, MW_ENVELOPE_NOT_JSON);
-            guarded_pcall(vm, 2, 0, "on_invalid");
-            return MW_LVM_DONE;
-        }
+            mw_lguard_push_fixed_site(vm->guard, vm->raw_label, vm->raw_label, vm->raw_label_len, vm->raw_source,
+                                      vm->raw_source_len, vm->raw_line);
+        int rv = mw_lco_run(vm->lco, vm->guard, 4, client_id, MW_CLIENT_ID_LEN);
+        mw_lapi_server_checked_text(NULL, 0);
+        return rv < 0 ? MW_LVM_FAILED : rv;
     }
-    int rv = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    return rv;
+    /* the envelope is decoded in C (mw_envelope): Lua gets its parts, not the text */
+    vm->msg_client = client_id;
+    vm->msg = data;
+    vm->msg_len = len;
+    vm->msg_decoding = 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_decode);
+    int top = lua_gettop(L) - 1;
+    if (guarded_pcall(vm, 0, LUA_MULTRET, "on_message") != 0)
+        return refuse(vm, client_id, vm->msg_decoding ? MW_ENVELOPE_NOT_JSON : -1); /* out of memory */
+    if (lua_gettop(L) - top != 5) {
+        int kind = (int)lua_tointeger(L, -1);
+        lua_settop(L, top);
+        return refuse(vm, client_id, kind);
+    }
+    /* straight into a pooled coroutine (mw_lco): the body is the router's handle */
+    lua_State *co = mw_lco_begin(vm->lco);
+    lua_xmove(L, co, 5);
+    int rv = mw_lco_run(vm->lco, vm->guard, 5, client_id, MW_CLIENT_ID_LEN);
+    return rv < 0 ? refuse(vm, client_id, -1) : rv;
 }
 
 static void call_hook(mw_lvm *vm, int ref, const char *name, int nargs)
@@ -468,6 +488,15 @@ void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_
     lua_pushlstring(vm->L, client_id, MW_CLIENT_ID_LEN);
     lua_pushlstring(vm->L, json, len);
     call_hook(vm, vm->ref_on_bus_op, "on_bus_op", 2);
+}
+
+void mw_lvm_on_api(mw_lvm *vm, uint64_t ticket, const char *name, size_t name_len, const char *body,
+                   size_t body_len)
+{
+    lua_pushnumber(vm->L, (lua_Number)ticket);
+    lua_pushlstring(vm->L, name, name_len);
+    lua_pushlstring(vm->L, body, body_len);
+    call_hook(vm, vm->ref_on_api, "on_api", 3);
 }
 
 void mw_lvm_on_redis_state(mw_lvm *vm, int up)

@@ -67,6 +67,10 @@ void mw_lvm_on_redis_message(mw_lvm *vm, const char *pattern, const char *channe
 
 /* Another worker asks for a webSocketServer call on one of our clients (JSON [op, args...]). */
 void mw_lvm_on_bus_op(mw_lvm *vm, const char *client_id, const char *json, size_t len);
+/* An HTTP API call (POST /api/NAME with body) to run in lua/moonwire/api.lua, which answers
+ * through core.api_reply(ticket, ...). */
+void mw_lvm_on_api(mw_lvm *vm, uint64_t ticket, const char *name, size_t name_len, const char *body,
+                   size_t body_len);
 /* The command connection to Redis came up (1) or went down (0). */
 void mw_lvm_on_redis_state(mw_lvm *vm, int up);
 

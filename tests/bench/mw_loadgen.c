@@ -48,7 +48,7 @@
 #define LG_HIST_MAX_BITS 40
 #define LG_HIST_BUCKETS (2 * LG_HIST_SUB + (LG_HIST_MAX_BITS - LG_HIST_SUB_BITS - 1) * LG_HIST_SUB)
 
-enum lg_scenario { LG_ECHO, LG_BROADCAST };
+enum lg_scenario { LG_ECHO, LG_BROADCAST, LG_IDLE_HOLD };
 
 enum lg_err {
   LG_ERR_CONNECT,    /* TCP connect failed or timed out */
@@ -88,9 +88,11 @@ typedef struct {
   enum lg_scenario scenario;
   int payload;
   int depth;
+  double echo_rate; /* --echo-rate: requests/s over all connections, sent on a clock (0: closed loop) */
   double rate;
   int senders;
   int sources;
+  int first_source;  /* the last byte of the first source address, 127.0.0.N */
   int procs;
   int concurrency;
   pid_t server_pids[LG_MAX_PIDS];
@@ -119,7 +121,8 @@ typedef struct {
   uint64_t opened;      /* connections that completed the upgrade */
   uint64_t open_at_end; /* connections still open when the window closed */
   uint64_t starved;     /* broadcast: open receivers that got no tick from the window */
-  uint64_t skipped;     /* broadcast: sends skipped because the sender's queue was full */
+  uint64_t skipped;     /* broadcast: sends skipped because the sender's queue was full;
+                           echo at --echo-rate: requests skipped, --depth already in flight */
   uint64_t rx_bytes;    /* bytes read from the server in the window (frames as on the wire) */
   uint64_t deflated;    /* connections that negotiated permessage-deflate */
   uint64_t connect_ns;  /* time from first connect to the last upgrade (or failure) */
@@ -162,7 +165,7 @@ typedef struct {
   uint64_t next_id;
   int outstanding;
   lg_inflight *ring; /* echo: depth slots, indexed by requestId % depth */
-  uint64_t bc_sent;  /* broadcast sender: messages sent so far */
+  uint64_t bc_sent;  /* broadcast sender, or echo at --echo-rate: messages sent so far */
   uint64_t ticks;    /* broadcast receiver: window ticks received */
   char worker[96];   /* server worker id from {"action":"hello"} (--by-worker app); "" unknown */
   int deflate;       /* permessage-deflate was negotiated */
@@ -644,8 +647,15 @@ static int lg_ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t le
  * Return a pointer just past `"key":` and optional spaces, or NULL. */
 static const char *lg_json_find(const char *s, size_t n, const char *key) {
   char pat[40];
-  int plen = snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = memmem(s, n, pat, (size_t)plen);
+  size_t klen = strlen(key);
+  if (klen > sizeof pat - 3)
+    return NULL;
+  pat[0] = '"'; /* built by hand: this runs for every reply, snprintf showed in the profile */
+  memcpy(pat + 1, key, klen);
+  pat[klen + 1] = '"';
+  pat[klen + 2] = ':';
+  size_t plen = klen + 3;
+  const char *p = memmem(s, n, pat, plen);
   if (p == NULL)
     return NULL;
   p += plen;
@@ -658,6 +668,15 @@ static int lg_json_number(const char *s, size_t n, const char *key, double *out)
   const char *p = lg_json_find(s, n, key);
   if (p == NULL)
     return -1;
+  /* a plain integer (requestId, t) without strtod: every reply has two */
+  uint64_t v = 0;
+  const char *q = p;
+  while (q < s + n && q - p < 19 && *q >= '0' && *q <= '9')
+    v = v * 10 + (uint64_t)(*q++ - '0');
+  if (q > p && (q == s + n || (*q != '.' && *q != 'e' && *q != 'E' && (*q < '0' || *q > '9')))) {
+    *out = (double)v;
+    return 0;
+  }
   char num[48];
   size_t k = 0;
   while (p < s + n && k < sizeof num - 1 && strchr("0123456789+-.eE", *p) != NULL && *p != '\0')
@@ -694,14 +713,41 @@ static int lg_json_string(const char *s, size_t n, const char *key, char *out, s
   return p < s + n ? (int)len : -1;
 }
 
+/* Appends v in decimal at p; returns the end. */
+static char *lg_put_u64(char *p, uint64_t v) {
+  char tmp[20];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0)
+    *p++ = tmp[--n];
+  return p;
+}
+
+static char *lg_put(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+#define LG_PUT_LIT(p, lit) lg_put((p), (lit), sizeof(lit) - 1)
+
 static void lg_echo_send(lg_conn *c, uint64_t now) {
   lg_worker *w = c->w;
   const lg_config *cfg = w->cfg;
   uint64_t id = ++c->next_id;
-  int len = snprintf(w->scratch, w->scratch_len,
-                     "{\"type\":\"bench\",\"action\":\"echo\",\"data\":{\"t\":%" PRIu64
-                     ",\"p\":\"%s\"},\"requestId\":%" PRIu64 "}",
-                     now - cfg->base_ns, w->payload, id);
+  /* {"type":"bench","action":"echo","data":{"t":T,"p":"xxx"},"requestId":N}, put together by
+   * hand: snprintf was a fifth of the load generator's time, and the load generator is what
+   * limits the fastest servers */
+  char *p = w->scratch;
+  p = LG_PUT_LIT(p, "{\"type\":\"bench\",\"action\":\"echo\",\"data\":{\"t\":");
+  p = lg_put_u64(p, now - cfg->base_ns);
+  p = LG_PUT_LIT(p, ",\"p\":\"");
+  p = lg_put(p, w->payload, (size_t)cfg->payload);
+  p = LG_PUT_LIT(p, "\"},\"requestId\":");
+  p = lg_put_u64(p, id);
+  *p++ = '}';
+  int len = (int)(p - w->scratch);
   struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)w->scratch, (size_t)len};
   if (wslay_event_queue_msg(c->ws, &msg) != 0)
     return; /* a close is queued: the connection is going away */
@@ -756,7 +802,7 @@ static void lg_on_echo(lg_conn *c, const char *s, size_t n, uint64_t now) {
     w->stats.received++;
     lg_stats_latency(&w->stats, now - slot->sent_ns);
   }
-  if (w->sending)
+  if (w->sending && w->cfg->echo_rate == 0)
     lg_echo_send(c, now);
 }
 
@@ -826,7 +872,7 @@ static void lg_on_text(lg_conn *c, const char *s, size_t n) {
       if (slot->id == (uint64_t)rid) {
         slot->id = 0;
         c->outstanding--;
-        if (w->sending)
+        if (w->sending && w->cfg->echo_rate == 0)
           lg_echo_send(c, now);
       }
     }
@@ -1112,7 +1158,7 @@ static void lg_conn_start(lg_conn *c) {
       (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     struct sockaddr_in src = {0};
     src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->index % cfg->sources));
+    src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)cfg->first_source + (uint32_t)(c->index % cfg->sources));
     rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0);
     if (rc < 0) {
       lg_conn_fail(c, LG_ERR_CONNECT, uv_strerror(rc));
@@ -1175,6 +1221,33 @@ static void lg_send_timer_cb(uv_timer_t *t) {
   }
 }
 
+/* --echo-rate: every millisecond, each connection sends what its share of the rate owes since
+ * the start (open loop: a slow reply does not slow the sender), at most --depth in flight; a
+ * request that would pass that is skipped and counted. */
+static void lg_echo_rate_timer_cb(uv_timer_t *t) {
+  lg_worker *w = t->data;
+  uint64_t now = lg_now();
+  if (!w->sending || now < w->t0)
+    return;
+  double per_conn = w->cfg->echo_rate / w->cfg->connections;
+  for (int i = 0; i < w->count; i++) {
+    lg_conn *c = &w->conns[i];
+    if (c->state != LG_OPEN)
+      continue;
+    uint64_t due = (uint64_t)((double)(now - w->t0) / 1e9 * per_conn) + 1;
+    for (; c->bc_sent < due; c->bc_sent++) {
+      if (c->outstanding >= w->cfg->depth) {
+        if (now >= w->measure_start && now < w->measure_end)
+          w->stats.skipped += due - c->bc_sent;
+        c->bc_sent = due;
+        break;
+      }
+      lg_echo_send(c, now);
+    }
+    lg_conn_pump(c);
+  }
+}
+
 static void lg_worker_done_timer_cb(uv_timer_t *t) {
   lg_worker *w = t->data;
   /* Close grace over: drop whatever did not finish its close handshake. */
@@ -1224,6 +1297,10 @@ static void lg_worker_end_timer_cb(uv_timer_t *t) {
     lg_worker_enter_close(w);
     return;
   }
+  if (w->cfg->scenario == LG_IDLE_HOLD) {
+    lg_worker_enter_close(w);
+    return;
+  }
   w->phase = LG_PH_DRAIN;
   lg_timer_at(&w->phase_timer, w->measure_end + (uint64_t)(w->cfg->drain * 1e9),
               lg_worker_drain_timer_cb);
@@ -1251,10 +1328,12 @@ static void lg_worker_start(lg_worker *w, uint64_t t0) {
   if (w->measure_start > t0)
     lg_timer_at(&w->cpu_timer, w->measure_start, lg_worker_window_timer_cb);
   lg_timer_at(&w->phase_timer, w->measure_end, lg_worker_end_timer_cb);
-  if (cfg->scenario == LG_BROADCAST) {
-    uv_timer_start(&w->send_timer, lg_send_timer_cb, 0, 1);
+  if (cfg->scenario == LG_BROADCAST || cfg->echo_rate > 0) {
+    uv_timer_start(&w->send_timer, cfg->echo_rate > 0 ? lg_echo_rate_timer_cb : lg_send_timer_cb, 0, 1);
     return;
   }
+  if (cfg->scenario == LG_IDLE_HOLD)
+    return; /* hold the connections open, send nothing */
   uint64_t now = lg_now();
   for (int i = 0; i < w->count; i++) {
     lg_conn *c = &w->conns[i];
@@ -1638,7 +1717,7 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
   double added = s->rss_kib >= 0 && rss_base >= 0 && conns > 0
                      ? (double)(s->rss_kib - rss_base) / (double)conns
                      : -1;
-  const char *scen = cfg->scenario == LG_ECHO ? "echo" : "broadcast";
+  const char *scen = cfg->scenario == LG_ECHO ? "echo" : cfg->scenario == LG_IDLE_HOLD ? "idle" : "broadcast";
   double own_cpu_pct = s->own_cpu_s / cfg->duration * 100;
   double server_cpu_pct = s->server_cpu_s >= 0 ? s->server_cpu_s / cfg->duration * 100 : -1;
 
@@ -1654,14 +1733,18 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
          any_loopback && cfg->sources == 1 ? "" : "es");
   printf("  duration      %.2f s after %.2f s warm-up, payload %d B", cfg->duration, cfg->warmup,
          cfg->payload);
-  if (cfg->scenario == LG_ECHO)
+  if (cfg->scenario == LG_ECHO && cfg->echo_rate > 0)
+    printf(", %.0f requests/s on a clock, at most %d in flight per connection\n", cfg->echo_rate, cfg->depth);
+  else if (cfg->scenario == LG_ECHO)
     printf(", pipeline depth %d\n", cfg->depth);
+  else if (cfg->scenario == LG_IDLE_HOLD)
+    printf(", idle: nothing sent\n");
   else
     printf(", %.1f broadcasts/s from %d sender%s\n", cfg->rate, cfg->senders,
            cfg->senders == 1 ? "" : "s");
   if (cfg->scenario == LG_ECHO)
-    printf("  messages      %" PRIu64 " replies, %.0f msg/s (%" PRIu64 " requests sent)\n",
-           s->received, rate, s->sent);
+    printf("  messages      %" PRIu64 " replies, %.0f msg/s (%" PRIu64 " requests sent, %" PRIu64
+           " skipped: --depth in flight)\n", s->received, rate, s->sent, s->skipped);
   else
     printf("  messages      %" PRIu64 " deliveries, %.0f msg/s (%" PRIu64
            " broadcasts sent, %.2f %% delivered, %" PRIu64 " receivers got none, %" PRIu64
@@ -1771,10 +1854,15 @@ static void lg_usage(FILE *f) {
     "  -c, --connections N  connections to open (default 1000)\n"
     "  -d, --duration S     measured seconds (default 10)\n"
     "  --warmup S           traffic before measuring starts (default 2)\n"
-    "  --scenario NAME      echo | broadcast (default echo)\n"
+    "  --scenario NAME      echo | broadcast | idle (default echo; idle: connect, send\n"
+    "                       nothing for the window, then sample the server's RSS)\n"
     "  --payload BYTES      'x' characters in data.p (default 32; 0 leaves p out of broadcasts)\n"
     "  --depth N            echo: requests in flight per connection (default 1)\n"
     "  --rate R             broadcast: messages per second over all senders (default 50)\n"
+    "  --echo-rate R        echo: send R requests per second over all connections on a clock\n"
+    "                       instead of one per reply (latency at a given load: p99 at half of\n"
+    "                       the peak); at most --depth in flight per connection, the rest is\n"
+    "                       skipped and counted\n"
     "  --senders N          broadcast: sender connections, the first N (default 1)\n"
     "  --sender-url URL     broadcast: the senders connect to URL, as N extra connections that\n"
     "                       are not receivers (their own ticks are not measured); -c receivers\n"
@@ -1790,6 +1878,8 @@ static void lg_usage(FILE *f) {
     "                       the report says how many connections negotiated it\n"
     "  --sources K          spread connections over 127.0.0.1..127.0.0.K (loopback only;\n"
     "                       default 1 per 25000 connections)\n"
+    "  --first-source N     the first source address is 127.0.0.N (default 1; 2 keeps the\n"
+    "                       ports of 127.0.0.1 free for others)\n"
     "  --procs N            worker processes (default: as many as the open-file limit needs)\n"
     "  --concurrency N      upgrades in progress at once while connecting (default 256)\n"
     "  --connect-timeout S  give up connecting after S seconds (default 60)\n"
@@ -1858,7 +1948,8 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
   enum {
     OPT_URL = 256, OPT_WARMUP, OPT_SCENARIO, OPT_PAYLOAD, OPT_DEPTH, OPT_RATE, OPT_SENDERS,
     OPT_SOURCES, OPT_PROCS, OPT_CONCURRENCY, OPT_CONNECT_TIMEOUT, OPT_DRAIN, OPT_TIMEOUT,
-    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER, OPT_DEFLATE, OPT_ROWS
+    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER, OPT_ECHO_RATE, OPT_FIRST_SOURCE,
+    OPT_DEFLATE, OPT_ROWS
   };
   static const struct option longopts[] = {
     {"url", required_argument, NULL, OPT_URL},
@@ -1869,8 +1960,10 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     {"payload", required_argument, NULL, OPT_PAYLOAD},
     {"depth", required_argument, NULL, OPT_DEPTH},
     {"rate", required_argument, NULL, OPT_RATE},
+    {"echo-rate", required_argument, NULL, OPT_ECHO_RATE},
     {"senders", required_argument, NULL, OPT_SENDERS},
     {"sources", required_argument, NULL, OPT_SOURCES},
+    {"first-source", required_argument, NULL, OPT_FIRST_SOURCE},
     {"procs", required_argument, NULL, OPT_PROCS},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -1891,7 +1984,7 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
   *cfg = (lg_config){
     .connections = 1000, .duration = 10, .warmup = 2, .drain = 1, .connect_timeout = 60,
     .timeout = 5, .scenario = LG_ECHO, .payload = 32, .depth = 1, .rate = 50, .senders = 1,
-    .sources = 0, .procs = 0, .concurrency = 256,
+    .sources = 0, .first_source = 1, .procs = 0, .concurrency = 256,
   };
   int opt;
   while ((opt = getopt_long(argc, argv, "c:d:h", longopts, NULL)) != -1) {
@@ -1905,14 +1998,18 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
         cfg->scenario = LG_ECHO;
       else if (strcmp(optarg, "broadcast") == 0)
         cfg->scenario = LG_BROADCAST;
+      else if (strcmp(optarg, "idle") == 0)
+        cfg->scenario = LG_IDLE_HOLD;
       else
-        lg_die("--scenario: echo or broadcast, got '%s'", optarg);
+        lg_die("--scenario: echo, broadcast or idle, got '%s'", optarg);
       break;
     case OPT_PAYLOAD: cfg->payload = (int)lg_parse_num("--payload", optarg, 0, 1 << 20); break;
     case OPT_DEPTH: cfg->depth = (int)lg_parse_num("--depth", optarg, 1, 1024); break;
     case OPT_RATE: cfg->rate = lg_parse_num("--rate", optarg, 0.001, 1e6); break;
+    case OPT_ECHO_RATE: cfg->echo_rate = lg_parse_num("--echo-rate", optarg, 1, 1e8); break;
     case OPT_SENDERS: cfg->senders = (int)lg_parse_num("--senders", optarg, 1, 1000); break;
     case OPT_SOURCES: cfg->sources = (int)lg_parse_num("--sources", optarg, 1, 254); break;
+    case OPT_FIRST_SOURCE: cfg->first_source = (int)lg_parse_num("--first-source", optarg, 1, 254); break;
     case OPT_PROCS: cfg->procs = (int)lg_parse_num("--procs", optarg, 1, 256); break;
     case OPT_CONCURRENCY:
       cfg->concurrency = (int)lg_parse_num("--concurrency", optarg, 1, 100000);
@@ -1954,6 +2051,8 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     lg_die("--senders (%d) exceeds the connection count (%d)", cfg->senders, cfg->connections);
   if (cfg->sources == 0)
     cfg->sources = (cfg->connections + 24999) / 25000;
+  if (cfg->first_source + cfg->sources - 1 > 254)
+    lg_die("--first-source %d with %d source addresses passes 127.0.0.254", cfg->first_source, cfg->sources);
   if (!cfg->target.loopback && !(cfg->split && cfg->sender.loopback) && cfg->sources > 1)
     fprintf(stderr, "mw_loadgen: --sources applies to loopback targets only; ignored\n");
 }

@@ -30,7 +30,12 @@ when none of these works.
   -c, --connections N   connections per run            (BENCH_CONNECTIONS, default 1000)
   -d, --duration S      measured seconds per run       (BENCH_DURATION, default 10)
   -w, --warmup S        warm-up seconds per run        (BENCH_WARMUP, default 2)
-  --scenarios LIST      "echo broadcast"               (BENCH_SCENARIOS)
+  --scenarios LIST      "echo broadcast"               (BENCH_SCENARIOS); also "half":
+                        echo at half of each server's own echo msgs/s from the same run
+                        (mw_loadgen --echo-rate; list it after echo): its p99 is the
+                        latency at a normal load, issue 12's "p99 < 5 ms at half the peak"
+                        "idle": connections held open, nothing sent, RSS sampled at the
+                        end (tests/bench/idle.sh)
   --servers LIST        "moonwire moonwire-raw bun ws-raw ws" (BENCH_SERVERS; see above)
   --payload BYTES       data.p size                    (BENCH_PAYLOAD, default 32)
   --depth N             echo pipeline depth            (BENCH_DEPTH, default 1)
@@ -126,7 +131,7 @@ for v in DURATION WARMUP RATE; do
   [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "run.sh: $v must be a number, got '${!v}'" >&2; exit 2; }
 done
 for s in $SCENARIOS; do
-  [[ $s == echo || $s == broadcast ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
+  [[ $s == echo || $s == broadcast || $s == half || $s == idle ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
 done
 for s in $SERVERS; do
   case $s in
@@ -312,12 +317,25 @@ run_one() { # scenario server port
     FAILED=1
     return 0
   fi
-  local pid=$SERVER_PID limit rc=0
+  local pid=$SERVER_PID limit rc=0 lg_scenario=$scenario extra=()
   limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 120 }')
+  if [[ $scenario == half ]]; then # half of this server's echo msgs/s in this run
+    local peak
+    peak=$(grep "\"label\":\"$name\"" "$RESULTS" | grep '"scenario":"echo"' | grep -o '"msgs_per_s":[0-9.]*' |
+      tail -1 | cut -d: -f2)
+    if [[ -z $peak ]]; then
+      echo "   no echo result for $name in this run: half skipped (list echo before half)"
+      stop_server "$pid"
+      record_failure "$scenario" "$name" "no echo peak in this run"
+      return 0
+    fi
+    lg_scenario=echo
+    extra=(--echo-rate "$(awk -v p="$peak" 'BEGIN { printf "%d", p / 2 }')")
+  fi
   # In the background and waited for, so a SIGTERM/SIGINT to this script acts at once.
   timeout --kill-after=5 "$limit" "${TASKSET_LOADGEN[@]}" "$LOADGEN" \
     --url "ws://127.0.0.1:$port/ws" -c "$CONNECTIONS" -d "$DURATION" --warmup "$WARMUP" \
-    --scenario "$scenario" --payload "$PAYLOAD" --depth "$DEPTH" --rate "$RATE" \
+    --scenario "$lg_scenario" --payload "$PAYLOAD" --depth "$DEPTH" --rate "$RATE" "${extra[@]}" \
     --senders "$SENDERS" --server-pid "$pid" --label "$name" --json >"$out" 2>&1 &
   local lg=$!
   STARTED+=("$lg")
@@ -332,7 +350,7 @@ run_one() { # scenario server port
     record_failure "$scenario" "$name" "server died during the run (exit status $status)"
     FAILED=1
   elif grep -q '^{' "$out"; then
-    grep '^{' "$out" | tail -1 >>"$RESULTS"
+    grep '^{' "$out" | tail -1 | sed "s/\"scenario\":\"$lg_scenario\"/\"scenario\":\"$scenario\"/" >>"$RESULTS"
   else
     record_failure "$scenario" "$name" "mw_loadgen exited with status $rc"
     FAILED=1
@@ -355,7 +373,7 @@ for scenario in $SCENARIOS; do
       ws*) port=$WS_PORT ;;
       bun) port=$BUN_PORT ;;
     esac
-    if [[ $scenario == broadcast && $name == *-raw ]]; then
+    if [[ ($scenario == broadcast) && $name == *-raw ]]; then
       echo
       echo "== broadcast against $name: skipped (a raw echo server has no broadcast)"
       continue
@@ -383,13 +401,16 @@ const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? '-
 const cols = [
   ['scenario', 10], ['server', 12], ['conns', 6], ['msgs/s', 10], ['p50 ms', 8], ['p99 ms', 8],
   ['max ms', 8], ['deliv %', 8], ['errors', 7], ['RSS KiB', 9], ['KiB/conn', 9], ['added', 8],
-  ['srv CPU%', 9], ['lg CPU%', 8],
+  ['srv CPU%', 9], ['lg CPU%', 8], ['srv us/msg', 10],
 ];
+// server CPU time per message (reply or delivery): the figure a busy or load-generator-bound
+// run distorts least
+const usPerMsg = (r) => (r.server_cpu_pct > 0 && r.msgs_per_s > 0 ? r.server_cpu_pct * 1e4 / r.msgs_per_s : null);
 const line = (cells) => cells.map((c, i) => String(c).padStart(cols[i][1])).join(' ');
 console.log(line(cols.map((c) => c[0])));
 for (const r of rows) {
-  if (r.failed || r.skipped) {
-    console.log(line([r.scenario, r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-']) +
+  if (r.failed || typeof r.skipped === 'string') {
+    console.log(line([r.scenario, r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-']) +
       (r.failed ? '  FAILED: ' + r.failed : '  skipped: ' + r.skipped));
     continue;
   }
@@ -397,11 +418,11 @@ for (const r of rows) {
     r.scenario, r.label, r.connections, fmt(r.msgs_per_s), fmt(r.p50_ms, 3), fmt(r.p99_ms, 3),
     fmt(r.max_ms, 3), r.scenario === 'broadcast' ? fmt(r.delivered_ratio * 100, 1) : '-', r.errors,
     fmt(r.rss_kib), fmt(r.rss_per_conn_kib, 1), fmt(r.rss_added_per_conn_kib, 1),
-    fmt(r.server_cpu_pct), fmt(r.loadgen_cpu_pct),
+    fmt(r.server_cpu_pct), fmt(r.loadgen_cpu_pct), fmt(usPerMsg(r), 3),
   ]) + (r.errors ? '  first error: ' + r.first_error : '') + (loadgenBound(r) ? '  (load generator bound)' : ''));
 }
 const ratio = (a, b) => (a === null || b === null || a === undefined || b === undefined || b === 0 ? '-' : String(Number((a / b).toPrecision(3))));
-const find = (s, label) => rows.find((r) => r.scenario === s && r.label === label && !r.failed && !r.skipped);
+const find = (s, label) => rows.find((r) => r.scenario === s && r.label === label && !r.failed && typeof r.skipped !== 'string');
 // [scenario, A, B, what A / B is, issue 12's msgs/s target or null]
 const pairs = [
   ['echo', 'moonwire', 'bun', 'Lua path / Bun raw', 0.5],
@@ -424,14 +445,37 @@ for (const [s, an, bn, what, target] of pairs) {
   if (target !== null && m !== '-') t = `  (target >= ${target}: ${Number(m) >= target ? 'met' : 'NOT met'})`;
   printed.push(`${s.padEnd(10)} ${what.padEnd(33)} ${(an + ' / ' + bn).padEnd(24)} msgs/s ${m.padEnd(6)}` +
     ` p99 ${ratio(a.p99_ms, b.p99_ms).padEnd(6)} RSS/conn ${ratio(a.rss_per_conn_kib, b.rss_per_conn_kib).padEnd(6)}` +
-    ` added RSS/conn ${ratio(a.rss_added_per_conn_kib, b.rss_added_per_conn_kib)}${t}`);
+    ` added RSS/conn ${ratio(a.rss_added_per_conn_kib, b.rss_added_per_conn_kib).padEnd(6)}` +
+    ` CPU efficiency ${ratio(usPerMsg(b), usPerMsg(a))}${t}`);
+}
+const halves = rows.filter((r) => r.scenario === 'half' && !r.failed && typeof r.skipped !== 'string');
+if (halves.length) {
+  console.log('\nlatency at half of each server\'s own echo peak (mw_loadgen --echo-rate; issue 12: p99 < 5 ms)');
+  for (const r of halves) {
+    console.log(`  ${r.label.padEnd(13)} ${fmt(r.msgs_per_s).padStart(8)} msg/s  p50 ${fmt(r.p50_ms, 3)} ms` +
+      `  p99 ${fmt(r.p99_ms, 3)} ms  (${r.p99_ms < 5 ? 'met' : 'NOT met'})`);
+  }
+}
+const idle = rows.filter((r) => r.scenario === 'idle' && !r.failed && typeof r.skipped !== 'string');
+if (idle.length) {
+  console.log('\nidle: user-space memory per connection (server RSS after - before connecting, / open' +
+    ' connections; supervisor + workers for moonwire)');
+  for (const r of idle) {
+    console.log(`  ${r.label.padEnd(13)} ${fmt(r.rss_added_per_conn_kib * 1024).padStart(6)} bytes per connection` +
+      ` (${r.connections} open, RSS ${fmt(r.rss_base_kib)} -> ${fmt(r.rss_kib)} KiB)`);
+  }
+  const mw = idle.find((r) => r.label === 'moonwire-raw') || idle.find((r) => r.label === 'moonwire');
+  const bun = idle.find((r) => r.label === 'bun');
+  if (mw && bun) console.log(`  ${mw.label} / bun: ${ratio(mw.rss_added_per_conn_kib, bun.rss_added_per_conn_kib)}` +
+    ` (DESIGN 18: at most 1.5 KB per idle connection, less than Bun)`);
 }
 if (rows.some(loadgenBound)) {
   console.log('\nnote: a "load generator bound" row measured mw_loadgen (near a full core) more than the' +
     ' server (well under one): its msgs/s is a floor for that server, and ratios against it flatter the other');
 }
 if (printed.length) {
-  console.log('\nratios A / B (msgs/s: higher is better for A; p99 and RSS: lower is better for A)');
+  console.log('\nratios A / B (msgs/s: higher is better for A; p99 and RSS: lower is better for A;' +
+    ' CPU efficiency = B\'s server CPU per message / A\'s: >= 1 when A needs no more CPU per message)');
   for (const l of printed) console.log(l);
 }
 if (rows.some((r) => r.scenario === 'broadcast' && !r.failed)) {

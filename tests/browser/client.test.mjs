@@ -1,12 +1,13 @@
 // tests/browser/client.test.mjs: clients/js/moonwire.js in a real browser against a real
 // moonwire: request() (response, error codes, timeout, queued before the connection opens),
-// rooms and reconnect across a server restart, getToken() and the 4401 token-expired close.
+// rooms and reconnect across a server restart, getToken(), the 4401 close and token refresh,
+// history rooms recovering what the page missed (a dropped connection; a host restarted on Redis).
 // The page is tests/browser/app's empty index.html; each test imports /moonwire.js into it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { PATIENCE, SECRET, Server, TEST_APP, copyApp, launchBrowser, mintToken, waitFor } from "./harness.mjs";
+import { PATIENCE, Redis, SECRET, Server, TEST_APP, copyApp, launchBrowser, mintToken, waitFor } from "./harness.mjs";
 
 let server, browser;
 
@@ -285,4 +286,55 @@ test("a history room: what was sent while the page was disconnected arrives once
   assert.ok(seen.closes.includes(4000), JSON.stringify(seen.closes));
   await a.context().close();
   await b.context().close();
+});
+
+test("a history room on Redis: a server restart between two messages, the page shows both, once", { timeout: 180000 }, async () => {
+  // Two servers on one Redis: page A is connected to host A, page B to host B. Host A stops
+  // while B sends "two" (kept in the room's Redis stream), then starts again; A reconnects to
+  // the new process and its rejoin recovers "two" before "three" arrives live.
+  const redis = await Redis.start();
+  const hostA = await Server.start(copyApp(TEST_APP), ["--redis", redis.url]);
+  const hostB = await Server.start(copyApp(TEST_APP), ["--redis", redis.url]);
+  try {
+    const room = "hist:restart-" + Date.now();
+    const a = await clientPage({}, hostA);
+    const b = await clientPage({}, hostB);
+    await isOpen(a);
+    await isOpen(b);
+    await a.evaluate(async (r) => {
+      window.rejoins = [];
+      await window.mw.client.joinRoom(r, { onRejoin: (info) => window.rejoins.push(info.recovered) });
+    }, room);
+    const said = (page, text) => page.waitForFunction(([r, t]) => window.mw.pushed.some((m) =>
+      m.type === "probe" && m.action === "said" && m.data.room === r && m.data.text === t), [room, text], { timeout: PATIENCE });
+    const say = (text) => b.evaluate(([r, t]) => window.mw.client.request("probe", "say", { room: r, text: t }), [room, text]);
+    await say("one");
+    await said(a, "one");
+
+    assert.deepEqual(await hostA.stop(), { code: 0, signal: null });
+    await a.waitForFunction(() => window.mw.client.state === "reconnecting", null, { timeout: PATIENCE });
+    await say("two"); // A is away: nobody receives it, the stream keeps it
+    await hostA.start();
+    await a.waitForFunction(() => window.rejoins.length === 1, null, { timeout: PATIENCE });
+    await said(a, "two");
+    await say("three");
+    await said(a, "three");
+    const seen = await a.evaluate((r) => ({
+      texts: window.mw.pushed.filter((m) => m.type === "probe" && m.action === "said" && m.data.room === r).map((m) => m.data.text),
+      offsets: window.mw.pushed.filter((m) => m.type === "probe" && m.data && m.room === r).map((m) => m.offset),
+      rejoins: window.rejoins,
+    }), room);
+    assert.deepEqual(seen.texts, ["one", "two", "three"], "each message once, in order");
+    assert.deepEqual(seen.offsets, [1, 2, 3]);
+    assert.deepEqual(seen.rejoins, [true], "the rejoin after the restart recovered the gap");
+    await a.context().close();
+    await b.context().close();
+  } finally {
+    for (const host of [hostA, hostB]) {
+      await host.stop();
+      assert.deepEqual(host.sanitizerReport(), [], host.log());
+      host.remove();
+    }
+    await redis.stop();
+  }
 });

@@ -151,3 +151,28 @@ export function mintToken(claims, secret = SECRET) {
   const input = part({ alg: "HS256", typ: "JWT" }) + "." + part(claims);
   return input + "." + createHmac("sha256", secret).update(input).digest("base64url");
 }
+
+/** A private `redis-server` on a free port of 127.0.0.1 (no persistence), for tests that need
+ * state to outlive a moonwire process: start() waits until it accepts connections. */
+export class Redis {
+  static async start() {
+    const redis = new Redis();
+    redis.port = await freePort();
+    redis.proc = spawn("redis-server", ["--port", String(redis.port), "--bind", "127.0.0.1",
+      "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    redis.exited = new Promise((resolve) => redis.proc.on("exit", resolve));
+    await waitFor(() => new Promise((resolve) => {
+      if (redis.proc.exitCode !== null) throw new Error("redis-server exited during start-up");
+      const sock = net.connect(redis.port, "127.0.0.1", () => { sock.end(); resolve(true); });
+      sock.on("error", () => resolve(false));
+    }), 15000 * SLOW, `redis-server on port ${redis.port}`);
+    return redis;
+  }
+
+  get url() { return `redis://127.0.0.1:${this.port}/0`; }
+
+  async stop() {
+    if (this.proc.exitCode === null) this.proc.kill("SIGTERM");
+    await this.exited;
+  }
+}

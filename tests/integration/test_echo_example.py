@@ -248,3 +248,46 @@ def test_send_raw_refuses_invalid_utf8_text(server):
     ws.send_frame(OP_TEXT, b"fine")
     assert ws.recv_message(timeout=5) == (OP_TEXT, b"fine")  # "bad" raised before its echo
     assert srv.wait_log(lambda t: "sendRaw: a text payload must be valid UTF-8" in t, timeout=3), srv.log()
+
+
+def test_raw_handlers_that_wait_raise_and_keep_order(server):
+    """The raw handler runs in a coroutine C resumes itself: one that waits on I/O (a timer)
+    is finished later by the scheduler, one that raises is logged, and each client's messages
+    are still handled in arrival order, also with more waiting handlers at once than the idle
+    pool keeps (64); a part cut from a valid text is checked again (sendRaw), the text itself
+    is not."""
+    app = """return { raw = function(clientId, payload, isBinary)
+      local mw = require("moonwire")
+      if payload:sub(1, 5) == "sleep" then mw.timer:sleep(0.2); payload = "slept " .. payload end
+      if payload == "raise" then error("raised on purpose") end
+      if payload == "cut" then
+        local ok, err = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, clientId, ("\\u{e9}"):sub(1, 1), false)
+        payload = ok and "cut sent" or "cut refused"
+      end
+      if payload == "bad args" then
+        local _, e1 = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, 42, "x")
+        local _, e2 = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, clientId, {})
+        payload = tostring(e1) .. " | " .. tostring(e2)
+      end
+      mw.webSocketServer:sendRaw(clientId, payload, isBinary)
+    end }
+    """
+    srv = server(app_lua=app)
+    clients = [mwtest.RawWS(srv.port, read_connected=False) for _ in range(80)]
+    for i, ws in enumerate(clients):
+        ws.send_frame(OP_TEXT, f"sleep {i}".encode())
+        ws.send_frame(OP_TEXT, b"raise")
+        ws.send_frame(OP_TEXT, f"after {i}".encode())
+    for i, ws in enumerate(clients):
+        assert ws.recv_message(timeout=30) == (OP_TEXT, f"slept sleep {i}".encode())
+        assert ws.recv_message(timeout=30) == (OP_TEXT, f"after {i}".encode())
+    ws = clients[0]
+    ws.send_frame(OP_TEXT, b"cut")
+    assert ws.recv_message(timeout=10) == (OP_TEXT, b"cut refused")
+    ws.send_frame(OP_TEXT, b"bad args")
+    op, text = ws.recv_message(timeout=10)
+    assert text.decode() == ("sendRaw: clientId must be a string, got number | "
+                             "sendRaw: payload must be a string, got table"), text
+    ws.send_frame(OP_TEXT, "é ok".encode())
+    assert ws.recv_message(timeout=10) == (OP_TEXT, "é ok".encode())
+    assert srv.wait_log(lambda t: t.count("raised on purpose") >= 80, timeout=10), srv.log()[-2000:]

@@ -5,16 +5,18 @@ import sys
 from pathlib import Path
 
 import mwtest
+from test_cluster import redis_url  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_chat_example_smoke(tmp_path):
+def run_chat_smoke(tmp_path, extra_args=()):
     port = mwtest.free_port()
     workdir = tmp_path / "run"
     workdir.mkdir()
     srv = mwtest.Server(ROOT / "examples" / "chat", port,
-                        ["--host", "127.0.0.1", "--port", str(port), "--database", f"sqlite:{tmp_path / 'chat.db'}"],
+                        ["--host", "127.0.0.1", "--port", str(port), "--database", f"sqlite:{tmp_path / 'chat.db'}",
+                         *extra_args],
                         mwtest.clean_env(None), workdir)
     srv.spawn()
     try:
@@ -26,6 +28,16 @@ def test_chat_example_smoke(tmp_path):
         problems = srv.stop()
     assert not problems, problems
     assert not srv.sanitizer_report()
+
+
+def test_chat_example_smoke(tmp_path):
+    run_chat_smoke(tmp_path)
+
+
+def test_chat_example_smoke_two_workers_on_redis(tmp_path, redis_url):
+    """The same checks when the clients land on two workers: presence, join/leave events,
+    nicknames (getClient of another worker's client) and recovery go through Redis."""
+    run_chat_smoke(tmp_path, ["--workers", "2", "--redis", redis_url])
 
 
 def test_hello_world_example_greets_everyone(tmp_path):
@@ -52,9 +64,6 @@ def test_hello_world_example_greets_everyone(tmp_path):
     finally:
         problems = srv.stop()
     assert not problems, problems
-
-
-from test_cluster import redis_url  # noqa: E402,F401  (the fixture)
 
 
 def test_ticker_example_two_workers_one_publisher(tmp_path, redis_url):

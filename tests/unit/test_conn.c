@@ -96,7 +96,7 @@ static void http_request_cb(void *o, mw_conn *c, const mw_http_request *r)
 }
 
 static const mw_conn_handler handler = { admit_cb, open_cb, message_cb, deferred_cb,
-                                         closed_cb, release_cb, http_request_cb };
+                                         closed_cb, release_cb, http_request_cb, NULL };
 
 static uv_loop_t loop;
 static mw_net net;

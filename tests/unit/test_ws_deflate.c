@@ -83,7 +83,7 @@ static size_t client_deflate(const void *in, size_t len, unsigned char *out, siz
 static mw_ws *session(sink *s, mw_deflate *codec, size_t max)
 {
     memset(s, 0, sizeof(*s));
-    mw_ws_limits lim = { max, 16, 1, codec };
+    mw_ws_limits lim = { max, 16, 1, NULL, codec };
     return mw_ws_new(&lim, &handler, s);
 }
 
