@@ -13,7 +13,7 @@ FROM debian:bookworm-slim AS build
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
-      build-essential cmake pkg-config libuv1-dev libluajit2-5.1-dev libwslay-dev node-llhttp \
+      build-essential cmake pkg-config libuv1-dev libluajit2-5.1-dev libwslay-dev zlib1g-dev node-llhttp \
       libhiredis-dev libjwt-dev libsqlite3-dev libpq-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -31,7 +31,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # lua-cjson is loaded by LuaJIT at run time; libssl3 provides the libcrypto the binary links.
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
-      libuv1 libluajit2-5.1-2 libwslay1 libhiredis0.14 libjwt0 libsqlite3-0 libpq5 libssl3 \
+      libuv1 libluajit2-5.1-2 libwslay1 zlib1g libhiredis0.14 libjwt0 libsqlite3-0 libpq5 libssl3 \
       lua-cjson \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && groupadd --gid 10001 moonwire \

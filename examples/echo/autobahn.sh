@@ -4,6 +4,10 @@
 #
 #   examples/echo/autobahn.sh                       cases 1.* to 10.* (about a minute)
 #   CASES='1.*,7.*' examples/echo/autobahn.sh       any case list
+#   examples/echo/autobahn.sh '1.*,7.*'             the same, as an argument
+#   examples/echo/autobahn.sh --compression         permessage-deflate on (MOONWIRE_COMPRESSION=1):
+#                                                   cases 12.* and 13.* by default (several minutes)
+#   examples/echo/autobahn.sh --compression '1.*'   any case list with compression on
 #
 # The fuzzingclient is `wstest` from autobahntestsuite (a Python 2 program, not in Debian: the
 # python3-autobahn package ships only the library; README.md says how to install it). The
@@ -12,18 +16,35 @@
 # image is already present locally: it never pulls. With none of them it exits 2.
 #
 # Environment: MOONWIRE_BIN (default build/moonwire), PORT (default 9001), CASES (default
-# 1.* to 10.*), EXCLUDE (default 12.*,13.*: they need permessage-deflate, which moonwire does
-# not negotiate), WSTEST, IMAGE, REPORTS (default $TMPDIR/moonwire-autobahn), TIMEOUT (s,
+# 1.* to 10.*, or 12.*,13.* with --compression), EXCLUDE (default 12.*,13.* without
+# --compression: those cases need permessage-deflate; none with it), COMPRESSION=1 (the same as
+# --compression), WSTEST, IMAGE, REPORTS (default $TMPDIR/moonwire-autobahn), TIMEOUT (s,
 # default 1800).
 # Exit status: 0 when no case FAILED, 1 otherwise, 2 when it could not run.
 set -euo pipefail
+
+compression=${COMPRESSION:-0}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --compression) compression=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "autobahn.sh: unknown option $1" >&2; exit 2 ;;
+    *) CASES=$1 ;;
+  esac
+  shift
+done
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin=${MOONWIRE_BIN:-$root/build/moonwire}
 port=${PORT:-9001}
-cases=${CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*}
-exclude=${EXCLUDE:-12.*,13.*}
+if [ "$compression" = 1 ]; then
+  cases=${CASES:-12.*,13.*}
+  exclude=${EXCLUDE:-}
+else
+  cases=${CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*}
+  exclude=${EXCLUDE:-12.*,13.*}
+fi
 image=${IMAGE:-crossbario/autobahn-testsuite}
 reports=${REPORTS:-${TMPDIR:-/tmp}/moonwire-autobahn}
 mkdir -p "$reports" && reports=$(cd "$reports" && pwd)
@@ -85,7 +106,7 @@ EOF
 rm -f "$reports/servers/index.json"
 
 log=$reports/moonwire.log
-"$bin" serve "$here" --host 127.0.0.1 --port "$port" --log-level warn >"$log" 2>&1 &
+MOONWIRE_COMPRESSION=$compression "$bin" serve "$here" --host 127.0.0.1 --port "$port" --log-level warn >"$log" 2>&1 &
 server=$!
 stop_server() {
   kill -TERM "$server" 2>/dev/null || true
@@ -110,7 +131,7 @@ if [ "$ready" != 1 ]; then
   exit 2
 fi
 
-echo "autobahn.sh: ${runner[*]} -m fuzzingclient against ws://127.0.0.1:$port/ws (cases $cases; excluded ${exclude:-none})"
+echo "autobahn.sh: ${runner[*]} -m fuzzingclient against ws://127.0.0.1:$port/ws (cases $cases; excluded ${exclude:-none}; compression $([ "$compression" = 1 ] && echo on || echo off))"
 rc=0
 timeout "$limit" "${runner[@]}" -m fuzzingclient -s "$spec_dir/fuzzingclient.json" >"$reports/wstest.log" 2>&1 || rc=$?
 if [ ! -f "$reports/servers/index.json" ]; then

@@ -29,6 +29,7 @@ local schema = {
   dev = "boolean",
   log = { level = "loglevel", format = "logformat" },
   api = { key = "string", rate = { requests = "posnum", per = "posnum", burst = "posnum" } },
+  compression = { enabled = "boolean", threshold = "count", level = "zlevel" },
 }
 
 local function defaults()
@@ -52,6 +53,7 @@ local function defaults()
     dev = false,
     log = { level = "info", format = "text" },
     api = { rate = { requests = 1000, per = 1, burst = 2000 } }, -- per client address and worker
+    compression = { enabled = false, threshold = 256, level = 1 },
   }
 end
 
@@ -90,6 +92,10 @@ local checks = {
            "one of debug, info, warn, error"
   end,
   logformat = function(v) return v == "text" or v == "json", "\"text\" or \"json\"" end,
+  count = function(v) return type(v) == "number" and v >= 0 and v % 1 == 0, "an integer >= 0" end,
+  zlevel = function(v)
+    return type(v) == "number" and v >= 0 and v <= 9 and v % 1 == 0, "an integer from 0 to 9 (zlib's level)"
+  end,
 }
 
 -- An error that stops at once (app.lua cannot be read at all).
@@ -151,6 +157,7 @@ local override_paths = {
   redis = { "redis", "url" }, database = { "database", "url" }, jwt_secret = { "auth", "secret" },
   dev = { "dev" }, log_level = { "log", "level" }, log_format = { "log", "format" },
   api_key = { "api", "key" },
+  compression = { "compression", "enabled" },
 }
 
 local function convert(name, spec_type, raw, origin)

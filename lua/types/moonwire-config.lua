@@ -106,6 +106,12 @@
 ---@field level? "debug"|"info"|"warn"|"error" default "info" ("debug" with --dev)
 ---@field format? "text"|"json" default "text"
 
+---compression: permessage-deflate (RFC 7692), negotiated with no context takeover both ways.
+---@class moonwire.CompressionConfig
+---@field enabled? boolean offer it to clients that ask (default false; MOONWIRE_COMPRESSION=1)
+---@field threshold? integer messages shorter than this many bytes go out plain (default 256)
+---@field level? integer zlib level 0..9 (default 1)
+
 ---Raw mode: receives every message unparsed (no JSON routing, no `connected` frame); answer with webSocketServer:sendRaw.
 ---@alias moonwire.RawHandler fun(clientId: string, payload: string, isBinary: boolean)
 
@@ -142,3 +148,4 @@
 ---@field dev? boolean hot reload, tracebacks in error replies, debug logs (--dev)
 ---@field log? moonwire.LogConfig
 ---@field api? moonwire.ApiConfig the HTTP API (POST /api/METHOD) and the /admin page
+---@field compression? moonwire.CompressionConfig

@@ -52,6 +52,7 @@ static const char usage_serve[] =
     "                        error replies, debug logs\n"
     "  --log-level LEVEL     debug, info, warn, error       MOONWIRE_LOG_LEVEL    (info)\n"
     "  --log-format FORMAT   text or json                   MOONWIRE_LOG_FORMAT   (text)\n"
+    "  --compression         permessage-deflate             MOONWIRE_COMPRESSION=1 (off)\n"
     "  -h, --help            show this help\n"
     "Environment only: MOONWIRE_API_KEY (api.key: enables POST /api/METHOD and /admin).\n"
     "\n"
@@ -90,6 +91,7 @@ static const flag_def flags[] = {
     { "--dev", "dev", "MOONWIRE_DEV", 0 },
     { "--log-level", "log_level", "MOONWIRE_LOG_LEVEL", 1 },
     { "--log-format", "log_format", "MOONWIRE_LOG_FORMAT", 1 },
+    { "--compression", "compression", "MOONWIRE_COMPRESSION", 0 },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 

@@ -58,6 +58,9 @@ typedef struct mw_config {
     double cluster_heartbeat;
     char api_key[513];       /* api.key / MOONWIRE_API_KEY; empty: /api and /admin answer 404 */
     double api_rate_requests, api_rate_per, api_rate_burst; /* per client address, per worker */
+    int compression;              /* permessage-deflate offered to clients (compression.enabled) */
+    size_t compression_threshold; /* messages shorter than this go out plain */
+    int compression_level;        /* zlib's 0..9 */
     mw_override overrides[MW_MAX_OVERRIDES];
     int n_overrides;
 } mw_config;

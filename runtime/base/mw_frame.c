@@ -39,6 +39,7 @@ static mw_frame *frame_alloc(size_t len)
     }
     f->refs = 1;
     f->len = (uint32_t)len;
+    f->alt = NULL;
     return f;
 }
 
@@ -79,6 +80,8 @@ void mw_frame_unref(mw_frame *f)
     assert(!f || f->refs > 0); /* one unref per reference */
     if (!f || --f->refs != 0)
         return;
+    if (f->alt && f->alt != f)
+        mw_frame_unref(f->alt);
 #if POOL_MAX > 0
     if (f->len <= SMALL_FRAME && pooled < POOL_MAX) {
         memcpy(f->data, &pool, sizeof(pool));

@@ -10,6 +10,10 @@
 typedef struct mw_frame {
     uint32_t refs;
     uint32_t len;
+    /* Another encoding of the same message, released with this frame: the permessage-deflate
+     * one (net/mw_deflate), made for the first recipient that wants it so that every other
+     * shares it; the frame itself when that encoding would not be shorter. NULL until asked. */
+    struct mw_frame *alt;
     uint8_t data[];
 } mw_frame;
 

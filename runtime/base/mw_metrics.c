@@ -57,6 +57,16 @@ static const struct {
       "Bytes held for client messages received in part (declared frame lengths, allocated up front)." },
     { "moonwire_ws_contexts", "gauge",
       "WebSocket parser contexts lent to connections with a partial frame or message or a close in progress." },
+    { "moonwire_compression_messages_compressed_total", "counter",
+      "Messages compressed with permessage-deflate (once per broadcast, whatever the recipients)." },
+    { "moonwire_compression_sent_uncompressed_bytes_total", "counter",
+      "Payload bytes of messages sent compressed, before compression (counted per recipient)." },
+    { "moonwire_compression_sent_compressed_bytes_total", "counter",
+      "Payload bytes of messages sent compressed, after compression (counted per recipient)." },
+    { "moonwire_compression_received_compressed_bytes_total", "counter",
+      "Payload bytes of compressed messages received, as they arrived." },
+    { "moonwire_compression_received_uncompressed_bytes_total", "counter",
+      "Payload bytes of compressed messages received, once inflated." },
 };
 
 static const int close_codes[MW_METRICS_CLOSE_CODES - 1] = {

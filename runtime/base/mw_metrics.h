@@ -55,6 +55,11 @@ typedef enum {
     MW_M_SEND_QUEUE_BYTES,    /* gauge: bytes queued for clients, not yet taken by the kernel */
     MW_M_PARTIAL_BYTES,       /* gauge: bytes of client messages received in part */
     MW_M_WS_CONTEXTS,         /* gauge: wslay contexts lent to connections (partial message, close) */
+    MW_M_COMPRESSIONS,        /* messages compressed (once per broadcast, not per recipient) */
+    MW_M_COMPRESSION_OUT_PLAIN, /* payload bytes sent compressed, before compression (per recipient) */
+    MW_M_COMPRESSION_OUT_WIRE,  /* ... after compression */
+    MW_M_COMPRESSION_IN_WIRE,   /* compressed payload bytes received, as sent */
+    MW_M_COMPRESSION_IN_PLAIN,  /* ... inflated */
     MW_M_COUNT
 } mw_metric;
 

@@ -13,6 +13,7 @@
 
 #include "mw_handshake.h"
 #include "mw_log.h"
+#include "mw_pmd.h"
 
 #define MW_CLOSE_HANDSHAKE_TIMEOUT_MS 5000
 #define MW_SLOW_CONSUMER_GRACE_MS 1000
@@ -87,6 +88,10 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
     snprintf(net->path, sizeof(net->path), "%s", cfg->path);
     net->allow_binary = cfg->has_raw;
     net->max_body = cfg->api_key[0] ? MW_HTTP_API_MAX_BODY : 0;
+    net->compression = cfg->compression;
+    net->compression_threshold = cfg->compression_threshold;
+    net->compression_level = cfg->compression_level;
+    net->codec = NULL;
     net->m = m;
     net->handler = handler;
     net->owner = owner;
@@ -190,6 +195,8 @@ void mw_net_free_closed(mw_net *net)
     }
     mw_wsctx_pool_free(&net->wsctx_pool);
     mw_outq_pool_free(&net->outq_pool);
+    mw_deflate_free(net->codec);
+    net->codec = NULL;
 }
 
 /* ---- send queue -------------------------------------------------------------------------- */
@@ -228,6 +235,17 @@ int mw_conn_send(mw_conn *c, mw_frame *f)
 {
     if (c->state != MW_CONN_WS || !c->ws || mw_ws_closing(c->ws) || c->slow_consumer)
         return -1;
+    if (c->deflate) { /* the compressed twin, made once for every such recipient of f */
+        mw_frame *z = mw_deflate_pick(c->net->codec, f, c->net->compression_threshold);
+        if (z != f) {
+            size_t plain, packed;
+            mw_frame_payload(f, &plain);
+            mw_frame_payload(z, &packed);
+            mw_metrics_add(c->net->m, MW_M_COMPRESSION_OUT_PLAIN, (int64_t)plain);
+            mw_metrics_add(c->net->m, MW_M_COMPRESSION_OUT_WIRE, (int64_t)packed);
+            f = z;
+        }
+    }
     if (mw_outq_refuses(&c->out, f->len)) {
         cut_slow_consumer(c); /* refused, not queued: the caller learns it was not sent */
         return -1;
@@ -646,10 +664,13 @@ static int path_is(const char *path, size_t len, const char *want)
 static void start_websocket(mw_conn *c, const uint8_t *rest, size_t rest_len)
 {
     mw_net *net = c->net;
-    char buf[512];
-    size_t n = mw_handshake_response(c->http, buf, sizeof(buf));
+    char buf[512], ext[MW_PMD_RESPONSE_MAX] = "";
+    if (net->compression && mw_pmd_negotiate_request(c->http, ext) &&
+        (net->codec || (net->codec = mw_deflate_new(net->compression_level, net->m))))
+        c->deflate = 1;
+    size_t n = mw_handshake_response(c->http, c->deflate ? ext : NULL, buf, sizeof(buf));
     mw_ws_limits limits = { net->limits.max_message_size, net->limits.max_fragments, net->allow_binary,
-                            &net->wsctx_pool };
+                            &net->wsctx_pool, c->deflate ? net->codec : NULL };
     char random_part[MW_RANDOM_ID_LEN + 1];
     if (n == 0 || mw_random_id(random_part) != 0 || !(c->ws = mw_ws_new(&limits, &ws_handler, c))) {
         mw_conn_respond_error(c, 500, "Could not start the WebSocket session", NULL);

@@ -62,6 +62,10 @@ typedef struct mw_net {
     char path[1024];                 /* the WebSocket endpoint */
     int allow_binary;                /* raw mode: binary messages reach the owner */
     size_t max_body;                 /* request bodies kept up to this (0: none; the API's 1 MiB) */
+    int compression;                 /* permessage-deflate is negotiated with clients that offer it */
+    size_t compression_threshold;
+    int compression_level;
+    mw_deflate *codec;               /* the worker's zlib streams, made by the first negotiation */
     mw_metrics_slot *m;
     const mw_conn_handler *handler;
     void *owner;
@@ -103,6 +107,7 @@ struct mw_conn {
     uint8_t awaiting_pong; /* heartbeat: a protocol ping was sent and its pong is awaited */
     uint8_t msg_timer_on; /* the timer runs for limits.messageTimeout (a message is partly in) */
     uint8_t msg_done;     /* a message completed during the current read */
+    uint8_t deflate;      /* permessage-deflate was negotiated: net->codec compresses what it is sent */
 
     mw_conn *tcp_prev, *tcp_next; /* mw_net's list of every connection */
 
@@ -122,7 +127,8 @@ void mw_net_init(mw_net *net, uv_loop_t *loop, const mw_config *cfg, int index, 
 void mw_net_flush(mw_net *net);
 /* Closes every connection (shutdown). */
 void mw_net_close_all(mw_net *net);
-/* After the loop has run the last close callbacks: frees connections still on a list. */
+/* After the loop has run the last close callbacks: frees connections still on a list, and the
+ * compression codec. */
 void mw_net_free_closed(mw_net *net);
 
 /* Starts serving an accepted socket (non-blocking), which it owns from now on (see mw_accept). */

@@ -77,7 +77,7 @@ int mw_handshake_validate(const mw_http_request *r, const char **reason)
     return 101;
 }
 
-size_t mw_handshake_response(const mw_http_request *r, char *out, size_t size)
+size_t mw_handshake_response(const mw_http_request *r, const char *extensions, char *out, size_t size)
 {
     size_t len;
     char accept[MW_ACCEPT_KEY_LEN + 1];
@@ -90,8 +90,10 @@ size_t mw_handshake_response(const mw_http_request *r, char *out, size_t size)
                      "Upgrade: websocket\r\n"
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %s\r\n"
+                     "%s%s%s"
                      "\r\n",
-                     accept);
+                     accept, extensions ? "Sec-WebSocket-Extensions: " : "", extensions ? extensions : "",
+                     extensions ? "\r\n" : "");
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 

@@ -16,8 +16,9 @@ void mw_handshake_accept_key(const char *key, size_t key_len, char out[MW_ACCEPT
  * HTTP status to refuse it with (400, or 426 for a wrong Sec-WebSocket-Version) and a reason. */
 int mw_handshake_validate(const mw_http_request *r, const char **reason);
 
-/* Writes the 101 response for a validated request into out; returns its length or 0. */
-size_t mw_handshake_response(const mw_http_request *r, char *out, size_t size);
+/* Writes the 101 response for a validated request into out; returns its length or 0.
+ * extensions: the Sec-WebSocket-Extensions value to answer with (mw_pmd), or NULL for none. */
+size_t mw_handshake_response(const mw_http_request *r, const char *extensions, char *out, size_t size);
 
 /* Writes a complete error response ("HTTP/1.1 400 Bad Request" ...) with a short text body and
  * Connection: close; extra_headers (may be NULL) are "Name: value\r\n" lines. */

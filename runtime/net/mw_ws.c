@@ -36,6 +36,7 @@ struct mw_ws {
     uint8_t hdr[14];
     uint8_t hdr_len;
     uint8_t in_message;  /* a data frame without FIN was seen: its message goes on */
+    uint8_t msg_compressed; /* its first frame had RSV1 (permessage-deflate): the wire limit applies */
     uint8_t in_data;     /* the frame being passed (skip) is a data frame */
     /* the peer's close payload is unmasked into the context: wslay skips the first two bytes
      * of every chunk of it when checking the reason's UTF-8, so a close split across reads
@@ -101,6 +102,47 @@ static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event
         refuse(ws, 1008, "Too many fragments");
 }
 
+/* The largest message to accept as sent: a compressed one may be a little longer than the limit
+ * (deflate's stored blocks), which applies to it once inflated. */
+static size_t wire_max(const mw_ws *ws, int compressed)
+{
+    return compressed ? mw_deflate_wire_max(ws->limits.max_message_size) : ws->limits.max_message_size;
+}
+
+/* Inflates a compressed message (into the worker's codec, so that no buffer lives per
+ * connection) under max_message_size: *data and *len then point to it. Returns 0, or -1 with the
+ * reason to refuse it in *code and *reason (nothing is queued). */
+static int inflate_msg(mw_ws *ws, int opcode, const uint8_t **data, size_t *len, uint16_t *code, const char **reason)
+{
+    int rc = mw_deflate_inflate(ws->limits.inflate, *data, *len, ws->limits.max_message_size, data, len);
+    if (rc == MW_INFLATE_OK && (opcode == 2 || mw_utf8_valid(*data, *len)))
+        return 0;
+    *code = rc == MW_INFLATE_TOO_BIG ? 1009 : rc == MW_INFLATE_NOMEM ? 1011 : 1007;
+    *reason = rc == MW_INFLATE_TOO_BIG ? "Message too big"
+            : rc == MW_INFLATE_NOMEM   ? "Out of memory"
+            : rc == MW_INFLATE_BAD     ? "Invalid compressed data"
+                                       : "Invalid UTF-8";
+    mw_deflate_trim(ws->limits.inflate);
+    return -1;
+}
+
+/* Hands a data message to the owner, inflated first when it came compressed; a message refused
+ * (over the limit, not inflating) queues its close instead. */
+static void deliver(mw_ws *ws, int opcode, int compressed, const uint8_t *data, size_t len)
+{
+    uint16_t code;
+    const char *reason;
+    if (!compressed && len > ws->limits.max_message_size) { /* wslay's limit is the wire one */
+        refuse(ws, 1009, "Message too big");
+    } else if (compressed && inflate_msg(ws, opcode, &data, &len, &code, &reason) != 0) {
+        refuse(ws, code, reason);
+    } else {
+        ws->handler->on_message(ws->owner, opcode, data, len);
+        if (compressed) /* the codec's buffer that held it */
+            mw_deflate_trim(ws->limits.inflate);
+    }
+}
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
     mw_wsctx *x = user;
@@ -111,13 +153,12 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
      * before the handler's reply, in the order the peer sent them */
     if (arg->opcode != WSLAY_CONNECTION_CLOSE && wslay_event_want_write(ctx) && wslay_event_send(ctx) != 0)
         ws->failed = 1;
-    if (arg->opcode == WSLAY_TEXT_FRAME) {
-        ws->handler->on_message(ws->owner, 1, arg->msg, arg->msg_length);
-    } else if (arg->opcode == WSLAY_BINARY_FRAME) {
-        if (!ws->limits.allow_binary)
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        int compressed = (arg->rsv & WSLAY_RSV1_BIT) != 0; /* wslay allows it only once negotiated */
+        if (arg->opcode == WSLAY_BINARY_FRAME && !ws->limits.allow_binary)
             refuse(ws, 1003, "Binary frames are not accepted");
         else
-            ws->handler->on_message(ws->owner, 2, arg->msg, arg->msg_length);
+            deliver(ws, arg->opcode, compressed, arg->msg, arg->msg_length);
     } else if (arg->opcode == WSLAY_PONG) {
         if (ws->handler->on_pong)
             ws->handler->on_pong(ws->owner);
@@ -163,7 +204,9 @@ static int borrow(mw_ws *ws)
     ws->x = mw_wsctx_acquire(ws->limits.pool, &callbacks, ws);
     if (!ws->x)
         return -1;
-    wslay_event_config_set_max_recv_msg_length(ws->x->ctx, ws->limits.max_message_size);
+    wslay_event_config_set_max_recv_msg_length(ws->x->ctx, wire_max(ws, ws->limits.inflate != NULL));
+    /* a context from the pool may have served a session with the other setting */
+    wslay_event_config_set_allowed_rsv_bits(ws->x->ctx, ws->limits.inflate ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE);
     if (ws->close_direct) {
         /* a close went out while idle: wslay must know, or it would answer the peer's close
          * with a second one; its copy of the frame is dropped */
@@ -273,14 +316,16 @@ static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refu
             ws->x->close_off = 0;
             memcpy(ws->x->close_mask, ws->hdr + need - 4, 4);
         }
-        if (opcode == 1 || opcode == 2)
+        if (opcode == 1 || opcode == 2) {
             ws->msg_len = payload;
-        else if (opcode == 0)
+            ws->msg_compressed = (ws->hdr[0] & 0x40) && ws->limits.inflate;
+        } else if (opcode == 0) {
             ws->msg_len += payload;
-        else
+        } else {
             continue;
+        }
         ws->in_message = !fin;
-        if (ws->msg_len > ws->limits.max_message_size) {
+        if (ws->msg_len > wire_max(ws, ws->msg_compressed)) {
             *refuse_code = 1009;
             return i;
         }
@@ -373,9 +418,10 @@ static int fast_control(mw_ws *ws, int opcode, const uint8_t *pl, size_t plen)
  * message is in progress), and whole control frames while no context is lent (fast_control).
  * wslay would copy each payload into a chunk it allocates, flatten it into another, unmask and
  * check UTF-8 a byte at a time; here the payload is unmasked eight bytes at a time into one
- * static buffer and handed over. Anything else (a fragment, a partial frame, reserved bits, a
- * frame to refuse, invalid UTF-8) stops the fast path, and the bytes from there on go through
- * wslay, which answers them as always. Returns the bytes consumed. */
+ * static buffer and handed over (inflated first when RSV1 marks it compressed). Anything else
+ * (a fragment, a partial frame, other reserved bits, a frame to refuse, invalid UTF-8 or deflate
+ * data) stops the fast path, and the bytes from there on go through wslay, which answers them as
+ * always. Returns the bytes consumed. */
 static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
 {
     size_t off = 0;
@@ -385,10 +431,10 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
         if (avail < 6)
             break;
         int opcode = p[0] & 0x0f;
-        int control = opcode >= 8;
-        /* FIN, no reserved bits, masked; text or (when allowed) binary while not closing, or a
-         * known control frame while no context is lent */
-        if ((p[0] & 0xf0) != 0x80 || !(p[1] & 0x80))
+        int control = opcode >= 8, compressed = (p[0] & 0x40) != 0;
+        /* FIN, no reserved bits (but RSV1 on a data frame once negotiated), masked; text or (when
+         * allowed) binary while not closing, or a known control frame while no context is lent */
+        if ((p[0] & 0xb0) != 0x80 || !(p[1] & 0x80) || (compressed && (control || !ws->limits.inflate)))
             break;
         if (control ? ws->x || opcode > 10
                     : ws->close_queued || !(opcode == 1 || (opcode == 2 && ws->limits.allow_binary)))
@@ -404,7 +450,7 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
             if (plen < 126)
                 break;
         }
-        if (plen > avail - hlen || plen > ws->limits.max_message_size)
+        if (plen > avail - hlen || plen > wire_max(ws, compressed))
             break;
         unmask(unmasked, p + hlen, plen, p + hlen - 4);
         if (control) {
@@ -415,15 +461,22 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
                 return len; /* nothing after a close is read */
             continue;
         }
-        if (opcode == 1 && !mw_utf8_valid(unmasked, plen))
-            break; /* wslay closes with 1007 */
+        const uint8_t *msg = unmasked;
+        size_t msg_len = plen;
+        uint16_t code;
+        const char *reason;
+        if (compressed ? inflate_msg(ws, opcode, &msg, &msg_len, &code, &reason) != 0
+                       : opcode == 1 && !mw_utf8_valid(unmasked, plen))
+            break; /* wslay's path refuses it (1007; inflating it again for the code) */
         off += hlen + plen;
         ws->fragments = 1;
         ws->msg_len = plen;
         /* as msg_cb: control frames answered before this message go out before its reply */
         if (ws->x && wslay_event_want_write(ws->x->ctx) && wslay_event_send(ws->x->ctx) != 0)
             ws->failed = 1;
-        ws->handler->on_message(ws->owner, opcode, unmasked, plen);
+        ws->handler->on_message(ws->owner, opcode, msg, msg_len);
+        if (compressed)
+            mw_deflate_trim(ws->limits.inflate);
     }
     return off;
 }

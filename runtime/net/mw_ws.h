@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mw_deflate.h"
 #include "mw_wsctx_pool.h"
 
 typedef struct mw_ws mw_ws;
@@ -27,6 +28,9 @@ typedef struct mw_ws_limits {
     unsigned max_fragments;
     int allow_binary; /* 0: a binary message closes with 1003 */
     mw_wsctx_pool *pool; /* the worker's spare contexts (mw_ws_pool_init); NULL: made and freed per use */
+    /* the worker's codec when permessage-deflate was negotiated (RSV1 marks a compressed
+     * message, max_message_size bounds it inflated), else NULL (RSV1 closes with 1002) */
+    mw_deflate *inflate;
 } mw_ws_limits;
 
 /* Sets up a pool of contexts for sessions (keeping at most max_spare spares). */

@@ -163,6 +163,9 @@ int mw_config_load(mw_config *cfg, char *err, size_t errlen)
     cfg->api_rate_requests = num(L, "api.rate.requests", 1000);
     cfg->api_rate_per = num(L, "api.rate.per", 1);
     cfg->api_rate_burst = num(L, "api.rate.burst", 2000);
+    cfg->compression = boolean(L, "compression.enabled");
+    cfg->compression_threshold = (size_t)num(L, "compression.threshold", 256);
+    cfg->compression_level = (int)num(L, "compression.level", 1);
     lua_close(L);
     return 0;
 }

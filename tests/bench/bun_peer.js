@@ -1,6 +1,6 @@
 // bun_peer.js: Bun's own WebSocket server (Bun.serve, uWebSockets inside) as the raw-echo and publish baseline for tests/bench/run.sh.
 //
-//   bun tests/bench/bun_peer.js [--host 127.0.0.1] [--port 18082] [--path /ws] [--broadcast]
+//   bun tests/bench/bun_peer.js [--host 127.0.0.1] [--port 18082] [--path /ws] [--broadcast] [--deflate]
 //
 // Default (echo): every message goes back unchanged, in a frame of the same kind (ws.send of
 // what arrived): no JSON, no `connected` frame, as moonwire's raw mode (tests/bench/raw_app)
@@ -13,6 +13,9 @@
 // too, as with moonwire's sendMessageToAll), and the sender gets the bare
 // {"type":"bench","action":"broadcast"} ack that moonwire and ws_peer.js send.
 //
+// --deflate: perMessageDeflate: true (Bun's compression for clients that offer permessage-deflate;
+// a publish is compressed once for the topic), for tests/bench/compression.sh.
+//
 // GET /health answers {"status":"ok","workerId":0,"connections":N}.
 
 const MAX_MESSAGE = 65536; // moonwire's limits.maxMessageSize default
@@ -20,16 +23,17 @@ const SEND_QUEUE_BYTES = 1048576; // moonwire's limits.sendQueueBytes default (c
 const TOPIC = 'bench';
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 18082, path: '/ws', broadcast: false };
+  const opts = { host: '127.0.0.1', port: 18082, path: '/ws', broadcast: false, deflate: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
-      console.log('usage: bun bun_peer.js [--host H] [--port P] [--path /ws] [--broadcast]');
+      console.log('usage: bun bun_peer.js [--host H] [--port P] [--path /ws] [--broadcast] [--deflate]');
       process.exit(0);
     } else if (a === '--host') opts.host = argv[++i];
     else if (a === '--port') opts.port = Number(argv[++i]);
     else if (a === '--path') opts.path = argv[++i];
     else if (a === '--broadcast') opts.broadcast = true;
+    else if (a === '--deflate') opts.deflate = true;
     else {
       console.error(`bun_peer: unknown argument ${a}`);
       process.exit(2);
@@ -97,7 +101,7 @@ const server = Bun.serve({
     maxPayloadLength: MAX_MESSAGE,
     backpressureLimit: SEND_QUEUE_BYTES,
     closeOnBackpressureLimit: true, // as moonwire and ws_peer.js close a slow consumer
-    perMessageDeflate: false,
+    perMessageDeflate: opts.deflate,
     idleTimeout: 960, // the largest Bun allows: broadcast receivers never send
     sendPings: false,
     message: opts.broadcast ? broadcastMessage : echoMessage,
@@ -112,7 +116,8 @@ const server = Bun.serve({
 });
 
 console.log(`bun_peer: Bun ${Bun.version} listening on ws://${opts.host}:${server.port}${opts.path}` +
-  ` (${opts.broadcast ? 'broadcast: subscribe + server.publish' : 'raw echo'})`);
+  ` (${opts.broadcast ? 'broadcast: subscribe + server.publish' : 'raw echo'}` +
+  `${opts.deflate ? ', perMessageDeflate' : ''})`);
 
 function shutdown() {
   server.stop(true);

@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 #include <uv.h>
 #include <wslay/wslay.h>
+#include <zlib.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -97,6 +98,8 @@ typedef struct {
   pid_t server_pids[LG_MAX_PIDS];
   int n_server_pids;
   int json;
+  int deflate;       /* --deflate: offer permessage-deflate, inflate compressed messages */
+  int rows;          /* --rows BYTES: broadcasts carry data.rows, about BYTES of JSON records */
   char label[64];
   uint64_t base_ns; /* every "t" on the wire is relative to this; shared by forked workers */
 } lg_config;
@@ -120,6 +123,8 @@ typedef struct {
   uint64_t starved;     /* broadcast: open receivers that got no tick from the window */
   uint64_t skipped;     /* broadcast: sends skipped because the sender's queue was full;
                            echo at --echo-rate: requests skipped, --depth already in flight */
+  uint64_t rx_bytes;    /* bytes read from the server in the window (frames as on the wire) */
+  uint64_t deflated;    /* connections that negotiated permessage-deflate */
   uint64_t connect_ns;  /* time from first connect to the last upgrade (or failure) */
   int64_t rss_kib, hwm_kib; /* -1 when not sampled */
   double server_cpu_s;  /* CPU seconds the server used in the window; -1 when not sampled */
@@ -163,6 +168,9 @@ typedef struct {
   uint64_t bc_sent;  /* broadcast sender, or echo at --echo-rate: messages sent so far */
   uint64_t ticks;    /* broadcast receiver: window ticks received */
   char worker[96];   /* server worker id from {"action":"hello"} (--by-worker app); "" unknown */
+  int deflate;       /* permessage-deflate was negotiated */
+  int deflate_reset; /* ... with server_no_context_takeover: reset the inflater per message */
+  z_stream *zin;     /* this connection's inflater (the server may keep its context) */
 } lg_conn;
 
 enum lg_phase { LG_PH_CONNECT, LG_PH_READY, LG_PH_RUN, LG_PH_DRAIN, LG_PH_CLOSE, LG_PH_DONE };
@@ -189,6 +197,9 @@ struct lg_worker {
   char *scratch;
   size_t scratch_len;
   char *payload;          /* cfg->payload 'x' characters */
+  char *rows;             /* --rows: the JSON array every broadcast carries ("" without) */
+  uint8_t *inflated;      /* an inflated message */
+  size_t inflated_cap;
   char read_buf[LG_READ_BUF];
   lg_stats stats;
 };
@@ -327,6 +338,8 @@ static void lg_stats_merge(lg_stats *into, const lg_stats *from) {
   into->open_at_end += from->open_at_end;
   into->starved += from->starved;
   into->skipped += from->skipped;
+  into->rx_bytes += from->rx_bytes;
+  into->deflated += from->deflated;
   if (from->connect_ns > into->connect_ns)
     into->connect_ns = from->connect_ns;
   into->own_cpu_s += from->own_cpu_s;
@@ -482,6 +495,11 @@ static void lg_conn_close_cb(uv_handle_t *h) {
   if (c->ws != NULL)
     wslay_event_context_free(c->ws);
   c->ws = NULL;
+  if (c->zin != NULL) {
+    inflateEnd(c->zin);
+    free(c->zin);
+    c->zin = NULL;
+  }
   lg_buf_free(&c->head);
   lg_buf_free(&c->out);
   lg_buf_free(&c->flying);
@@ -745,9 +763,9 @@ static void lg_broadcast_send(lg_conn *c, uint64_t now) {
   lg_worker *w = c->w;
   int len = snprintf(w->scratch, w->scratch_len,
                      "{\"type\":\"bench\",\"action\":\"broadcast\",\"data\":{\"t\":%" PRIu64
-                     "%s%s%s}}",
+                     "%s%s%s%s%s}}",
                      now - w->cfg->base_ns, w->cfg->payload > 0 ? ",\"p\":\"" : "", w->payload,
-                     w->cfg->payload > 0 ? "\"" : "");
+                     w->cfg->payload > 0 ? "\"" : "", w->rows[0] ? ",\"rows\":" : "", w->rows);
   struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)w->scratch, (size_t)len};
   if (wslay_event_queue_msg(c->ws, &msg) != 0)
     return;
@@ -862,11 +880,51 @@ static void lg_on_text(lg_conn *c, const char *s, size_t n) {
   /* "system" (connected) and anything else is not part of the measurement. */
 }
 
+/* A compressed message (RFC 7692 7.2.2: the 00 00 ff ff tail appended) into w->inflated;
+ * returns its length or -1. */
+static long lg_inflate(lg_conn *c, const uint8_t *in, size_t len) {
+  static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+  lg_worker *w = c->w;
+  z_stream *z = c->zin;
+  size_t n = 0;
+  for (int part = 0; part < 2; part++) {
+    z->next_in = (Bytef *)(part ? tail : in);
+    z->avail_in = part ? 4 : (uInt)len;
+    for (;;) {
+      if (n == w->inflated_cap) {
+        size_t cap = w->inflated_cap ? w->inflated_cap * 2 : 65536;
+        uint8_t *p = cap <= LG_MAX_MSG * 2 ? realloc(w->inflated, cap) : NULL;
+        if (p == NULL)
+          return -1;
+        w->inflated = p;
+        w->inflated_cap = cap;
+      }
+      z->next_out = w->inflated + n;
+      z->avail_out = (uInt)(w->inflated_cap - n);
+      int rc = inflate(z, Z_SYNC_FLUSH);
+      n = w->inflated_cap - z->avail_out;
+      if (rc != Z_OK && rc != Z_BUF_ERROR)
+        return -1;
+      if (z->avail_in == 0 && z->avail_out > 0)
+        break;
+    }
+  }
+  if (c->deflate_reset)
+    inflateReset(z);
+  return (long)n;
+}
+
 static void lg_ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                          void *user_data) {
   (void)ctx;
   lg_conn *c = user_data;
-  if (arg->opcode == WSLAY_TEXT_FRAME)
+  if ((arg->rsv & WSLAY_RSV1_BIT) && arg->opcode == WSLAY_TEXT_FRAME) {
+    long n = lg_inflate(c, arg->msg, arg->msg_length);
+    if (n < 0)
+      lg_stats_error(&c->w->stats, LG_ERR_REPLY, "compressed message does not inflate");
+    else
+      lg_on_text(c, (const char *)c->w->inflated, (size_t)n);
+  } else if (arg->opcode == WSLAY_TEXT_FRAME)
     lg_on_text(c, (const char *)arg->msg, arg->msg_length);
   else if (arg->opcode == WSLAY_BINARY_FRAME)
     lg_stats_error(&c->w->stats, LG_ERR_REPLY, "binary frame");
@@ -923,6 +981,23 @@ static const char *lg_check_upgrade(lg_conn *c, const char *head, size_t len) {
   return bad_accept;
 }
 
+/* Sets c->deflate (and deflate_reset) from the response's Sec-WebSocket-Extensions. */
+static void lg_scan_extensions(lg_conn *c, const char *head, size_t len) {
+  static const char name[] = "sec-websocket-extensions:";
+  const char *p = head, *end = head + len;
+  while (p < end) {
+    const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+    if (eol == NULL)
+      break;
+    if ((size_t)(eol - p) > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0 &&
+        memmem(p, (size_t)(eol - p), "permessage-deflate", 18) != NULL) {
+      c->deflate = 1;
+      c->deflate_reset = memmem(p, (size_t)(eol - p), "server_no_context_takeover", 26) != NULL;
+    }
+    p = eol + 2;
+  }
+}
+
 static void lg_conn_upgraded(lg_conn *c, size_t head_len) {
   lg_worker *w = c->w;
   if (wslay_event_context_client_init(&c->ws, &lg_ws_callbacks, c) != 0) {
@@ -930,6 +1005,18 @@ static void lg_conn_upgraded(lg_conn *c, size_t head_len) {
     return;
   }
   wslay_event_config_set_max_recv_msg_length(c->ws, LG_MAX_MSG);
+  lg_scan_extensions(c, c->head.data, head_len);
+  if (c->deflate) {
+    c->zin = calloc(1, sizeof *c->zin);
+    if (c->zin == NULL || inflateInit2(c->zin, -15) != Z_OK) {
+      free(c->zin);
+      c->zin = NULL;
+      lg_conn_fail(c, LG_ERR_PROTOCOL, "out of memory");
+      return;
+    }
+    wslay_event_config_set_allowed_rsv_bits(c->ws, WSLAY_RSV1_BIT);
+    w->stats.deflated++;
+  }
   if (w->cfg->scenario == LG_ECHO) {
     c->ring = calloc((size_t)w->cfg->depth, sizeof *c->ring);
     if (c->ring == NULL) {
@@ -997,10 +1084,14 @@ static void lg_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     lg_conn_fail(c, kind, nread == UV_EOF ? "connection closed by server" : uv_strerror((int)nread));
     return;
   }
-  if (c->state == LG_HANDSHAKE)
+  if (c->state == LG_HANDSHAKE) {
     lg_conn_on_head_bytes(c, buf->base, (size_t)nread);
-  else if (c->state == LG_OPEN)
+  } else if (c->state == LG_OPEN) {
+    uint64_t now = lg_now();
+    if (now >= c->w->measure_start && now < c->w->measure_end)
+      c->w->stats.rx_bytes += (uint64_t)nread;
     lg_conn_feed(c, buf->base, (size_t)nread);
+  }
 }
 
 /* Senders go to --sender-url when it was given; everything else to --url. */
@@ -1030,9 +1121,11 @@ static void lg_connect_cb(uv_connect_t *req, int status) {
   char req_text[1600];
   int len = snprintf(req_text, sizeof req_text,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s"
                      "User-Agent: mw_loadgen\r\n\r\n",
-                     lg_conn_target(c)->path, lg_conn_target(c)->host_header, c->key);
+                     lg_conn_target(c)->path, lg_conn_target(c)->host_header, c->key,
+                     c->w->cfg->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                                        : "");
   if (len <= 0 || (size_t)len >= sizeof req_text ||
       lg_buf_append(&c->out, req_text, (size_t)len) != 0) {
     lg_conn_fail(c, LG_ERR_HANDSHAKE, "request too long");
@@ -1354,16 +1447,51 @@ static void lg_worker_enter_close(lg_worker *w) {
   lg_worker_check_closed(w);
 }
 
+/* About `bytes` of JSON records, the same in every process and run (a fixed seed), as an app
+ * would publish them: [{"id":1,"sym":"KQZ","px":123.45,"qty":17,"side":"buy",...},...]. "" for 0. */
+static char *lg_make_rows(int bytes) {
+  static const char *const sides[] = {"buy", "sell"};
+  static const char *const venues[] = {"XNAS", "XNYS", "BATS", "ARCX", "EDGX"};
+  char *out = malloc((size_t)bytes + 256);
+  if (out == NULL || bytes == 0) {
+    if (out != NULL)
+      out[0] = '\0';
+    return out;
+  }
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  size_t n = 0;
+  out[n++] = '[';
+  for (int id = 1; n < (size_t)bytes - 2; id++) {
+    char row[200];
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int len = snprintf(row, sizeof row,
+                       "%s{\"id\":%d,\"sym\":\"%c%c%c\",\"px\":%u.%02u,\"qty\":%u,\"side\":\"%s\","
+                       "\"venue\":\"%s\",\"ts\":17000000%05u}",
+                       id > 1 ? "," : "", id, 'A' + (int)(x % 26), 'A' + (int)(x >> 8) % 26,
+                       'A' + (int)(x >> 16) % 26, (unsigned)(x >> 20) % 1000, (unsigned)(x >> 32) % 100,
+                       (unsigned)(x >> 40) % 500 + 1, sides[(x >> 50) & 1], venues[(x >> 52) % 5],
+                       (unsigned)(x >> 3) % 100000);
+    if (n + (size_t)len + 2 > (size_t)bytes + 200)
+      break;
+    memcpy(out + n, row, (size_t)len);
+    n += (size_t)len;
+  }
+  out[n++] = ']';
+  out[n] = '\0';
+  return out;
+}
+
 /* Runs one worker's share of connections to completion; fills w->stats. 0 or -1. */
 static int lg_worker_run(lg_worker *w) {
   const lg_config *cfg = w->cfg;
   if (uv_loop_init(&w->loop) != 0)
     return -1;
   w->conns = calloc((size_t)w->count, sizeof *w->conns);
-  w->scratch_len = (size_t)cfg->payload + 256;
+  w->scratch_len = (size_t)cfg->payload + (size_t)cfg->rows + 512;
   w->scratch = malloc(w->scratch_len);
   w->payload = malloc((size_t)cfg->payload + 1);
-  if (w->conns == NULL || w->scratch == NULL || w->payload == NULL)
+  w->rows = lg_make_rows(cfg->rows);
+  if (w->conns == NULL || w->scratch == NULL || w->payload == NULL || w->rows == NULL)
     return -1;
   memset(w->payload, 'x', (size_t)cfg->payload);
   w->payload[cfg->payload] = '\0';
@@ -1394,6 +1522,8 @@ static int lg_worker_run(lg_worker *w) {
   free(w->conns);
   free(w->scratch);
   free(w->payload);
+  free(w->rows);
+  free(w->inflated);
   return 0;
 }
 
@@ -1623,6 +1753,11 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
   printf("  latency ms    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f  (%" PRIu64
          " samples)\n",
          p50, p90, p99, p999, max, mean, s->lat_count);
+  double wire = s->received ? (double)s->rx_bytes / (double)s->received : 0;
+  printf("  wire          %.1f bytes read per %s (%" PRIu64 " B in the window)%s", wire,
+         cfg->scenario == LG_ECHO ? "reply" : "delivery", s->rx_bytes, cfg->deflate ? "" : "\n");
+  if (cfg->deflate)
+    printf("; permessage-deflate on %" PRIu64 " of %" PRIu64 " connections\n", s->deflated, s->opened);
   if (cfg->by_worker) {
     for (int k = 0; k < 2; k++) {
       const lg_lat *l = &s->wlat[k];
@@ -1697,6 +1832,8 @@ static void lg_report(const lg_config *cfg, const lg_stats *s, int64_t rss_base)
            s->rss_kib, s->hwm_kib, rss_base, per_conn, added, s->rss_procs);
   else
     printf(",\"rss_kib\":null,\"rss_per_conn_kib\":null,\"rss_added_per_conn_kib\":null");
+  printf(",\"rx_bytes\":%" PRIu64 ",\"wire_bytes_per_msg\":%.1f,\"deflated_connections\":%" PRIu64
+         ",\"rows_bytes\":%d", s->rx_bytes, wire, s->deflated, cfg->rows);
   printf(",\"loadgen_cpu_pct\":%.1f", own_cpu_pct);
   if (server_cpu_pct >= 0)
     printf(",\"server_cpu_pct\":%.1f", server_cpu_pct);
@@ -1735,6 +1872,10 @@ static void lg_usage(FILE *f) {
     "                       onConnect sends {\"type\":\"bench\",\"action\":\"hello\",\"data\":\n"
     "                       {\"worker\":ID}} and whose ticks carry data.w = the sender's worker\n"
     "                       (tests/bench/worker_app)\n"
+    "  --rows BYTES         broadcast: data.rows, an array of about BYTES of JSON records with\n"
+    "                       varied values (compressible as real JSON is; default 0: none)\n"
+    "  --deflate            offer permessage-deflate (RFC 7692) and inflate compressed messages;\n"
+    "                       the report says how many connections negotiated it\n"
     "  --sources K          spread connections over 127.0.0.1..127.0.0.K (loopback only;\n"
     "                       default 1 per 25000 connections)\n"
     "  --first-source N     the first source address is 127.0.0.N (default 1; 2 keeps the\n"
@@ -1807,7 +1948,8 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
   enum {
     OPT_URL = 256, OPT_WARMUP, OPT_SCENARIO, OPT_PAYLOAD, OPT_DEPTH, OPT_RATE, OPT_SENDERS,
     OPT_SOURCES, OPT_PROCS, OPT_CONCURRENCY, OPT_CONNECT_TIMEOUT, OPT_DRAIN, OPT_TIMEOUT,
-    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER, OPT_ECHO_RATE, OPT_FIRST_SOURCE
+    OPT_SERVER_PID, OPT_LABEL, OPT_JSON, OPT_SENDER_URL, OPT_BY_WORKER, OPT_ECHO_RATE, OPT_FIRST_SOURCE,
+    OPT_DEFLATE, OPT_ROWS
   };
   static const struct option longopts[] = {
     {"url", required_argument, NULL, OPT_URL},
@@ -1832,6 +1974,8 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     {"json", no_argument, NULL, OPT_JSON},
     {"sender-url", required_argument, NULL, OPT_SENDER_URL},
     {"by-worker", no_argument, NULL, OPT_BY_WORKER},
+    {"deflate", no_argument, NULL, OPT_DEFLATE},
+    {"rows", required_argument, NULL, OPT_ROWS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
   };
@@ -1884,6 +2028,8 @@ static void lg_parse_args(lg_config *cfg, int argc, char **argv) {
     case OPT_JSON: cfg->json = 1; break;
     case OPT_SENDER_URL: sender_url = optarg; break;
     case OPT_BY_WORKER: cfg->by_worker = 1; break;
+    case OPT_DEFLATE: cfg->deflate = 1; break;
+    case OPT_ROWS: cfg->rows = (int)lg_parse_num("--rows", optarg, 0, 1 << 20); break;
     case 'h': lg_usage(stdout); exit(0);
     default: lg_usage(stderr); exit(2);
     }

@@ -20,5 +20,5 @@ stamp=$here/node_modules/.moonwire-lock
 ) 9<"$here/package-lock.json"
 
 cd "$here"
-if [ $# -eq 0 ]; then set -- client.test.mjs pages.test.mjs presence.test.mjs admin.test.mjs; fi
+if [ $# -eq 0 ]; then set -- client.test.mjs pages.test.mjs presence.test.mjs admin.test.mjs compression.test.mjs; fi
 exec node --test "$@"

@@ -29,7 +29,7 @@ static void handle_request(const mw_http_request *r)
     char out[1024];
     if (status == 101) {
         FUZZ_ASSERT(reason == NULL);
-        size_t n = mw_handshake_response(r, out, 512); /* mw_conn's buffer size */
+        size_t n = mw_handshake_response(r, NULL, out, 512); /* mw_conn's buffer size */
         FUZZ_ASSERT(n > 0 && memcmp(out, "HTTP/1.1 101 ", 13) == 0);
     } else {
         FUZZ_ASSERT(reason && (status == 400 || status == 426));

@@ -4,14 +4,18 @@
  * any reason). Everything the server writes is then read back by an independent RFC 6455 §5
  * checker: a second reading of the protocol, since checking wslay's output with wslay would
  * share its mistakes.
- * Input: byte 0 picks the limits; then operations, one byte each plus their arguments
- * (op % 8: 0-2 feed n bytes, 3 feed n bytes and flush, 4 send a message, 5 close, 6 ping,
- * 7 flush, with bit 7 set: the next write is refused). FUZZ_WS_DUMP=1 prints the server's
- * output in hex when reproducing a report. */
+ * Input: byte 0 picks the limits (bit 5: permessage-deflate negotiated: client messages with
+ * RSV1 are inflated, and a message the server sends goes out as mw_conn_send would, through
+ * mw_deflate_pick, whose compressed frames the checker inflates with zlib on its own); then
+ * operations, one byte each plus their arguments (op % 8: 0-2 feed n bytes, 3 feed n bytes
+ * and flush, 4 send a message, 5 close, 6 ping, 7 flush, with bit 7 set: the next write is
+ * refused). FUZZ_WS_DUMP=1 prints the server's output in hex when reproducing a report. */
 #include <stdint.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "fuzz_common.h"
+#include "mw_deflate.h"
 #include "mw_frame.h"
 #include "mw_util.h"
 #include "mw_ws.h"
@@ -93,11 +97,49 @@ static int valid_close_code(unsigned code)
            (code >= 3000 && code <= 4999);
 }
 
+/* A compressed data frame's payload, inflated as RFC 7692 7.2.2 says, by zlib directly (not
+ * through mw_deflate): into *out (malloc'd), or -1 when it is not valid deflate data. */
+static long client_inflate(const uint8_t *in, size_t len, uint8_t **out)
+{
+    static const uint8_t tail[4] = { 0, 0, 0xff, 0xff };
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    FUZZ_ASSERT(inflateInit2(&z, -15) == Z_OK);
+    size_t cap = 1024 + len * 8, n = 0;
+    uint8_t *buf = malloc(cap);
+    FUZZ_ASSERT(buf != NULL);
+    int rc = Z_OK;
+    for (int part = 0; part < 2 && (rc == Z_OK || rc == Z_BUF_ERROR); part++) {
+        z.next_in = (Bytef *)(part ? tail : in);
+        z.avail_in = (uInt)(part ? 4 : len);
+        while (z.avail_in > 0 || z.avail_out == 0) {
+            if (n == cap) {
+                buf = realloc(buf, cap *= 2);
+                FUZZ_ASSERT(buf != NULL);
+            }
+            z.next_out = buf + n;
+            z.avail_out = (uInt)(cap - n);
+            rc = inflate(&z, Z_SYNC_FLUSH);
+            n = cap - z.avail_out;
+            if (rc != Z_OK)
+                break;
+        }
+    }
+    inflateEnd(&z);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return (long)n;
+}
+
 /* Reads the server's output as a client would: unmasked frames, FIN set (the server never
- * fragments), no RSV bits (no extension negotiated), minimal lengths, control frames of at
- * most 125 bytes, text and close reasons in UTF-8, a close code allowed on the wire, and
- * nothing after the close frame. complete: the stream must end on a frame boundary. */
-static void check_output(const uint8_t *p, size_t len, int complete)
+ * fragments), no RSV bits but RSV1 on a data frame once permessage-deflate was negotiated (its
+ * payload inflates), minimal lengths, control frames of at most 125 bytes, text and close
+ * reasons in UTF-8, a close code allowed on the wire, and nothing after the close frame.
+ * complete: the stream must end on a frame boundary. */
+static void check_output(const uint8_t *p, size_t len, int complete, int deflate)
 {
     size_t i = 0;
     int closed = 0;
@@ -111,7 +153,9 @@ static void check_output(const uint8_t *p, size_t len, int complete)
             break;
         uint8_t b0 = p[i], b1 = p[i + 1];
         int opcode = b0 & 0x0f;
-        FUZZ_ASSERT((b0 & 0x80) && (b0 & 0x70) == 0);
+        int compressed = (b0 & 0x40) != 0;
+        FUZZ_ASSERT((b0 & 0x80) && (b0 & 0x30) == 0);
+        FUZZ_ASSERT(!compressed || (deflate && (opcode == 1 || opcode == 2)));
         FUZZ_ASSERT(opcode == 1 || opcode == 2 || opcode == 8 || opcode == 9 || opcode == 10);
         FUZZ_ASSERT((b1 & 0x80) == 0);
         size_t hdr = 2, len7 = b1 & 0x7f;
@@ -136,8 +180,15 @@ static void check_output(const uint8_t *p, size_t len, int complete)
         const uint8_t *payload = p + i + hdr;
         if (opcode >= 8)
             FUZZ_ASSERT(plen <= 125);
-        if (opcode == 1)
+        if (compressed) {
+            uint8_t *plain;
+            long n = client_inflate(payload, (size_t)plen, &plain);
+            FUZZ_ASSERT(n >= 0 && (uint64_t)n > plen); /* sent compressed only when shorter */
+            FUZZ_ASSERT(opcode != 1 || mw_utf8_valid(plain, (size_t)n));
+            free(plain);
+        } else if (opcode == 1) {
             FUZZ_ASSERT(mw_utf8_valid(payload, (size_t)plen));
+        }
         if (opcode == 8) {
             FUZZ_ASSERT(plen != 1);
             if (plen >= 2) {
@@ -167,6 +218,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mw_ws_pool_init(&pool, 2);
     if ((data[0] >> 5) & 1)
         s.limits.pool = &pool;
+    /* bit 6: permessage-deflate negotiated (bit 7: compression level 0 or 1) */
+    mw_deflate *codec = (data[0] & 0x40) ? mw_deflate_new(data[0] >> 7, NULL) : NULL;
+    s.limits.inflate = codec;
     s.in = data + 1;
     s.in_len = size - 1;
     mw_ws *ws = mw_ws_new(&s.limits, &handler, &s);
@@ -188,7 +242,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             mw_frame *f = mw_frame_ws(opcode, p, n);
             FUZZ_ASSERT(f != NULL);
-            dropped = on_output(&s, f->data, f->len) != 0; /* the socket write */
+            /* threshold 0 or 16; a second pick must give the same twin */
+            mw_frame *w = codec ? mw_deflate_pick(codec, f, (op & 0x10) ? 16 : 0) : f;
+            FUZZ_ASSERT(!codec || mw_deflate_pick(codec, f, (op & 0x10) ? 16 : 0) == w);
+            dropped = on_output(&s, w->data, w->len) != 0; /* the socket write */
             mw_frame_unref(f);
             break;
         }
@@ -220,10 +277,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(strlen(mw_ws_close_reason(ws)) < 124);
     (void)mw_ws_done(ws);
     (void)mw_ws_want_read(ws);
-    check_output(s.out, s.out_len, !s.refused);
+    check_output(s.out, s.out_len, !s.refused, codec != NULL);
     mw_ws_free(ws);
     FUZZ_ASSERT(pool.lent == 0 && pool.held_bytes == 0);
     mw_wsctx_pool_free(&pool);
+    mw_deflate_free(codec);
     free(s.out);
     return 0;
 }

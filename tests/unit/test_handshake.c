@@ -87,7 +87,7 @@ static void test_response(void)
     char out[512];
     mw_http_request_init(&r, 8192);
     mw_http_feed(&r, good, strlen(good), &used);
-    size_t n = mw_handshake_response(&r, out, sizeof(out));
+    size_t n = mw_handshake_response(&r, NULL, out, sizeof(out));
     CHECK(n > 0);
     CHECK(strstr(out, "HTTP/1.1 101 Switching Protocols\r\n") == out);
     CHECK(strstr(out, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);

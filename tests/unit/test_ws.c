@@ -65,7 +65,7 @@ static size_t frame(unsigned char *out, int fin, int opcode, const void *payload
 static mw_ws *session(sink *s, size_t max, unsigned frags, int binary)
 {
     memset(s, 0, sizeof(*s));
-    mw_ws_limits lim = { max, frags, binary, NULL };
+    mw_ws_limits lim = { max, frags, binary, NULL, NULL };
     return mw_ws_new(&lim, &handler, s);
 }
 

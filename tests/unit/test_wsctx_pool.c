@@ -61,7 +61,7 @@ static size_t frame(unsigned char *out, int fin, int opcode, const void *payload
 static mw_ws *session(sink *s, mw_wsctx_pool *pool)
 {
     memset(s, 0, sizeof(*s));
-    mw_ws_limits lim = { 65536, 16, 0, pool };
+    mw_ws_limits lim = { 65536, 16, 0, pool, NULL };
     return mw_ws_new(&lim, &handler, s);
 }
 
