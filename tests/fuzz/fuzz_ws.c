@@ -4,9 +4,10 @@
  * any reason). Everything the server writes is then read back by an independent RFC 6455 §5
  * checker: a second reading of the protocol, since checking wslay's output with wslay would
  * share its mistakes.
- * Input: byte 0 picks the limits (bit 5: permessage-deflate negotiated: client messages with
- * RSV1 are inflated, and a message the server sends goes out as mw_conn_send would, through
- * mw_deflate_pick, whose compressed frames the checker inflates with zlib on its own); then
+ * Input: byte 0 picks the limits (bit 5: contexts from a pool; bit 6: permessage-deflate
+ * negotiated, at level 0 or 1 by bit 7: client messages with RSV1 are inflated, and a message
+ * the server sends goes out as mw_conn_send would, through mw_deflate_pick, whose compressed
+ * frames the checker inflates with zlib on its own); then
  * operations, one byte each plus their arguments (op % 8: 0-2 feed n bytes, 3 feed n bytes
  * and flush, 4 send a message, 5 close, 6 ping, 7 flush, with bit 7 set: the next write is
  * refused). FUZZ_WS_DUMP=1 prints the server's output in hex when reproducing a report. */

@@ -72,7 +72,7 @@ write("ws", "too-big", b"\x01" + feed(frame(1, b"x" * 40)))
 write("ws", "too-many-fragments", b"\x04" + feed(frame(1, b"a", fin=False) + frame(0, b"b", fin=False) + frame(0, b"c")))
 write("ws", "refused-write", b"\x00" + feed(frame(9, b"p"), flush=False) + bytes([0x87]))
 
-# --- fuzz_ws with permessage-deflate (limits byte bit 5): RSV1 frames, compressed replies
+# --- fuzz_ws with permessage-deflate (limits byte bit 6; bit 5: pooled contexts): RSV1 frames, compressed replies
 import zlib
 
 
@@ -88,14 +88,14 @@ def rsv1_frame(opcode, payload, fin=True):
 
 
 long_text = b'{"type":"chat","action":"say","data":"' + b"hello " * 40 + b'"}'
-write("ws", "deflate-text", b"\x20" + feed(rsv1_frame(1, deflated(long_text))))
+write("ws", "deflate-text", b"\x40" + feed(rsv1_frame(1, deflated(long_text))))
 z = deflated(long_text)
-write("ws", "deflate-fragments", b"\x20" + feed(rsv1_frame(1, z[:5], fin=False) + frame(9, b"p")
+write("ws", "deflate-fragments", b"\x60" + feed(rsv1_frame(1, z[:5], fin=False) + frame(9, b"p")
                                                + frame(0, z[5:], fin=True)))
-write("ws", "deflate-bomb", b"\x23" + feed(rsv1_frame(2, deflated(b"\x00" * 100000))))
-write("ws", "deflate-rsv1-continuation", b"\x20" + feed(rsv1_frame(1, z[:5], fin=False) + rsv1_frame(0, z[5:])))
+write("ws", "deflate-bomb", b"\x43" + feed(rsv1_frame(2, deflated(b"\x00" * 100000))))
+write("ws", "deflate-rsv1-continuation", b"\x60" + feed(rsv1_frame(1, z[:5], fin=False) + rsv1_frame(0, z[5:])))
 write("ws", "deflate-not-negotiated", b"\x00" + feed(rsv1_frame(1, z)))
-write("ws", "deflate-server-sends", b"\x60" + bytes([4, 200]) + b"abc" * 66 + b"ab" + bytes([0x1c, 10]) + b"\x00" * 10
+write("ws", "deflate-server-sends", b"\xc0" + bytes([4, 200]) + b"abc" * 66 + b"ab" + bytes([0x1c, 10]) + b"\x00" * 10
       + feed(frame(8, b"\x03\xe9")))
 
 # --- fuzz_pmd: Sec-WebSocket-Extensions values, one per line
