@@ -47,6 +47,7 @@ function M.setup(ctx)
   state.bindings, state.queue_store, state.reload = ctx.bindings, ctx.queue_store, ctx.reload
   state.body = router.handler()
   hooks.body = state.body -- C resumes its pooled coroutines with it (runtime/vm/mw_lco.c)
+  hooks.raw_batch_body = router.handle_raw_batch -- ... and with this under app.lua raw
   hooks.raw_site = router.raw_site() -- read once by C, which pushes it for every raw message
 end
 

@@ -199,6 +199,26 @@ function M.handle_raw(clientId, payload, isBinary, site_pushed)
   return FAILED
 end
 
+-- Several raw messages of one client that arrived in one read (runtime/vm/mw_lvm.c batches
+-- them): batch = {payload1, isBinary1, payload2, isBinary2, ...}, n messages. Each runs as
+-- handle_raw would, with its own time limit (core.guard_next); DONE, or FAILED when one of them
+-- raised.
+local guard_next = core.guard_next or function() end
+function M.handle_raw_batch(clientId, site_pushed, batch, n)
+  if site_pushed then entered(state.raw_site) else enter(state.raw_site) end
+  local status, raw = DONE, state.raw
+  for i = 1, 2 * n, 2 do
+    if i > 1 then guard_next() end
+    local ran, err = xpcall(raw, capture, clientId, batch[i], batch[i + 1])
+    if not ran then
+      err = failure(err)
+      if err.__internal then errors.log("raw", err) end
+      status = FAILED
+    end
+  end
+  return status
+end
+
 -- Under app.lua `raw`, raw's site for the watchdog ({label, source, line}), which C pushes
 -- itself for every message (hooks.raw_site); nil otherwise.
 function M.raw_site()

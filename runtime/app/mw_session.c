@@ -121,6 +121,8 @@ void mw_session_closed(void *owner, mw_conn *c, uint16_t code, const char *reaso
 {
     mw_worker *w = owner;
     mw_session *s = c->data;
+    if (w->raw_batch == s) /* its messages run before it leaves its rooms and disconnects */
+        mw_session_run_batch(w);
     double duration = (double)(uv_hrtime() - c->connected_hr) / 1e9;
     /* leave every room; Lua hears which (onLeaveRoom) before onDisconnect. The names are
      * copied out first because leaving the last member frees a room. */
@@ -217,6 +219,28 @@ static int take_rate_token(mw_worker *w, mw_session *s)
     return 0;
 }
 
+/* Raw mode: runs the messages of one read that mw_lvm batched (see mw_lvm_raw_add). */
+void mw_session_run_batch(mw_worker *w)
+{
+    mw_session *s = w->raw_batch;
+    if (!s)
+        return;
+    w->raw_batch = NULL;
+    uint64_t started = uv_hrtime();
+    int n;
+    int rv = mw_lvm_raw_run(w->lvm, &n);
+    if (rv == MW_LVM_PENDING) {
+        s->busy = 1;
+        s->handler_started_hr = started;
+        return;
+    }
+    uint64_t each = (uv_hrtime() - started) / (uint64_t)(n > 0 ? n : 1);
+    for (int i = 0; i < n; i++)
+        mw_metrics_observe_handler(w->m, each);
+    if (rv == MW_LVM_FAILED)
+        mw_metrics_add(w->m, MW_M_HANDLER_ERRORS, 1);
+}
+
 void mw_session_message(void *owner, mw_conn *c, int opcode, const uint8_t *data, size_t len)
 {
     mw_worker *w = owner;
@@ -226,7 +250,16 @@ void mw_session_message(void *owner, mw_conn *c, int opcode, const uint8_t *data
     if (!take_rate_token(w, s))
         return;
     if (!s->busy && !s->msg_head) {
-        run_message(w, s, opcode, data, len);
+        if (!w->cfg->has_raw) {
+            run_message(w, s, opcode, data, len);
+            return;
+        }
+        /* raw: batched with this read's other messages, run at the end of the read */
+        if (w->raw_batch != s)
+            mw_session_run_batch(w);
+        w->raw_batch = s;
+        if (mw_lvm_raw_add(w->lvm, s->client.id, opcode, data, len))
+            mw_session_run_batch(w);
         return;
     }
     /* the previous handler of this client still runs: keep arrival order */
@@ -248,6 +281,12 @@ void mw_session_message(void *owner, mw_conn *c, int opcode, const uint8_t *data
         mw_conn_hold_reading(c, 1);
         s->read_paused = 1;
     }
+}
+
+void mw_session_read_done(void *owner, mw_conn *c)
+{
+    (void)c;
+    mw_session_run_batch(owner);
 }
 
 void mw_session_run_queued(void *owner, mw_conn *c)

@@ -43,6 +43,12 @@ static inline mw_session *mw_session_of(mw_client *c) { return (mw_session *)c; 
 void mw_session_admit(void *owner, mw_conn *c, const mw_http_request *r, mw_conn_admission *out);
 void mw_session_open(void *owner, mw_conn *c);
 void mw_session_message(void *owner, mw_conn *c, int opcode, const uint8_t *data, size_t len);
+/* Every message of one read was delivered: runs the raw messages batched meanwhile. */
+void mw_session_read_done(void *owner, mw_conn *c);
+/* Raw mode: runs the messages of one read that mw_lvm batched, now (before anything else of
+ * that client reaches Lua). owner: the mw_worker. */
+struct mw_worker;
+void mw_session_run_batch(struct mw_worker *w);
 /* Runs the queued messages that may run now (deferred after a handler finished). */
 void mw_session_run_queued(void *owner, mw_conn *c);
 void mw_session_closed(void *owner, mw_conn *c, uint16_t code, const char *reason);

@@ -48,6 +48,7 @@ static const mw_conn_handler conn_handler = {
     .admit = mw_session_admit,
     .open = mw_session_open,
     .message = mw_session_message,
+    .read_done = mw_session_read_done,
     .deferred = mw_session_run_queued,
     .closed = mw_session_closed,
     .release = mw_session_release,

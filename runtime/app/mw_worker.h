@@ -67,6 +67,7 @@ typedef struct mw_worker {
     uint64_t last_inactivity_check_ms;
     uint64_t last_history_sweep_ms;
     struct mw_lvm *lvm;
+    struct mw_session *raw_batch; /* raw mode: the client whose messages of this read mw_lvm batches */
     int draining;
     struct mw_reload *reload;   /* --dev's file watcher (NULL otherwise) */
 } mw_worker;

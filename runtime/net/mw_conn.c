@@ -576,6 +576,8 @@ static void on_ws_bytes(mw_conn *c, const uint8_t *data, size_t len)
         mw_conn_close(c);
         return;
     }
+    if (c->net->handler->read_done)
+        c->net->handler->read_done(c->net->owner, c);
     update_message_timer(c);
     want_flush(c);
 }

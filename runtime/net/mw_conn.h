@@ -37,6 +37,8 @@ typedef struct mw_conn_handler {
     void (*open)(void *owner, mw_conn *c);
     /* A complete message: opcode 1 (text) or 2 (binary); data lives until return. */
     void (*message)(void *owner, mw_conn *c, int opcode, const uint8_t *data, size_t len);
+    /* Every message of one read was delivered (the owner may have batched them). May be NULL. */
+    void (*read_done)(void *owner, mw_conn *c);
     /* A later loop turn after mw_conn_defer (not called once the connection is freed). */
     void (*deferred)(void *owner, mw_conn *c);
     /* An opened session ended: the socket is closing. code and reason: the close frame's (code

@@ -32,13 +32,27 @@ static int framing_failed(lua_State *L, size_t len)
  * connected client (or handed to the bus for a client of another worker, unless localOnly);
  * with checkUtf8, nil (nothing sent) for a text payload that is not valid UTF-8 (sendRaw: one
  * call per message instead of two) */
-static const char *checked_text; /* see mw_lapi_server_checked_text */
-static size_t checked_len;
+#define CHECKED_MAX 32 /* a batch of raw messages (mw_lvm) */
+static const char *checked_text[CHECKED_MAX]; /* see mw_lapi_server_checked_text */
+static size_t checked_len[CHECKED_MAX];
+static int n_checked;
 
 void mw_lapi_server_checked_text(const char *text, size_t len)
 {
-    checked_text = text;
-    checked_len = len;
+    if (!text)
+        n_checked = 0;
+    else if (n_checked < CHECKED_MAX) {
+        checked_text[n_checked] = text;
+        checked_len[n_checked++] = len;
+    }
+}
+
+static int is_checked(const char *text, size_t len)
+{
+    for (int i = 0; i < n_checked; i++)
+        if (checked_text[i] == text && checked_len[i] == len)
+            return 1;
+    return 0;
 }
 
 static int l_send(lua_State *L)
@@ -49,7 +63,7 @@ static int l_send(lua_State *L)
     int binary = lua_toboolean(L, 3);
     /* a Lua string is immutable and the handler's argument keeps it alive: the same pointer is
      * the same text (an echo sends back what it got) */
-    if (!binary && lua_toboolean(L, 5) && !(payload == checked_text && len == checked_len) &&
+    if (!binary && lua_toboolean(L, 5) && !is_checked(payload, len) &&
         !mw_utf8_valid((const uint8_t *)payload, len)) {
         lua_pushnil(L);
         return 1;
@@ -91,7 +105,7 @@ static int l_send_raw(lua_State *L)
     const char *id = lua_tolstring(L, 2, &idlen);
     const char *payload = lua_tolstring(L, 3, &len);
     int binary = lua_toboolean(L, 4);
-    if (!binary && !(payload == checked_text && len == checked_len) && !mw_utf8_valid((const uint8_t *)payload, len))
+    if (!binary && !is_checked(payload, len) && !mw_utf8_valid((const uint8_t *)payload, len))
         return luaL_error(L, "sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)");
     int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, binary, 0);
     if (rv < 0)

@@ -22,8 +22,9 @@ typedef struct mw_lapi_server {
  * (void * so that it can open a binding family like any other). [-0, +0] */
 void mw_lapi_server_inject(struct lua_State *L, void *ctx);
 
-/* The text of the raw message being handled, valid UTF-8 already (the frame layer checked it):
- * sendRaw of that very string skips checking it again. NULL when the handler returns. */
+/* The text of a raw message being handled, valid UTF-8 already (the frame layer checked it):
+ * sendRaw of that very string skips checking it again. Each call adds one (a batch may hold
+ * several); NULL forgets them all, when the handlers return. */
 void mw_lapi_server_checked_text(const char *text, size_t len);
 
 #endif

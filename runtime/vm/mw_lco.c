@@ -65,7 +65,9 @@ void mw_lco_free(mw_lco *p)
     free(p);
 }
 
-lua_State *mw_lco_begin(mw_lco *p)
+lua_State *mw_lco_begin(mw_lco *p) { return mw_lco_begin_with(p, p->ref_body); }
+
+lua_State *mw_lco_begin_with(mw_lco *p, int ref)
 {
     if (p->n_idle > 0) {
         p->current = p->idle[--p->n_idle];
@@ -76,7 +78,7 @@ lua_State *mw_lco_begin(mw_lco *p)
         lua_rawgeti(p->current.co, LUA_REGISTRYINDEX, p->ref_loop);
         p->fresh = 1;
     }
-    lua_rawgeti(p->current.co, LUA_REGISTRYINDEX, p->ref_body);
+    lua_rawgeti(p->current.co, LUA_REGISTRYINDEX, ref);
     return p->current.co;
 }
 

@@ -24,6 +24,8 @@ void mw_lco_free(mw_lco *p);
 /* Takes a coroutine for one message and pushes the body onto it; the caller pushes the body's
  * arguments (at most five) onto the returned state, then calls mw_lco_run with their number. */
 struct lua_State *mw_lco_begin(mw_lco *p);
+/* The same with another body: the function the registry holds at ref (a batch of messages). */
+struct lua_State *mw_lco_begin_with(mw_lco *p, int ref);
 
 /* Resumes the coroutine of the last mw_lco_begin under guard g. Returns the body's status
  * (0 done, 1 failed: MW_LVM_DONE/FAILED), 2 (MW_LVM_PENDING) when the handler waits on I/O and

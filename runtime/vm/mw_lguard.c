@@ -459,8 +459,27 @@ static int l_site_pop(lua_State *L)
     return 0;
 }
 
+/* core.guard_next(): the next message of a batch starts (router.handle_raw_batch): its time
+ * limit counts from here, as if it had been a call of its own. */
+static int l_guard_next(lua_State *L)
+{
+    mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
+    if (g->depth > 0) {
+        /* a hook armed for the message that ended is not wanted by the next one */
+        if (!g->gc_asked &&
+            __atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) == __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
+            lua_sethook(g->L, NULL, 0, 0);
+        __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);
+        __atomic_store_n(&g->entry_seq, g->entry_seq + 1, __ATOMIC_RELEASE);
+    }
+    return 0;
+}
+
 void mw_lguard_inject(mw_lguard *g, lua_State *L)
 {
+    lua_pushlightuserdata(L, g);
+    lua_pushcclosure(L, l_guard_next, 1);
+    lua_setfield(L, -2, "guard_next");
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_site_push, 1);
     lua_setfield(L, -2, "site_push");

@@ -38,6 +38,10 @@ struct mw_lvm {
     int ref_decode;                     /* l_decode, made once */
     int ref_on_api;
     mw_lco *lco;                        /* the message coroutines C resumes */
+    int ref_raw_batch;                  /* hooks.raw_batch_body: several raw messages of one client */
+    lua_State *batch;                   /* the coroutine a batch of raw messages is pushed onto */
+    int batch_n;                        /* messages in it */
+    char batch_client[MW_CLIENT_ID_LEN];
     int raw;                            /* app.lua raw: every message goes to on_message as is */
     char raw_label[96], raw_source[160]; /* raw's site for the watchdog (hooks.raw_site) */
     size_t raw_label_len, raw_source_len; /* 0: not known, Lua pushes it */
@@ -227,6 +231,7 @@ mw_lvm *mw_lvm_new(const mw_config *cfg, const mw_lvm_worker *w, const mw_lapi_f
     vm->ref_on_invalid = take_ref(L, hooks, "on_invalid");
     vm->ref_on_runtime_error = take_ref(L, hooks, "on_runtime_error");
     vm->raw = cfg->has_raw;
+    vm->ref_raw_batch = take_ref(L, hooks, "raw_batch_body");
     vm->lco = mw_lco_new(L, hooks);
     if (!vm->lco) {
         snprintf(err, errlen, "the runtime's hooks lack the message loop (moonwire.hooks)");
@@ -352,6 +357,51 @@ int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8
     lua_xmove(L, co, 5);
     int rv = mw_lco_run(vm->lco, vm->guard, 5, client_id, MW_CLIENT_ID_LEN);
     return rv < 0 ? refuse(vm, client_id, -1) : rv;
+}
+
+/* ---- raw messages in batches -------------------------------------------------------------
+ * Under app.lua `raw` the messages of one read (an echo client sends several at once) are
+ * pushed onto one coroutine as they are parsed and run by one resume: the resume, the guard's
+ * entry and the handler's site are paid once per read, not once per message. The Lua side
+ * (router.handle_raw_batch) runs them in order, each under its own time limit, exactly as
+ * separate messages would run; one that waits on I/O holds the rest back. */
+
+int mw_lvm_raw_add(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len)
+{
+    lua_State *co = vm->batch;
+    if (vm->batch_n == 0) {
+        co = vm->batch = mw_lco_begin_with(vm->lco, vm->ref_raw_batch);
+        memcpy(vm->batch_client, client_id, MW_CLIENT_ID_LEN);
+        lua_pushlstring(co, client_id, MW_CLIENT_ID_LEN);
+        lua_pushboolean(co, vm->raw_label_len > 0); /* the site is pushed by C */
+        /* a table, not varargs: a loop over a table stays in LuaJIT's compiled code */
+        lua_createtable(co, 2 * MW_LVM_RAW_BATCH, 0);
+    }
+    int k = 2 * vm->batch_n;
+    lua_pushlstring(co, (const char *)data, len);
+    if (opcode == 1)
+        mw_lapi_server_checked_text(lua_tostring(co, -1), len);
+    lua_rawseti(co, -2, k + 1);
+    lua_pushboolean(co, opcode == 2);
+    lua_rawseti(co, -2, k + 2);
+    return ++vm->batch_n >= MW_LVM_RAW_BATCH;
+}
+
+int mw_lvm_raw_run(mw_lvm *vm, int *count)
+{
+    int n = vm->batch_n;
+    *count = n;
+    if (n == 0)
+        return MW_LVM_DONE;
+    vm->batch_n = 0;
+    lua_pushinteger(vm->batch, n);
+    if (vm->raw_label_len > 0)
+        mw_lguard_push_fixed_site(vm->guard, vm->raw_label, vm->raw_label, vm->raw_label_len, vm->raw_source,
+                                  vm->raw_source_len, vm->raw_line);
+    int rv = mw_lco_run(vm->lco, vm->guard, 4, vm->batch_client, MW_CLIENT_ID_LEN);
+    mw_lapi_server_checked_text(NULL, 0);
+    vm->batch = NULL;
+    return rv < 0 ? MW_LVM_FAILED : rv;
 }
 
 static void call_hook(mw_lvm *vm, int ref, const char *name, int nargs)

@@ -35,6 +35,16 @@ struct lua_State *mw_lvm_state(mw_lvm *vm);
  * MW_LVM_FAILED (handler raised; the client got an error frame) or MW_LVM_PENDING (the
  * handler waits on I/O and will call core.handler_finished). */
 int mw_lvm_on_message(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len);
+/* Under app.lua `raw`: adds a message of client_id to the batch the next mw_lvm_raw_run runs
+ * (every message of a batch is one client's; the caller runs the batch before it adds another
+ * client's, and before anything else of that client reaches Lua). Returns 1 when the batch is
+ * full: run it now. */
+#define MW_LVM_RAW_BATCH 16
+int mw_lvm_raw_add(mw_lvm *vm, const char *client_id, int opcode, const uint8_t *data, size_t len);
+/* Runs the batch (*count: how many messages it had; 0 does nothing): MW_LVM_DONE, MW_LVM_FAILED
+ * (one of them raised) or MW_LVM_PENDING (one waits on I/O; the rest run after it, and
+ * core.handler_finished comes when the last one is done). */
+int mw_lvm_raw_run(mw_lvm *vm, int *count);
 void mw_lvm_on_connect(mw_lvm *vm, const char *client_id);
 /* The client's token expires within auth.refreshBefore seconds: Lua sends auth/expiring. */
 void mw_lvm_on_expiring(mw_lvm *vm, const char *client_id);

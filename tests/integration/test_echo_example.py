@@ -291,3 +291,31 @@ def test_raw_handlers_that_wait_raise_and_keep_order(server):
     ws.send_frame(OP_TEXT, "é ok".encode())
     assert ws.recv_message(timeout=10) == (OP_TEXT, "é ok".encode())
     assert srv.wait_log(lambda t: t.count("raised on purpose") >= 80, timeout=10), srv.log()[-2000:]
+
+
+def test_raw_messages_of_one_read_each_get_their_own_time_limit(server):
+    """Raw messages that arrive in one read run as one batch (one resume of one coroutine), but
+    each still has limits.handlerTimeout to itself: three messages of 0.5 s of Lua each, sent
+    in one write, all finish under a 1 s limit, in order; a message that really takes longer
+    still gets the timeout."""
+    app = """
+    -- jit.off: the loop runs in LuaJIT's interpreter, where the time limit can stop it
+    local function work(seconds) local t = os.clock() while os.clock() - t < seconds do end end
+    jit.off(work)
+    return {
+      limits = { handlerTimeout = 1 },
+      raw = function(clientId, payload, isBinary)
+        local seconds = tonumber(payload:match("^work (%S+)"))
+        if seconds then work(seconds) end
+        require("moonwire").webSocketServer:sendRaw(clientId, "done " .. payload, isBinary)
+      end }
+    """
+    srv = server(app_lua=app)
+    ws = mwtest.RawWS(srv.port, read_connected=False, timeout=30)
+    ws.send_raw(b"".join(build_frame(OP_TEXT, f"work 0.5 #{i}") for i in range(3)))
+    for i in range(3):
+        assert ws.recv_message(timeout=30) == (OP_TEXT, f"done work 0.5 #{i}".encode())
+    assert "timed out" not in srv.log()
+    ws.send_raw(build_frame(OP_TEXT, "work 3") + build_frame(OP_TEXT, "after"))
+    assert ws.recv_message(timeout=30) == (OP_TEXT, b"done after")
+    assert srv.wait_log(lambda t: "timed out" in t, timeout=10), srv.log()[-2000:]

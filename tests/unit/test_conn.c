@@ -95,8 +95,9 @@ static void http_request_cb(void *o, mw_conn *c, const mw_http_request *r)
     mw_conn_respond(c, 200, "text/plain", "fine", 4, 0);
 }
 
-static const mw_conn_handler handler = { admit_cb, open_cb, message_cb, deferred_cb,
-                                         closed_cb, release_cb, http_request_cb, NULL };
+static const mw_conn_handler handler = { .admit = admit_cb, .open = open_cb, .message = message_cb,
+                                         .deferred = deferred_cb, .closed = closed_cb,
+                                         .release = release_cb, .http_request = http_request_cb };
 
 static uv_loop_t loop;
 static mw_net net;
