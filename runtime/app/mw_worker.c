@@ -125,6 +125,9 @@ static void flush_prepare_cb(uv_prepare_t *h)
 {
     mw_worker *w = h->data;
     mw_redis_flush(w->redis); /* the bus first: other workers start delivering in parallel */
+    /* a join's SUBSCRIBE goes out before its reply does (the joiner's next step may be another
+     * worker's publish to the room) */
+    mw_redis_flush(w->redis_sub);
     drain_step(w);
     mw_net_flush(&w->net);
     stop_if_drained(w);
@@ -274,6 +277,19 @@ static void bus_probe_cb(uv_timer_t *t)
 {
     mw_worker *w = t->data;
     mw_bus_probe_tick(&w->bus);
+}
+
+/* With --redis, the loop runs until both connections are up or their first attempt failed
+ * (bounded by redis.timeout: a hanging connect counts as failed then), before the first client is
+ * accepted: a client served earlier could join a room before this worker's bus subscription
+ * exists and miss what other workers send to the room (a join event, a message). A signal that
+ * starts draining ends the wait. */
+static void wait_for_redis(mw_worker *w)
+{
+    if (!w->redis)
+        return;
+    while (!w->draining && !(mw_redis_tried(w->redis) && mw_redis_tried(w->redis_sub)))
+        uv_run(&w->loop, UV_RUN_ONCE);
 }
 
 /* Frees the Redis connections; the bus, which uses them, is told first. */
@@ -505,6 +521,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         w->reload = mw_reload_start(&w->loop, cfg->app_dir, cfg->runtime_dir, files_changed_cb, w);
     mw_logf(MW_LOG_DEBUG, "worker %d ready (pid %d, id %s)", index, (int)getpid(), w->id);
     mw_lvm_on_started(w->lvm);
+    wait_for_redis(w);
     /* last: the default connection limit leaves what is open by now plus a headroom */
     int rv = mw_accept_start(&w->acceptor, &w->net, listen_fd);
     if (rv != 0) {

@@ -47,6 +47,7 @@ struct mw_redis {
     uint64_t connect_started;
     int backoff_ms;
     int was_up;        /* for logging state changes once */
+    int tried;         /* a first connection attempt ended: up, or failed (a retry is scheduled) */
     uv_timer_t sweep, retry;
     int handles_open;
     pending *head, *tail;
@@ -395,6 +396,7 @@ static void retry_cb(uv_timer_t *t)
 
 static void schedule_retry(mw_redis *r)
 {
+    r->tried = 1;
     if (r->closing)
         return;
     uv_timer_start(&r->retry, retry_cb, (uint64_t)r->backoff_ms, 0);
@@ -413,6 +415,7 @@ static void handshake_done(mw_redis *r, redisReply *reply, const char *err, void
     r->backoff_ms = MW_REDIS_BACKOFF_MIN_MS;
     for (int i = 0; i < r->n_subs; i++)
         send_subscription(r, &r->subs[i]);
+    r->tried = 1;
     set_state(r, 1);
 }
 
@@ -561,6 +564,8 @@ mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err,
     connect_now(r);
     return r;
 }
+
+int mw_redis_tried(const mw_redis *r) { return r->tried; }
 
 int mw_redis_connected(const mw_redis *r) { return r && r->connected; }
 

@@ -40,6 +40,9 @@ void mw_redis_free(mw_redis *r);
  * start-up refuse a bad URL once instead of every worker failing on it. */
 int mw_redis_check_url(const char *url, char *err, size_t errlen);
 int mw_redis_connected(const mw_redis *r);
+/* Whether the first connection attempt has ended, up or failed (a failed connect that hangs
+ * ends after the timeout). */
+int mw_redis_tried(const mw_redis *r);
 
 /* Sends a command. Returns 0 (cb will be called exactly once) or -1 when not connected (cb is
  * never called). */
