@@ -132,23 +132,16 @@ def signals_blocked(pid, sig):
     return False
 
 
-def wait_until(predicate, timeout=mwtest.POSITIVE_WAIT):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_signal_while_the_app_loads_is_not_fatal(server):
     # loading takes 1.5 s of CPU: longer still on a busy machine, so the steps below wait for
     # states, not for times
     slow = "local t = os.clock() + 1.5\nwhile os.clock() < t do end\nreturn { ping = function() return 1 end }\n"
     srv = server(files={"controllers/slow.lua": slow}, wait=False)
     # the supervisor checks the app (1.5 s): signal it once it has blocked its signals
-    wait_until(lambda: signals_blocked(srv.proc.pid, signal.SIGHUP))
+    assert mwtest.wait_until(lambda: signals_blocked(srv.proc.pid, signal.SIGHUP), interval=0.01)
     srv.send_signal(signal.SIGHUP)
     # then its worker loads the app (1.5 s): signal it while it does (the supervisor forwards)
-    wait_until(lambda: srv.worker_pids())
+    assert mwtest.wait_until(srv.worker_pids, interval=0.01)
     srv.send_signal(signal.SIGHUP)
     srv.wait_ready(timeout=60)
     assert "killed by signal" not in srv.log(), srv.log()

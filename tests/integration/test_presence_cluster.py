@@ -183,13 +183,20 @@ def test_no_client_is_served_before_the_workers_subscriber_is_up(server, redis):
     slow = server(app_lua=app_lua(), files={"controllers/pt.lua": PT_CONTROLLER},
                   args=("--workers", "1", "--redis", relay.url))
 
+    def subscribers(channel):
+        return int(redis.cli("PUBSUB", "NUMSUB", PREFIX + channel).split()[-1])
+
     async def run():
         y = await client(other, "y")
-        assert (await join(y, "p:slow"))["success"] is True
         x = await client(slow, "x")
+        # x is served: its worker listens to the cluster's channels already
+        assert subscribers("all") == 2
+        assert (await join(y, "p:slow"))["success"] is True
         assert (await join(x, "p:slow"))["success"] is True
         [e] = await events(y, 1)
         assert e["action"] == "join" and e["data"]["clientId"] == x.client_id
+        # the room's SUBSCRIBE of x's worker goes through the slow relay: let it arrive
+        assert mwtest.wait_until(lambda: subscribers("room:p:slow") == 2)
         z = await client(other, "z")
         assert (await join(z, "p:slow"))["success"] is True
         # published by the other server: reaches x through its worker's subscription
