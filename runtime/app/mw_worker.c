@@ -311,6 +311,7 @@ static void shutdown_timeout_cb(uv_timer_t *t)
 }
 
 #define MW_DRAIN_BATCH 500
+#define MW_EXIT_FLUSH_MS 500 /* at most this long writing the last Redis commands at exit */
 
 /* Closes up to MW_DRAIN_BATCH clients with 1001 per loop turn. A client whose handler still
  * waits on I/O is closed once it has finished and its reply is queued; the others do not wait
@@ -543,6 +544,10 @@ out:
     w->db_api.db = NULL; /* callbacks run by the close find no database to queue more on */
     snprintf(w->db_api.error, sizeof(w->db_api.error), "database: the worker is shutting down");
     mw_db_close(db); /* SQLite: statements already running finish in the loop below */
+    /* the last loop turn's writes (the leave events of the clients closed last, the removal
+     * of their presence records) are still buffered: out they go, or another worker would send
+     * some of those events again when it claims this dead worker's records */
+    mw_redis_flush_wait(w->redis, MW_EXIT_FLUSH_MS);
     close_redis(w); /* pending calls resume their coroutines with an error */
     mw_net_close_all(&w->net);
     uv_walk(&w->loop, close_walk_cb, NULL);

@@ -4,6 +4,8 @@
  * "timeout" and the connection is rebuilt. Reconnects back off from 100 ms to 5 s. */
 #include "mw_redis.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +356,23 @@ void mw_redis_flush(mw_redis *r)
 {
     if (r && r->ac && r->connected && !r->closing && sdslen(r->ac->c.obuf) > 0)
         redisAsyncHandleWrite(r->ac);
+}
+
+void mw_redis_flush_wait(mw_redis *r, int timeout_ms)
+{
+    uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+    while (r && r->ac && r->connected && !r->closing && sdslen(r->ac->c.obuf) > 0) {
+        uint64_t now = uv_hrtime() / 1000000;
+        if (now >= deadline)
+            return;
+        struct pollfd p = { .fd = r->ac->c.fd, .events = POLLOUT };
+        int n = poll(&p, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        redisAsyncHandleWrite(r->ac); /* a failed write disconnects: r->ac becomes NULL */
+    }
 }
 
 int mw_redis_fire(mw_redis *r, int argc, const char **argv, const size_t *lens)
