@@ -126,6 +126,9 @@ static void flush_prepare_cb(uv_prepare_t *h)
 {
     mw_worker *w = h->data;
     mw_redis_flush(w->redis); /* the bus first: other workers start delivering in parallel */
+    /* a join's SUBSCRIBE goes out before its reply does (the joiner's next step may be another
+     * worker's publish to the room) */
+    mw_redis_flush(w->redis_sub);
     drain_step(w);
     mw_net_flush(&w->net);
     stop_if_drained(w);
@@ -277,6 +280,19 @@ static void bus_probe_cb(uv_timer_t *t)
     mw_bus_probe_tick(&w->bus);
 }
 
+/* With --redis, the loop runs until both connections are up or their first attempt failed
+ * (bounded by redis.timeout: a hanging connect counts as failed then), before the first client is
+ * accepted: a client served earlier could join a room before this worker's bus subscription
+ * exists and miss what other workers send to the room (a join event, a message). A signal that
+ * starts draining ends the wait. */
+static void wait_for_redis(mw_worker *w)
+{
+    if (!w->redis)
+        return;
+    while (!w->draining && !(mw_redis_tried(w->redis) && mw_redis_tried(w->redis_sub)))
+        uv_run(&w->loop, UV_RUN_ONCE);
+}
+
 /* Frees the Redis connections; the bus, which uses them, is told first. */
 static void close_redis(mw_worker *w)
 {
@@ -296,6 +312,7 @@ static void shutdown_timeout_cb(uv_timer_t *t)
 }
 
 #define MW_DRAIN_BATCH 500
+#define MW_EXIT_FLUSH_MS 500 /* at most this long writing the last Redis commands at exit */
 
 /* Closes up to MW_DRAIN_BATCH clients with 1001 per loop turn. A client whose handler still
  * waits on I/O is closed once it has finished and its reply is queued; the others do not wait
@@ -506,6 +523,7 @@ int mw_worker_run(const mw_config *cfg, int index, int listen_fd, mw_metrics *me
         w->reload = mw_reload_start(&w->loop, cfg->app_dir, cfg->runtime_dir, files_changed_cb, w);
     mw_logf(MW_LOG_DEBUG, "worker %d ready (pid %d, id %s)", index, (int)getpid(), w->id);
     mw_lvm_on_started(w->lvm);
+    wait_for_redis(w);
     /* last: the default connection limit leaves what is open by now plus a headroom */
     int rv = mw_accept_start(&w->acceptor, &w->net, listen_fd);
     if (rv != 0) {
@@ -527,6 +545,10 @@ out:
     w->db_api.db = NULL; /* callbacks run by the close find no database to queue more on */
     snprintf(w->db_api.error, sizeof(w->db_api.error), "database: the worker is shutting down");
     mw_db_close(db); /* SQLite: statements already running finish in the loop below */
+    /* the last loop turn's writes (the leave events of the clients closed last, the removal
+     * of their presence records) are still buffered: out they go, or another worker would send
+     * some of those events again when it claims this dead worker's records */
+    mw_redis_flush_wait(w->redis, MW_EXIT_FLUSH_MS);
     close_redis(w); /* pending calls resume their coroutines with an error */
     mw_net_close_all(&w->net);
     uv_walk(&w->loop, close_walk_cb, NULL);

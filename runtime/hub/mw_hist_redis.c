@@ -60,6 +60,7 @@ struct hist_state {
     char epoch[MW_HISTORY_EPOCH_MAX];
     uint64_t delivered; /* the last offset delivered to the local members */
     int filling;        /* a gap read is in flight */
+    int fill_again;     /* asked for while one was in flight: it may have been read too early */
     pend *pending;
     size_t n_pending, cap_pending;
     hjoin *joins;
@@ -347,12 +348,19 @@ static void fill_cb(mw_redis *rd, redisReply *reply, const char *err, void *data
 static void switch_epoch(hist_state *s, mw_room *r, const char *epoch, size_t elen);
 
 /* Reads what the stream holds past the last delivered offset (a gap, or a check after the
- * subscription started). */
+ * subscription started). Asked for while a read is in flight, it reads again once that one
+ * answered: the read in flight may have run before what it is now asked to find (a publish that
+ * Redis ran before this worker's SUBSCRIBE, whose confirmation arrives during the join's read). */
 static void start_fill(hist_state *s)
 {
     mw_hist_redis *hr = s->hr;
-    if (s->filling || !s->known)
+    if (s->filling) {
+        s->fill_again = 1;
         return;
+    }
+    if (!s->known)
+        return;
+    s->fill_again = 0;
     mw_hist_read_args a = { .prefix = hr->prefix, .room = s->name, .room_len = s->name_len, .since = s->delivered,
                             .count = MW_HIST_FILL_MAX };
     if (!hr->redis || mw_hist_script_read(hr->redis, &hr->scripts, &a, fill_cb, s) != 0) {
@@ -372,6 +380,7 @@ static void fill_cb(mw_redis *rd, redisReply *reply, const char *err, void *data
     s->refs--;
     mw_room *r = room_of(s);
     if (!r) {
+        s->fill_again = 0;
         drop_pending(s);
         return;
     }
@@ -402,7 +411,7 @@ static void fill_cb(mw_redis *rd, redisReply *reply, const char *err, void *data
     }
     if (!room_of(s))
         return;
-    if (refill)
+    if (refill || s->fill_again)
         start_fill(s);
     else
         skip_gaps(s, r);

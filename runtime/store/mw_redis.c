@@ -4,6 +4,8 @@
  * "timeout" and the connection is rebuilt. Reconnects back off from 100 ms to 5 s. */
 #include "mw_redis.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,7 @@ struct mw_redis {
     uint64_t connect_started;
     int backoff_ms;
     int was_up;        /* for logging state changes once */
+    int tried;         /* a first connection attempt ended: up, or failed (a retry is scheduled) */
     uv_timer_t sweep, retry;
     int handles_open;
     pending *head, *tail;
@@ -355,6 +358,23 @@ void mw_redis_flush(mw_redis *r)
         redisAsyncHandleWrite(r->ac);
 }
 
+void mw_redis_flush_wait(mw_redis *r, int timeout_ms)
+{
+    uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+    while (r && r->ac && r->connected && !r->closing && sdslen(r->ac->c.obuf) > 0) {
+        uint64_t now = uv_hrtime() / 1000000;
+        if (now >= deadline)
+            return;
+        struct pollfd p = { .fd = r->ac->c.fd, .events = POLLOUT };
+        int n = poll(&p, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        redisAsyncHandleWrite(r->ac); /* a failed write disconnects: r->ac becomes NULL */
+    }
+}
+
 int mw_redis_fire(mw_redis *r, int argc, const char **argv, const size_t *lens)
 {
     return mw_redis_command(r, argc, argv, lens, ignore_reply, NULL);
@@ -395,6 +415,7 @@ static void retry_cb(uv_timer_t *t)
 
 static void schedule_retry(mw_redis *r)
 {
+    r->tried = 1;
     if (r->closing)
         return;
     uv_timer_start(&r->retry, retry_cb, (uint64_t)r->backoff_ms, 0);
@@ -413,6 +434,7 @@ static void handshake_done(mw_redis *r, redisReply *reply, const char *err, void
     r->backoff_ms = MW_REDIS_BACKOFF_MIN_MS;
     for (int i = 0; i < r->n_subs; i++)
         send_subscription(r, &r->subs[i]);
+    r->tried = 1;
     set_state(r, 1);
 }
 
@@ -561,6 +583,8 @@ mw_redis *mw_redis_new(uv_loop_t *loop, const mw_redis_options *opts, char *err,
     connect_now(r);
     return r;
 }
+
+int mw_redis_tried(const mw_redis *r) { return r->tried; }
 
 int mw_redis_connected(const mw_redis *r) { return r && r->connected; }
 

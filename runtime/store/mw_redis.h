@@ -40,6 +40,9 @@ void mw_redis_free(mw_redis *r);
  * start-up refuse a bad URL once instead of every worker failing on it. */
 int mw_redis_check_url(const char *url, char *err, size_t errlen);
 int mw_redis_connected(const mw_redis *r);
+/* Whether the first connection attempt has ended, up or failed (a failed connect that hangs
+ * ends after the timeout). */
+int mw_redis_tried(const mw_redis *r);
 
 /* Sends a command. Returns 0 (cb will be called exactly once) or -1 when not connected (cb is
  * never called). */
@@ -54,6 +57,9 @@ void mw_redis_unsubscribe(mw_redis *r, const char *channel);
 /* Writes what hiredis has buffered now instead of at the next poll (call it outside any
  * hiredis callback): the bus publishes before the worker spends time on local clients. */
 void mw_redis_flush(mw_redis *r);
+/* Writes what hiredis still buffers, waiting at most timeout_ms for the socket: before a
+ * process that exits frees the connection (its last commands would be dropped with it). */
+void mw_redis_flush_wait(mw_redis *r, int timeout_ms);
 /* Sends a command whose reply nobody waits for (PUBLISH on the bus). Returns 0 or -1. */
 int mw_redis_fire(mw_redis *r, int argc, const char **argv, const size_t *lens);
 

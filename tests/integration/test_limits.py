@@ -120,18 +120,35 @@ def test_http_response_to_a_peer_that_never_reads_is_bounded(server):
     w.assert_served()
 
 
+def signals_blocked(pid, sig):
+    """Whether pid has sig blocked (/proc/PID/status SigBlk), i.e. a signal now is queued, not fatal."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigBlk:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return False
+
+
 def test_signal_while_the_app_loads_is_not_fatal(server):
+    # loading takes 1.5 s of CPU: longer still on a busy machine, so the steps below wait for
+    # states, not for times
     slow = "local t = os.clock() + 1.5\nwhile os.clock() < t do end\nreturn { ping = function() return 1 end }\n"
     srv = server(files={"controllers/slow.lua": slow}, wait=False)
-    # the supervisor checks the app (1.5 s), then the worker loads it (1.5 s): signal both
-    time.sleep(0.5)
+    # the supervisor checks the app (1.5 s): signal it once it has blocked its signals
+    assert mwtest.wait_until(lambda: signals_blocked(srv.proc.pid, signal.SIGHUP), interval=0.01)
     srv.send_signal(signal.SIGHUP)
-    time.sleep(1.7)
+    # then its worker loads the app (1.5 s): signal it while it does (the supervisor forwards)
+    assert mwtest.wait_until(srv.worker_pids, interval=0.01)
     srv.send_signal(signal.SIGHUP)
-    srv.wait_ready(timeout=10)
+    srv.wait_ready(timeout=60)
     assert "killed by signal" not in srv.log(), srv.log()
-    w = srv.client()
+    # the reloads SIGHUP asked for take 1.5 s of CPU each too
+    w = srv.client(timeout=mwtest.POSITIVE_WAIT)
     w.assert_served()
+    assert "killed by signal" not in srv.log(), srv.log()
 
 
 def test_on_disconnect_receives_code_and_reason(server):

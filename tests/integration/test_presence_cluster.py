@@ -7,6 +7,8 @@ cluster.heartbeat is 0.5 s here, so "within three heartbeats" is 1.5 s; the wait
 import asyncio
 import os
 import signal
+import socket
+import threading
 import time
 
 import pytest
@@ -126,6 +128,84 @@ def test_two_workers_events_presence_and_a_killed_worker(server, redis):
         assert {e["clientId"] for e in d["clients"]} == {c.client_id for c in survivors}
     arun(run(), timeout=120)
     assert srv.wait_log(lambda t: "leave events of a dead worker" in t), srv.log()
+
+
+class SlowSecondConnection:
+    """A TCP relay to Redis whose second connection (a one-worker server's subscriber: it connects
+    after its command connection) gets no reply for `delay` seconds, like a busy machine."""
+
+    def __init__(self, port, delay):
+        self.port, self.delay, self.n = port, delay, 0
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.url = f"redis://127.0.0.1:{self.lsock.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                down, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.n += 1
+            up = socket.create_connection(("127.0.0.1", self.port))
+            hold = time.monotonic() + (self.delay if self.n == 2 else 0)
+            threading.Thread(target=self._pipe, args=(down, up, 0), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, down, hold), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst, hold):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                time.sleep(max(0.0, hold - time.monotonic()))
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+
+
+def test_no_client_is_served_before_the_workers_subscriber_is_up(server, redis):
+    """A worker whose subscriber connection is slow to come up serves no client before it is up:
+    a client that joined a room then would miss the events other servers send to it."""
+    other = start(server, redis)
+    relay = SlowSecondConnection(redis.port, delay=3.0)
+    slow = server(app_lua=app_lua(), files={"controllers/pt.lua": PT_CONTROLLER},
+                  args=("--workers", "1", "--redis", relay.url))
+
+    def subscribers(channel):
+        return int(redis.cli("PUBSUB", "NUMSUB", PREFIX + channel).split()[-1])
+
+    async def run():
+        y = await client(other, "y")
+        x = await client(slow, "x")
+        # x is served: its worker listens to the cluster's channels already
+        assert subscribers("all") == 2
+        assert (await join(y, "p:slow"))["success"] is True
+        assert (await join(x, "p:slow"))["success"] is True
+        [e] = await events(y, 1)
+        assert e["action"] == "join" and e["data"]["clientId"] == x.client_id
+        # the room's SUBSCRIBE of x's worker goes through the slow relay: let it arrive
+        assert mwtest.wait_until(lambda: subscribers("room:p:slow") == 2)
+        z = await client(other, "z")
+        assert (await join(z, "p:slow"))["success"] is True
+        # published by the other server: reaches x through its worker's subscription
+        [e] = await events(x, 1)
+        assert e["action"] == "join" and e["data"]["clientId"] == z.client_id
+    try:
+        arun(run(), timeout=120)
+    finally:
+        relay.close()
 
 
 def test_two_servers_and_a_killed_host(server, redis):
