@@ -253,6 +253,7 @@ function M.run(ticket, name, body)
     params = v
   end
   local ok, result = pcall(fn, params)
+  if cluster.unsettled() then cluster.settle() end -- what the call wrote is in Redis before the answer
   local text
   if ok then
     ok, text = pcall(encode, { result = result == nil and null or result })

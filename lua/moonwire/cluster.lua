@@ -12,13 +12,21 @@
 -- workers leave {p}workers in moonwire.presence's reap (it sends their leave events).
 local core = require "moonwire.core"
 local json = require "moonwire.json"
+local scheduler = require "moonwire.scheduler"
 
 local M = {}
 
 local P, TAG, TTL_MS
 local enabled = false
 
-local function fire(...) return core.redis_fire(...) end
+-- Every write of the cluster state (and of moonwire.presence, which fires through M.fire) is
+-- counted, so a reply can wait until Redis has applied them (M.settle).
+local fired, settled = 0, 0
+local function fire(...)
+  fired = fired + 1
+  return core.redis_fire(...)
+end
+M.fire = fire
 
 local function k_alive() return P .. "w:" .. TAG end
 local function k_clients() return P .. "w:" .. TAG .. ":clients" end
@@ -166,6 +174,50 @@ function M.resync(clients)
     if not ok then core.log("warn", "cluster: a client record could not be written", { clientId = info.clientId, error = tostring(err) }) end
     for _, room in ipairs(info.rooms or {}) do M.room_joined(info.clientId, room) end
   end
+end
+
+-- ---- settling: a reply waits for the writes before it (DESIGN 6) ---------------------------
+
+-- True while some write of this worker has not been acknowledged by Redis yet.
+function M.unsettled() return settled < fired end
+
+-- The writes fired so far, and a mark that Redis applied all of them up to n: a reply read on
+-- the command connection (history.join's) comes after every write queued before it.
+function M.fired() return fired end
+function M.settled_upto(n) if n > settled then settled = n end end
+
+-- The running handler's reply must go out at once, without waiting for the writes after
+-- that mark: a history join's reply carries the offset of the last frame its client got, and
+-- the room's live frames reach the client from then on, so a wait would let them pass it.
+local reply_now
+function M.reply_now() reply_now = coroutine.running() end
+
+-- Before a reply: settles unless the running handler asked for reply_now.
+function M.settle_for_reply()
+  local co = coroutine.running()
+  if reply_now ~= nil then
+    local skip = reply_now == co
+    reply_now = nil
+    if skip then return end
+  end
+  M.settle()
+end
+
+-- Waits (yields) until Redis has applied every write this worker fired so far: a PING on the
+-- same connection is answered only after every command queued before it. The router calls it
+-- before a handler's reply, so a client that got the reply of a join (or updateClient, or its
+-- connection's first reply) finds that state in every worker's reads. Gives up at once when
+-- Redis is down (the writes are replayed on reconnect) or the caller cannot yield.
+function M.settle()
+  if settled >= fired then return true end
+  if not core.redis_connected() or not coroutine.isyieldable() then return false end
+  local upto = fired
+  local call = scheduler.next_token()
+  if not core.redis_call(call, "PING") then return false end
+  local pong = scheduler.wait(call)
+  if pong == nil then return false end
+  if upto > settled then settled = upto end
+  return true
 end
 
 -- ---- reads (yield the calling coroutine; nil, err when Redis is unavailable) ---------------

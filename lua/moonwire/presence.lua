@@ -25,7 +25,7 @@ local members = {} -- room -> clientId -> {userId, ms}: this worker's members of
 local P, TAG, TTL_MS
 local enabled = false -- Redis configured
 
-local function fire(...) return core.redis_fire(...) end
+local fire = require("moonwire.cluster").fire -- counted: replies wait for these writes too
 local function k_room(room, tag) return P .. "pr:" .. room .. ":" .. (tag or TAG) end
 local function k_index() return P .. "w:" .. TAG .. ":pr" end
 

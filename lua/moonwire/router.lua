@@ -9,6 +9,7 @@ local loader = require "moonwire.loader"
 local frames = require "moonwire.frames"
 local errors = require "moonwire.errors"
 local scheduler = require "moonwire.scheduler"
+local cluster = require "moonwire.cluster"
 
 local null = json.null
 local byte = string.byte
@@ -171,6 +172,9 @@ function M.handle(clientId, t, a, data, rid)
   enter(route)
   local ran, result = xpcall(route.fn, capture, route.controller, clientId, data)
   if not ran and result == MEMORY_MESSAGE then collectgarbage() end -- free what the handler built
+  -- the cluster state this worker wrote (a join, updateClient, the client's own record) is in
+  -- Redis before the reply: every worker's reads see it once the client has the reply
+  if cluster.unsettled() then cluster.settle_for_reply() end
   if ran then
     local sent, why = reply(clientId, route.prefix, result, rid)
     if sent ~= nil then return DONE end

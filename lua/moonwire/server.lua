@@ -189,16 +189,23 @@ function Server:joinRoom(clientId, room, opts)
   if joined == nil then return false, "Unknown client" end
   if joined then cluster.room_joined(clientId, room) end
   local h, info, err = history_of(room)
+  if joined then self:_publishClient(clientId) end
   if h then
     -- the replay is queued before anything else can reach the client in this room
+    local upto = cluster.fired()
     info, err = history.join(clientId, room, h, since_offset, since_epoch)
     if info == nil then
-      if joined then undo_join(clientId, room) end
+      if joined then undo_join(clientId, room); self:_publishClient(clientId) end
       return false, err
+    end
+    if type(info) == "table" and core.redis_configured() then
+      -- its read came after the writes above on the same connection: they are applied, and
+      -- the reply must not wait (live frames would pass it); see cluster.reply_now
+      cluster.settled_upto(upto)
+      cluster.reply_now()
     end
   end
   if joined then
-    self:_publishClient(clientId)
     presence.joined(clientId, room, user_id(self, clientId))
     self._ctx.fire("onJoinRoom", clientId, room)
   end
