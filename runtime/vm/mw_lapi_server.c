@@ -390,17 +390,26 @@ static int l_client_count(lua_State *L)
     return 1;
 }
 
+/* Arguments 2 and 3 of a disconnect: the close code (default 1000; 1000 or 3000-4999, else
+ * raises naming fname) and the reason (default ""). */
+static int close_args(lua_State *L, const char *fname, const char **reason)
+{
+    lua_Integer code = luaL_optinteger(L, 2, 1000);
+    *reason = luaL_optstring(L, 3, "");
+    if (code != 1000 && (code < 3000 || code > 4999))
+        return luaL_error(L, "%s: close code must be 1000 or 3000-4999, got %d", fname, (int)code);
+    return (int)code;
+}
+
 /* core.disconnect(clientId, code, reason) -> true when the client was connected here (or the
  * bus takes the request to the client's worker) */
 static int l_disconnect(lua_State *L)
 {
     size_t idlen;
     const char *id = luaL_checklstring(L, 1, &idlen);
-    lua_Integer code = luaL_optinteger(L, 2, 1000);
-    const char *reason = luaL_optstring(L, 3, "");
-    if (code != 1000 && (code < 3000 || code > 4999))
-        return luaL_error(L, "disconnectClient: close code must be 1000 or 3000-4999, got %d", (int)code);
-    lua_pushboolean(L, mw_fanout_disconnect(fanout_of(L), id, idlen, (int)code, reason));
+    const char *reason;
+    int code = close_args(L, "disconnectClient", &reason);
+    lua_pushboolean(L, mw_fanout_disconnect(fanout_of(L), id, idlen, code, reason));
     return 1;
 }
 
@@ -410,11 +419,9 @@ static int l_user_disconnect(lua_State *L)
 {
     size_t klen;
     const char *key = luaL_checklstring(L, 1, &klen);
-    lua_Integer code = luaL_optinteger(L, 2, 1000);
-    const char *reason = luaL_optstring(L, 3, "");
-    if (code != 1000 && (code < 3000 || code > 4999))
-        return luaL_error(L, "disconnect: close code must be 1000 or 3000-4999, got %d", (int)code);
-    lua_pushinteger(L, (lua_Integer)mw_fanout_disconnect_user(fanout_of(L), key, klen, (int)code, reason));
+    const char *reason;
+    int code = close_args(L, "disconnect", &reason);
+    lua_pushinteger(L, (lua_Integer)mw_fanout_disconnect_user(fanout_of(L), key, klen, code, reason));
     return 1;
 }
 
