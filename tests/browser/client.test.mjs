@@ -254,18 +254,32 @@ test("a short-lived token is refreshed on the open connection: three expiries, n
     }
   });
 
+// History-room tests: page joins room, recording each rejoin's `recovered` in window.rejoins.
+const joinRecording = (page, room) => page.evaluate(async (r) => {
+  window.rejoins = [];
+  await window.mw.client.joinRoom(r, { onRejoin: (info) => window.rejoins.push(info.recovered) });
+}, room);
+
+// Waits until page got probe/said with text in room.
+const saidIn = (page, room, text) => page.waitForFunction(([r, t]) => window.mw.pushed.some((m) =>
+  m.type === "probe" && m.action === "said" && m.data.room === r && m.data.text === t), [room, text], { timeout: PATIENCE });
+
+// What page saw of room: the said texts and room offsets in arrival order, its rejoins, its close codes.
+const seenIn = (page, room) => page.evaluate((r) => ({
+  texts: window.mw.pushed.filter((m) => m.type === "probe" && m.action === "said" && m.data.room === r).map((m) => m.data.text),
+  offsets: window.mw.pushed.filter((m) => m.type === "probe" && m.data && m.room === r).map((m) => m.offset),
+  rejoins: window.rejoins,
+  closes: window.mw.states.filter((s) => s.code).map((s) => s.code),
+}), room);
+
 test("a history room: what was sent while the page was disconnected arrives once, in order", { timeout: 180000 }, async () => {
   const room = "hist:recover-" + Date.now();
   const a = await clientPage();
   const b = await clientPage();
   await isOpen(a);
   await isOpen(b);
-  await a.evaluate(async (r) => {
-    window.rejoins = [];
-    await window.mw.client.joinRoom(r, { onRejoin: (info) => window.rejoins.push(info.recovered) });
-  }, room);
-  const said = (page, text) => page.waitForFunction(([r, t]) => window.mw.pushed.some((m) =>
-    m.type === "probe" && m.action === "said" && m.data.room === r && m.data.text === t), [room, text], { timeout: PATIENCE });
+  await joinRecording(a, room);
+  const said = (page, text) => saidIn(page, room, text);
   await b.evaluate((r) => window.mw.client.request("probe", "say", { room: r, text: "one" }), room);
   await said(a, "one");
   // the server drops page A, then sends "two" while A waits to reconnect
@@ -274,12 +288,7 @@ test("a history room: what was sent while the page was disconnected arrives once
   await a.waitForFunction(() => window.rejoins.length === 1, null, { timeout: PATIENCE });
   await b.evaluate((r) => window.mw.client.request("probe", "say", { room: r, text: "three" }), room);
   await said(a, "three");
-  const seen = await a.evaluate((r) => ({
-    texts: window.mw.pushed.filter((m) => m.type === "probe" && m.action === "said" && m.data.room === r).map((m) => m.data.text),
-    offsets: window.mw.pushed.filter((m) => m.type === "probe" && m.data && m.room === r).map((m) => m.offset),
-    rejoins: window.rejoins,
-    closes: window.mw.states.filter((s) => s.code).map((s) => s.code),
-  }), room);
+  const seen = await seenIn(a, room);
   assert.deepEqual(seen.texts, ["one", "two", "three"], "each message once, in order");
   assert.deepEqual(seen.offsets, [1, 2, 3]);
   assert.deepEqual(seen.rejoins, [true], "the rejoin recovered the gap");
@@ -301,12 +310,8 @@ test("a history room on Redis: a server restart between two messages, the page s
     const b = await clientPage({}, hostB);
     await isOpen(a);
     await isOpen(b);
-    await a.evaluate(async (r) => {
-      window.rejoins = [];
-      await window.mw.client.joinRoom(r, { onRejoin: (info) => window.rejoins.push(info.recovered) });
-    }, room);
-    const said = (page, text) => page.waitForFunction(([r, t]) => window.mw.pushed.some((m) =>
-      m.type === "probe" && m.action === "said" && m.data.room === r && m.data.text === t), [room, text], { timeout: PATIENCE });
+    await joinRecording(a, room);
+    const said = (page, text) => saidIn(page, room, text);
     const say = (text) => b.evaluate(([r, t]) => window.mw.client.request("probe", "say", { room: r, text: t }), [room, text]);
     await say("one");
     await said(a, "one");
@@ -319,11 +324,7 @@ test("a history room on Redis: a server restart between two messages, the page s
     await said(a, "two");
     await say("three");
     await said(a, "three");
-    const seen = await a.evaluate((r) => ({
-      texts: window.mw.pushed.filter((m) => m.type === "probe" && m.action === "said" && m.data.room === r).map((m) => m.data.text),
-      offsets: window.mw.pushed.filter((m) => m.type === "probe" && m.data && m.room === r).map((m) => m.offset),
-      rejoins: window.rejoins,
-    }), room);
+    const seen = await seenIn(a, room);
     assert.deepEqual(seen.texts, ["one", "two", "three"], "each message once, in order");
     assert.deepEqual(seen.offsets, [1, 2, 3]);
     assert.deepEqual(seen.rejoins, [true], "the rejoin after the restart recovered the gap");
