@@ -204,22 +204,42 @@ function M.handle_raw(clientId, payload, isBinary, site_pushed)
 end
 
 -- Several raw messages of one client that arrived in one read (runtime/vm/mw_lvm.c batches
--- them): batch = {payload1, isBinary1, payload2, isBinary2, ...}, n messages. Each runs as
--- handle_raw would, with its own time limit (core.guard_next); DONE, or FAILED when one of them
--- raised.
+-- them): batch = {payload1, payload2, ...}, binary nil when all are text, else binary[i] ==
+-- true for each binary one, n messages. Each runs as handle_raw would, with its own time limit
+-- (core.guard_next); DONE, or FAILED when one of them raised. One xpcall covers the messages up
+-- to the first that raises, and batch[0] says where to go on after one did: with the FFI calls
+-- below, jit.v shows the loop in run_batch as one compiled trace.
 local guard_next = core.guard_next or function() end
-function M.handle_raw_batch(clientId, site_pushed, batch, n)
+do -- through LuaJIT's FFI where it has one: a classic C function would end the compiled loop
+  local has_ffi, ffi = pcall(require, "ffi")
+  if has_ffi and core.guard_next_ffi then
+    local next_c = ffi.cast("int (*)(void *)", core.guard_next_ffi)
+    local guard, classic = ffi.cast("void *", core.guard), guard_next
+    guard_next = function()
+      if next_c(guard) ~= 0 then classic() end
+    end
+  end
+end
+local function run_batch(clientId, batch, n, binary, raw)
+  for i = batch[0], n do
+    if i > 1 then guard_next() end
+    batch[0] = i + 1
+    raw(clientId, batch[i], binary ~= nil and binary[i] == true)
+  end
+end
+
+function M.handle_raw_batch(clientId, site_pushed, batch, binary, n)
   if site_pushed then entered(state.raw_site) else enter(state.raw_site) end
   local status, raw = DONE, state.raw
-  for i = 1, 2 * n, 2 do
-    if i > 1 then guard_next() end
-    local ran, err = xpcall(raw, capture, clientId, batch[i], batch[i + 1])
+  batch[0] = 1
+  repeat
+    local ran, err = xpcall(run_batch, capture, clientId, batch, n, binary, raw)
     if not ran then
       err = failure(err)
       if err.__internal then errors.log("raw", err) end
       status = FAILED
     end
-  end
+  until ran or batch[0] > n
   return status
 end
 

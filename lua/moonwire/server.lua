@@ -357,5 +357,24 @@ function Server:sendRaw(clientId, data, isBinary)
 end
 -- the same in C while no subscriber handler runs (an echo server calls it once per message)
 if core.send_raw_method then Server.sendRaw = core.send_raw_method(Server.sendRaw) end
+-- ... and through LuaJIT's FFI where it has one: a classic C function ends a compiled trace, an
+-- FFI call does not, so an echo loop stays in compiled code
+local has_ffi, ffi = pcall(require, "ffi")
+if has_ffi and core.send_raw_ffi then
+  local send_raw_c = ffi.cast("int (*)(const char *, size_t, const char *, size_t, int)", core.send_raw_ffi)
+  local send_raw_lua = Server.sendRaw
+  function Server.sendRaw(self, clientId, data, isBinary)
+    if type(clientId) == "string" and type(data) == "string" then
+      local rv = send_raw_c(clientId, #clientId, data, #data, isBinary and 1 or 0)
+      if rv >= 0 then return rv == 1 end
+      if rv == -2 then
+        error("sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)", 2)
+      elseif rv == -3 then
+        error("out of memory framing a message of " .. #data .. " bytes", 2)
+      end
+    end
+    return send_raw_lua(self, clientId, data, isBinary) -- argument errors, subscriber handlers
+  end
+end
 
 return Server

@@ -234,9 +234,8 @@ void mw_session_run_batch(mw_worker *w)
         s->handler_started_hr = started;
         return;
     }
-    uint64_t each = (uv_hrtime() - started) / (uint64_t)(n > 0 ? n : 1);
-    for (int i = 0; i < n; i++)
-        mw_metrics_observe_handler(w->m, each);
+    if (n > 0)
+        mw_metrics_observe_n(&w->m->handler, (uv_hrtime() - started) / (uint64_t)n, (uint64_t)n);
     if (rv == MW_LVM_FAILED)
         mw_metrics_add(w->m, MW_M_HANDLER_ERRORS, 1);
 }

@@ -144,16 +144,18 @@ void mw_metrics_reset_slot(mw_metrics *m, int index, int pid)
     s->alive = 1;
 }
 
-void mw_metrics_observe(mw_histogram *h, uint64_t duration_ns)
+void mw_metrics_observe_n(mw_histogram *h, uint64_t duration_ns, uint64_t n)
 {
     double secs = (double)duration_ns / 1e9;
     int i = 0;
     while (i < MW_METRICS_BUCKETS - 1 && secs > bucket_bounds[i])
         i++;
-    mw_metrics_bump(&h->buckets[i], 1);
-    mw_metrics_bump(&h->count, 1);
-    mw_metrics_bump(&h->sum_ns, duration_ns);
+    mw_metrics_bump(&h->buckets[i], n);
+    mw_metrics_bump(&h->count, n);
+    mw_metrics_bump(&h->sum_ns, duration_ns * n);
 }
+
+void mw_metrics_observe(mw_histogram *h, uint64_t duration_ns) { mw_metrics_observe_n(h, duration_ns, 1); }
 
 void mw_metrics_queue_depth(mw_metrics_slot *s, const char *queue, uint64_t depth)
 {

@@ -100,6 +100,8 @@ static inline void mw_metrics_add(mw_metrics_slot *s, mw_metric which, int64_t d
     mw_metrics_bump(&s->values[which], (uint64_t)delta);
 }
 void mw_metrics_observe(mw_histogram *h, uint64_t duration_ns);
+/* n observations of duration_ns each (the messages of a batch, timed together). */
+void mw_metrics_observe_n(mw_histogram *h, uint64_t duration_ns, uint64_t n);
 static inline void mw_metrics_observe_handler(mw_metrics_slot *s, uint64_t duration_ns)
 {
     mw_metrics_observe(&s->handler, duration_ns);

@@ -337,19 +337,25 @@ static size_t track_frames(mw_ws *ws, const uint8_t *data, size_t len, int *refu
  * what it keeps, so one buffer serves every connection. */
 static uint8_t unmasked[0xffff];
 
-static void unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4])
+/* Returns nonzero when some unmasked byte is not ASCII: a text message of ASCII only (most
+ * JSON) then needs no UTF-8 check, found while its bytes pass through here anyway. */
+static uint64_t unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4])
 {
     uint32_t k32;
     memcpy(&k32, key, 4);
-    uint64_t k64 = (uint64_t)k32 << 32 | k32, w;
+    uint64_t k64 = (uint64_t)k32 << 32 | k32, w, high = 0;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) { /* eight bytes at a time: the key repeats every four */
         memcpy(&w, src + i, 8);
         w ^= k64;
+        high |= w;
         memcpy(dst + i, &w, 8);
     }
-    for (; i < n; i++)
+    for (; i < n; i++) {
         dst[i] = src[i] ^ key[i & 3];
+        high |= dst[i];
+    }
+    return high & 0x8080808080808080ull;
 }
 
 /* wslay's rule for a close code a peer may send (RFC 6455 7.4). */
@@ -452,7 +458,7 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
         }
         if (plen > avail - hlen || plen > wire_max(ws, compressed))
             break;
-        unmask(unmasked, p + hlen, plen, p + hlen - 4);
+        uint64_t not_ascii = unmask(unmasked, p + hlen, plen, p + hlen - 4);
         if (control) {
             if (!fast_control(ws, opcode, unmasked, plen))
                 break;
@@ -466,7 +472,7 @@ static size_t feed_fast(mw_ws *ws, const uint8_t *data, size_t len)
         uint16_t code;
         const char *reason;
         if (compressed ? inflate_msg(ws, opcode, &msg, &msg_len, &code, &reason) != 0
-                       : opcode == 1 && !mw_utf8_valid(unmasked, plen))
+                       : opcode == 1 && not_ascii && !mw_utf8_valid(unmasked, plen))
             break; /* wslay's path refuses it (1007; inflating it again for the code) */
         off += hlen + plen;
         ws->fragments = 1;

@@ -6,6 +6,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "mw_conn.h"
@@ -112,6 +113,21 @@ static int l_send_raw(lua_State *L)
         return framing_failed(L, len);
     lua_pushboolean(L, rv);
     return 1;
+}
+
+/* sendRaw's C part for LuaJIT's FFI (server.lua): a call through the FFI stays inside compiled
+ * code, where a classic C function ends the trace (an echo loop then ran in the interpreter).
+ * No Lua state here: the answer is a code and server.lua raises the errors. */
+static mw_fanout *ffi_fanout; /* the worker's one fan-out, set when the binding is injected */
+
+int mw_lapi_server_ffi_send_raw(const char *id, size_t idlen, const char *payload, size_t len, int binary)
+{
+    if (local_handlers > 0)
+        return MW_SEND_RAW_IN_LUA;
+    if (!binary && !is_checked(payload, len) && !mw_utf8_valid((const uint8_t *)payload, len))
+        return MW_SEND_RAW_NOT_UTF8;
+    int rv = mw_fanout_send(ffi_fanout, id, idlen, payload, len, binary, 0);
+    return rv < 0 ? MW_SEND_RAW_NO_MEMORY : rv;
 }
 
 static int l_send_raw_method(lua_State *L)
@@ -470,4 +486,7 @@ void mw_lapi_server_inject(lua_State *L, void *ctx)
         { NULL, NULL },
     };
     mw_lapi_register(L, fns, ctx);
+    ffi_fanout = ((mw_lapi_server *)ctx)->fanout;
+    lua_pushlightuserdata(L, (void *)(uintptr_t)mw_lapi_server_ffi_send_raw);
+    lua_setfield(L, -2, "send_raw_ffi");
 }

@@ -27,4 +27,9 @@ void mw_lapi_server_inject(struct lua_State *L, void *ctx);
  * several); NULL forgets them all, when the handlers return. */
 void mw_lapi_server_checked_text(const char *text, size_t len);
 
+/* sendRaw for LuaJIT's FFI (core.send_raw_ffi is its address; server.lua declares it): 1 sent,
+ * 0 no such client, or one of these. */
+enum { MW_SEND_RAW_IN_LUA = -1, MW_SEND_RAW_NOT_UTF8 = -2, MW_SEND_RAW_NO_MEMORY = -3 };
+int mw_lapi_server_ffi_send_raw(const char *id, size_t idlen, const char *payload, size_t len, int binary);
+
 #endif

@@ -475,8 +475,27 @@ static int l_guard_next(lua_State *L)
     return 0;
 }
 
+/* The same for LuaJIT's FFI (router.lua), so that a batch's loop stays in compiled code: 1 when
+ * a hook armed for the message that ended must go, which only the classic call above may do
+ * (it touches the Lua state); the router then makes that call. */
+int mw_lguard_ffi_next(mw_lguard *g)
+{
+    if (g->depth == 0)
+        return 0;
+    if (!g->gc_asked &&
+        __atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) == __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
+        return 1;
+    __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);
+    __atomic_store_n(&g->entry_seq, g->entry_seq + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
 void mw_lguard_inject(mw_lguard *g, lua_State *L)
 {
+    lua_pushlightuserdata(L, (void *)(uintptr_t)mw_lguard_ffi_next);
+    lua_setfield(L, -2, "guard_next_ffi");
+    lua_pushlightuserdata(L, g);
+    lua_setfield(L, -2, "guard");
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_guard_next, 1);
     lua_setfield(L, -2, "guard_next");

@@ -56,4 +56,8 @@ void mw_lguard_watch_clients(mw_lguard *g, const size_t *count);
 void mw_lguard_stop(mw_lguard *g);
 void mw_lguard_free(mw_lguard *g);
 
+/* core.guard_next for LuaJIT's FFI (core.guard_next_ffi is its address, core.guard the g to
+ * pass): 0, or 1 when the classic core.guard_next must be called instead. */
+int mw_lguard_ffi_next(mw_lguard *g);
+
 #endif

@@ -374,17 +374,25 @@ int mw_lvm_raw_add(mw_lvm *vm, const char *client_id, int opcode, const uint8_t 
         memcpy(vm->batch_client, client_id, MW_CLIENT_ID_LEN);
         lua_pushlstring(co, client_id, MW_CLIENT_ID_LEN);
         lua_pushboolean(co, vm->raw_label_len > 0); /* the site is pushed by C */
-        /* a table, not varargs: a loop over a table stays in LuaJIT's compiled code */
-        lua_createtable(co, 2 * MW_LVM_RAW_BATCH, 0);
+        /* a table, not varargs: a loop over a table stays in LuaJIT's compiled code. [0] is
+         * the Lua side's position in it (handle_raw_batch) */
+        lua_createtable(co, MW_LVM_RAW_BATCH + 1, 0);
+        lua_pushnil(co); /* which messages are binary: made for the first binary one */
     }
-    int k = 2 * vm->batch_n;
+    int k = ++vm->batch_n;
     lua_pushlstring(co, (const char *)data, len);
     if (opcode == 1)
         mw_lapi_server_checked_text(lua_tostring(co, -1), len);
-    lua_rawseti(co, -2, k + 1);
-    lua_pushboolean(co, opcode == 2);
-    lua_rawseti(co, -2, k + 2);
-    return ++vm->batch_n >= MW_LVM_RAW_BATCH;
+    lua_rawseti(co, -3, k);
+    if (opcode == 2) {
+        if (lua_isnil(co, -1)) {
+            lua_pop(co, 1);
+            lua_createtable(co, MW_LVM_RAW_BATCH, 0);
+        }
+        lua_pushboolean(co, 1);
+        lua_rawseti(co, -2, k);
+    }
+    return k >= MW_LVM_RAW_BATCH;
 }
 
 int mw_lvm_raw_run(mw_lvm *vm, int *count)
@@ -398,7 +406,7 @@ int mw_lvm_raw_run(mw_lvm *vm, int *count)
     if (vm->raw_label_len > 0)
         mw_lguard_push_fixed_site(vm->guard, vm->raw_label, vm->raw_label, vm->raw_label_len, vm->raw_source,
                                   vm->raw_source_len, vm->raw_line);
-    int rv = mw_lco_run(vm->lco, vm->guard, 4, vm->batch_client, MW_CLIENT_ID_LEN);
+    int rv = mw_lco_run(vm->lco, vm->guard, 5, vm->batch_client, MW_CLIENT_ID_LEN);
     mw_lapi_server_checked_text(NULL, 0);
     vm->batch = NULL;
     return rv < 0 ? MW_LVM_FAILED : rv;

@@ -255,7 +255,7 @@ def test_raw_handlers_that_wait_raise_and_keep_order(server):
     is finished later by the scheduler, one that raises is logged, and each client's messages
     are still handled in arrival order, also with more waiting handlers at once than the idle
     pool keeps (64); a part cut from a valid text is checked again (sendRaw), the text itself
-    is not."""
+    is not; a send to a client that does not exist answers false."""
     app = """return { raw = function(clientId, payload, isBinary)
       local mw = require("moonwire")
       if payload:sub(1, 5) == "sleep" then mw.timer:sleep(0.2); payload = "slept " .. payload end
@@ -268,6 +268,11 @@ def test_raw_handlers_that_wait_raise_and_keep_order(server):
         local _, e1 = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, 42, "x")
         local _, e2 = pcall(mw.webSocketServer.sendRaw, mw.webSocketServer, clientId, {})
         payload = tostring(e1) .. " | " .. tostring(e2)
+      end
+      if payload == "unknown" then
+        local sent = mw.webSocketServer:sendRaw("no-such-client", "x", false)
+        local sent_binary = mw.webSocketServer:sendRaw(string.rep("0", #clientId), "\255", true)
+        payload = "unknown " .. tostring(sent) .. " " .. tostring(sent_binary)
       end
       mw.webSocketServer:sendRaw(clientId, payload, isBinary)
     end }
@@ -288,6 +293,8 @@ def test_raw_handlers_that_wait_raise_and_keep_order(server):
     op, text = ws.recv_message(timeout=10)
     assert text.decode() == ("sendRaw: clientId must be a string, got number | "
                              "sendRaw: payload must be a string, got table"), text
+    ws.send_frame(OP_TEXT, b"unknown")  # no such client: false, nothing raised
+    assert ws.recv_message(timeout=10) == (OP_TEXT, b"unknown false false")
     ws.send_frame(OP_TEXT, "é ok".encode())
     assert ws.recv_message(timeout=10) == (OP_TEXT, "é ok".encode())
     assert srv.wait_log(lambda t: t.count("raised on purpose") >= 80, timeout=10), srv.log()[-2000:]
