@@ -1,7 +1,8 @@
 /* Unit test for mw_outq over a socketpair whose buffers are small, so that the kernel takes part
  * of a batch: the bytes arrive complete and in order (partial-write offsets), byte counts stay
  * exact, a frame shared by two queues is freed only after both wrote it, and the limits
- * (over, below half, the hard cap) and dropping unsent frames behave as their comments say.
+ * (over, below half, the hard cap) and dropping unsent frames behave as their comments say;
+ * small frames copied into one write keep every queue's bytes exact.
  * Links mw_net only. */
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -126,6 +127,51 @@ static void test_partial_writes(void)
         intact = p.got[k] == (uint8_t)k;
     CHECK(intact);
     peer_close(&p);
+}
+
+/* Many small frames (an echo batch), in two queues written in turns: mw_outq_try_write copies
+ * them into one buffer shared by every queue, and a partial write of that copy must still leave
+ * each queue exactly the bytes the kernel did not take, from its own frames. */
+static void test_small_frames_coalesced(void)
+{
+    peer a, b;
+    peer_open(&a, 1 << 30);
+    peer_open(&b, 1 << 30);
+    size_t total = 0;
+    for (int i = 0; i < 200; i++) {
+        size_t len = 20 + (size_t)i % 50;
+        mw_frame *fa = mw_frame_raw(NULL, len), *fb = mw_frame_raw(NULL, len);
+        for (size_t k = 0; k < len; k++) {
+            fa->data[k] = (uint8_t)(total + k);
+            fb->data[k] = (uint8_t)~(total + k);
+        }
+        CHECK_EQ_INT(mw_outq_push(&a.q, fa), 0);
+        CHECK_EQ_INT(mw_outq_push(&b.q, fb), 0);
+        total += len;
+    }
+    a.expect = b.expect = total;
+    size_t na, nb;
+    CHECK_EQ_INT(mw_outq_try_write(&a.q, &na), 0);
+    CHECK_EQ_INT(mw_outq_try_write(&b.q, &nb), 0); /* overwrites the shared copy */
+    CHECK(na > 0 && na < total && nb > 0 && nb < total);
+    CHECK_EQ_INT(a.q.bytes, total - na);
+    CHECK_EQ_INT(b.q.bytes, total - nb);
+    a.tried_bytes = na;
+    b.tried_bytes = nb;
+    CHECK_EQ_INT(mw_outq_write_async(&a.q), 0);
+    CHECK_EQ_INT(mw_outq_write_async(&b.q), 0);
+    uv_read_start((uv_stream_t *)&a.reader, read_alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&b.reader, read_alloc_cb, read_cb);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(mw_outq_empty(&a.q) && mw_outq_empty(&b.q));
+    CHECK_EQ_INT(a.got_len, total);
+    CHECK_EQ_INT(b.got_len, total);
+    int intact = a.got_len == total && b.got_len == total;
+    for (size_t k = 0; intact && k < total; k++)
+        intact = a.got[k] == (uint8_t)k && b.got[k] == (uint8_t)~k;
+    CHECK(intact);
+    peer_close(&a);
+    peer_close(&b);
 }
 
 /* One frame in two queues: each holds a reference until it has written all of it. */
@@ -258,6 +304,7 @@ int main(void)
     test_empty_queue_holds_nothing();
     test_partial_writes();
     test_shared_frames();
+    test_small_frames_coalesced();
     test_caps();
     test_drop_keeps_partial();
     CHECK_EQ_INT(uv_loop_close(&loop), 0);

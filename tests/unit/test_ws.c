@@ -258,6 +258,28 @@ static void test_close_handshake(void)
     mw_ws_free(ws);
 }
 
+/* The fast path skips the UTF-8 check for an all-ASCII text, which unmasking finds out eight
+ * bytes at a time and then byte by byte: a non-ASCII byte at any position of either part makes
+ * the check run (an invalid one is refused with 1007, a valid 2-byte character delivered). */
+static void test_non_ascii_at_every_position(void)
+{
+    unsigned char buf[64], text[21];
+    for (size_t at = 0; at + 1 < sizeof(text); at++) {
+        memset(text, 'a', sizeof(text));
+        text[at] = 0xc3;
+        text[at + 1] = 0x28; /* not a continuation byte */
+        size_t n = frame(buf, 1, 1, text, sizeof(text), 1);
+        expect_close("invalid UTF-8 inside an otherwise ASCII text", buf, n, 65536, 16, 1007);
+        text[at + 1] = 0xa9; /* U+00E9 */
+        sink s;
+        mw_ws *ws = session(&s, 65536, 16, 0);
+        CHECK_EQ_INT(mw_ws_feed(ws, buf, frame(buf, 1, 1, text, sizeof(text), 1)), 0);
+        CHECK(s.messages == 1 && s.last_len == sizeof(text) && memcmp(s.last, text, sizeof(text)) == 0);
+        CHECK(!mw_ws_closing(ws));
+        mw_ws_free(ws);
+    }
+}
+
 /* Close reasons on the wire are UTF-8 both ways (found by tests/fuzz/fuzz_ws): a peer's reason
  * split across reads is checked whole (wslay alone skips bytes of it), and a reason the app
  * gives that is not UTF-8 is cut to its valid prefix. */
@@ -292,5 +314,6 @@ int main(void)
     test_binary_allowed_in_raw_mode();
     test_close_handshake();
     test_close_reason_utf8();
+    test_non_ascii_at_every_position();
     MW_TEST_DONE();
 }
