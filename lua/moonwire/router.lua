@@ -198,6 +198,7 @@ function M.handle_raw(clientId, payload, isBinary, site_pushed)
   if site_pushed then entered(state.raw_site) else enter(state.raw_site) end
   local ran, err = xpcall(state.raw, capture, clientId, payload, isBinary)
   if ran then return DONE end
+  if err == MEMORY_MESSAGE then collectgarbage() end -- free what it built, so the report can be made
   err = failure(err)
   if err.__internal then errors.log("raw", err) end
   return FAILED
@@ -223,8 +224,9 @@ end
 local function run_batch(clientId, batch, n, binary, raw)
   for i = batch[0], n do
     if i > 1 then guard_next() end
-    batch[0] = i + 1
-    raw(clientId, batch[i], binary ~= nil and binary[i] == true)
+    local payload, isBinary = batch[i], binary ~= nil and binary[i] == true
+    batch[0] = i + 1 -- as late as can be: an error before message i starts must not skip it
+    raw(clientId, payload, isBinary)
   end
 end
 
@@ -235,6 +237,8 @@ function M.handle_raw_batch(clientId, site_pushed, batch, binary, n)
   repeat
     local ran, err = xpcall(run_batch, capture, clientId, batch, n, binary, raw)
     if not ran then
+      -- as in handle_raw; the next message gets its own memory verdict (guard_next)
+      if err == MEMORY_MESSAGE then collectgarbage() end
       err = failure(err)
       if err.__internal then errors.log("raw", err) end
       status = FAILED

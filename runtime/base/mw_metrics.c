@@ -144,6 +144,8 @@ void mw_metrics_reset_slot(mw_metrics *m, int index, int pid)
     s->alive = 1;
 }
 
+/* duration_ns * n must fit 64 bits: callers pass a batch's time divided by its n (at most the
+ * batch's own time), and 2^64 ns is 584 years. */
 void mw_metrics_observe_n(mw_histogram *h, uint64_t duration_ns, uint64_t n)
 {
     double secs = (double)duration_ns / 1e9;

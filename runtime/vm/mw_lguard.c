@@ -460,7 +460,8 @@ static int l_site_pop(lua_State *L)
 }
 
 /* core.guard_next(): the next message of a batch starts (router.handle_raw_batch): its time
- * limit counts from here, as if it had been a call of its own. */
+ * limit counts from here, and its memory verdict is its own (a message before it that ran out
+ * of memory does not fail it), as if it had been a call of its own. */
 static int l_guard_next(lua_State *L)
 {
     mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
@@ -469,6 +470,8 @@ static int l_guard_next(lua_State *L)
         if (!g->gc_asked &&
             __atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) == __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
             lua_sethook(g->L, NULL, 0, 0);
+        g->tripped = 0;
+        g->gcs_in_entry = 0;
         __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);
         __atomic_store_n(&g->entry_seq, g->entry_seq + 1, __ATOMIC_RELEASE);
     }
@@ -476,13 +479,16 @@ static int l_guard_next(lua_State *L)
 }
 
 /* The same for LuaJIT's FFI (router.lua), so that a batch's loop stays in compiled code: 1 when
- * a hook armed for the message that ended must go, which only the classic call above may do
- * (it touches the Lua state); the router then makes that call. */
+ * the classic call above must be made instead, which the router then does: when a hook armed
+ * for the message that ended must go (only that call may touch the Lua state), when the memory
+ * limit asked for a collection, so that its hook runs there, between two messages (compiled
+ * code runs no hook, and a trace could leave it to any later point), and when the memory state
+ * of the message that ended must be reset. */
 int mw_lguard_ffi_next(mw_lguard *g)
 {
     if (g->depth == 0)
         return 0;
-    if (!g->gc_asked &&
+    if (g->gc_asked || g->tripped || g->gcs_in_entry ||
         __atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) == __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
         return 1;
     __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);

@@ -326,3 +326,31 @@ def test_raw_messages_of_one_read_each_get_their_own_time_limit(server):
     ws.send_raw(build_frame(OP_TEXT, "work 3") + build_frame(OP_TEXT, "after"))
     assert ws.recv_message(timeout=30) == (OP_TEXT, b"done after")
     assert srv.wait_log(lambda t: "timed out" in t, timeout=10), srv.log()[-2000:]
+
+
+def test_a_memory_hog_in_a_batch_skips_no_other_message(server):
+    """A raw message that runs past limits.luaMemory fails alone: the messages that came in the
+    same read before and after it are each handled once, in order, and the worker keeps
+    serving (twice: the memory is given back)."""
+    app = """return {
+      limits = { handlerTimeout = 5, luaMemory = 67108864 },
+      raw = function(clientId, payload, isBinary)
+        if payload == "hog" then
+          local t = {} for i = 1, 1e8 do t[i] = string.rep("x", 64) .. i end
+        end
+        require("moonwire").webSocketServer:sendRaw(clientId, "got " .. payload, isBinary)
+      end }
+    """
+    srv = server(app_lua=app)
+    ws = mwtest.RawWS(srv.port, read_connected=False, timeout=30)
+    old = srv.worker_pids()
+    for round_ in range(2):
+        names = [f"{round_}a", f"{round_}b", "hog", f"{round_}c", f"{round_}d"]
+        ws.send_raw(b"".join(build_frame(OP_TEXT, name) for name in names))
+        for name in names:
+            if name != "hog":
+                assert ws.recv_message(timeout=30) == (OP_TEXT, f"got {name}".encode())
+        assert srv.wait_log(lambda t: t.count("not enough memory") >= round_ + 1, timeout=10), srv.log()[-2000:]
+    ws.send_frame(OP_TEXT, b"after")
+    assert ws.recv_message(timeout=10) == (OP_TEXT, b"got after")
+    assert srv.worker_pids() == old
