@@ -354,3 +354,23 @@ def test_a_memory_hog_in_a_batch_skips_no_other_message(server):
     ws.send_frame(OP_TEXT, b"after")
     assert ws.recv_message(timeout=10) == (OP_TEXT, b"got after")
     assert srv.worker_pids() == old
+
+
+def test_a_batch_of_text_and_binary_keeps_each_kind_past_a_raise(server):
+    """Text and binary messages in one read, with raising ones among them: every other message
+    comes back once, in order, each in a frame of its own kind (the batch goes on after the
+    message that raised with the right kind for each)."""
+    app = """return { raw = function(clientId, payload, isBinary)
+      if payload == "raise" or payload == "\0raise" then error("raised on purpose") end
+      require("moonwire").webSocketServer:sendRaw(clientId, payload, isBinary)
+    end }
+    """
+    srv = server(app_lua=app)
+    ws = mwtest.RawWS(srv.port, read_connected=False, timeout=30)
+    sent = [(OP_TEXT, b"t1"), (OP_BINARY, b"\xff1"), (OP_TEXT, b"raise"), (OP_BINARY, b"\xff2"),
+            (OP_TEXT, b"t2"), (OP_BINARY, b"\0raise"), (OP_TEXT, b"t3"), (OP_BINARY, b"\xff3")]
+    ws.send_raw(b"".join(build_frame(op, data) for op, data in sent))
+    for op, data in sent:
+        if not data.endswith(b"raise"):
+            assert ws.recv_message(timeout=30) == (op, data)
+    assert srv.wait_log(lambda t: t.count("raised on purpose") >= 2, timeout=10), srv.log()[-2000:]
