@@ -32,6 +32,14 @@
  * are kept, deeper ones are only counted. */
 #define SITE_SLOTS 4
 
+/* Every raw message becomes a Lua string that a collection frees later: in a profile of a raw
+ * echo, LuaJIT's allocator (lj_alloc_free, lj_alloc_malloc) took 5 % of the CPU. The guard keeps
+ * up to SMALL_KEEP_BYTES of freed blocks of at most SMALL_MAX bytes and hands the most recently
+ * freed out first: 4 % less CPU per echo (A/B, same run); 512 KiB kept made no measurable
+ * difference, since one collection of that load frees more. */
+#define SMALL_MAX 256
+#define SMALL_KEEP_BYTES (2048 * 1024)
+
 /* A handler the loop thread runs: what names it in logs ("chat:send", "timer", "job mail")
  * and where its function is defined. Fixed buffers: the watchdog copies them without a lock. */
 typedef struct {
@@ -69,6 +77,10 @@ struct mw_lguard {
     int n_sites; /* may exceed SITE_SLOTS */
     unsigned site_seq;
     const size_t *clients; /* the worker's client count; NULL for none */
+    /* Small blocks Lua freed, kept for its next allocations of the same size class (8-byte
+     * classes up to SMALL_MAX bytes; each block links to the next): see mw_lguard_alloc. */
+    void *small_free[SMALL_MAX / 8 + 1];
+    size_t small_bytes; /* what the lists hold, at most SMALL_KEEP_BYTES */
 };
 
 /* The hook has no user data: one guard per worker process. */
@@ -97,13 +109,42 @@ static void site_write_begin(mw_lguard *g)
 
 static void site_write_end(mw_lguard *g) { __atomic_store_n(&g->site_seq, g->site_seq + 1, __ATOMIC_RELEASE); }
 
+/* A freed small block goes to the list of its class when the lists have room. Any block of n
+ * bytes holds (n + 7) / 8 * 8: LuaJIT's allocator (lj_alloc.c, like glibc's malloc) rounds
+ * every request up to a multiple of 8, and the blocks this file asks it for are whole classes
+ * already. The lists are not given back while the state lives; on lua_close they are dropped
+ * with the guard: LuaJIT does not destroy the arena of a state whose allocator was replaced
+ * (close_state in lj_state.c), so these blocks stay where the rest of that arena stays. */
+static int keep_small(mw_lguard *g, void *ptr, size_t size)
+{
+    size_t k = (size + 7) >> 3;
+    if (size == 0 || size > SMALL_MAX || g->small_bytes + (k << 3) > SMALL_KEEP_BYTES)
+        return 0;
+    *(void **)ptr = g->small_free[k];
+    g->small_free[k] = ptr;
+    g->small_bytes += k << 3;
+    return 1;
+}
+
+static void *new_small(mw_lguard *g, size_t size)
+{
+    size_t k = (size + 7) >> 3;
+    void *p = g->small_free[k];
+    if (!p)
+        return g->inner(g->inner_ud, NULL, 0, k << 3);
+    g->small_free[k] = *(void **)p;
+    g->small_bytes -= k << 3;
+    return p;
+}
+
 void *mw_lguard_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     mw_lguard *g = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         assert(g->used >= old); /* frees only what was counted (mw_lguard_wrap counts the start) */
-        g->inner(g->inner_ud, ptr, osize, 0);
+        if (!ptr || !keep_small(g, ptr, old))
+            g->inner(g->inner_ud, ptr, osize, 0);
         g->used -= old;
         return NULL;
     }
@@ -124,7 +165,7 @@ void *mw_lguard_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             return NULL;
         }
     }
-    void *p = g->inner(g->inner_ud, ptr, osize, nsize);
+    void *p = !ptr && nsize <= SMALL_MAX ? new_small(g, nsize) : g->inner(g->inner_ud, ptr, osize, nsize);
     if (!p)
         return NULL;
     g->used = g->used - old + nsize;
