@@ -367,13 +367,10 @@ if has_ffi and core.send_raw_ffi then
     if type(clientId) == "string" and type(data) == "string" then
       local rv = send_raw_c(clientId, #clientId, data, #data, isBinary and 1 or 0)
       if rv >= 0 then return rv == 1 end
-      if rv == -2 then
-        error("sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)", 2)
-      elseif rv == -3 then
-        error("out of memory framing a message of " .. #data .. " bytes", 2)
-      end
     end
-    return send_raw_lua(self, clientId, data, isBinary) -- argument errors, subscriber handlers
+    -- nothing was sent: argument errors, text that is not UTF-8, no memory to frame it (the
+    -- method says why, with its own texts), subscriber handlers (their sends stay local)
+    return send_raw_lua(self, clientId, data, isBinary)
   end
 end
 

@@ -86,6 +86,16 @@ static int l_local_handlers(lua_State *L)
     return 0;
 }
 
+/* sendRaw's work, both ways in (l_send_raw, mw_lapi_server_ffi_send_raw): 1 sent, 0 no such
+ * client, MW_SEND_RAW_NOT_UTF8 or MW_SEND_RAW_NO_MEMORY (nothing sent). */
+static int send_raw(mw_fanout *fo, const char *id, size_t idlen, const char *payload, size_t len, int binary)
+{
+    if (!binary && !is_checked(payload, len) && !mw_utf8_valid((const uint8_t *)payload, len))
+        return MW_SEND_RAW_NOT_UTF8;
+    int rv = mw_fanout_send(fo, id, idlen, payload, len, binary, 0);
+    return rv < 0 ? MW_SEND_RAW_NO_MEMORY : rv;
+}
+
 /* webSocketServer:sendRaw(clientId, payload, isBinary) in C, made by core.send_raw_method(lua)
  * from the Lua method (server.lua), which it calls while a subscriber handler runs. An echo
  * server calls it once per message: two Lua calls and four table lookups less each time. */
@@ -105,11 +115,10 @@ static int l_send_raw(lua_State *L)
     size_t idlen, len;
     const char *id = lua_tolstring(L, 2, &idlen);
     const char *payload = lua_tolstring(L, 3, &len);
-    int binary = lua_toboolean(L, 4);
-    if (!binary && !is_checked(payload, len) && !mw_utf8_valid((const uint8_t *)payload, len))
+    int rv = send_raw(fanout_of(L), id, idlen, payload, len, lua_toboolean(L, 4));
+    if (rv == MW_SEND_RAW_NOT_UTF8)
         return luaL_error(L, "sendRaw: a text payload must be valid UTF-8 (send other bytes with isBinary = true)");
-    int rv = mw_fanout_send(fanout_of(L), id, idlen, payload, len, binary, 0);
-    if (rv < 0)
+    if (rv == MW_SEND_RAW_NO_MEMORY)
         return framing_failed(L, len);
     lua_pushboolean(L, rv);
     return 1;
@@ -117,17 +126,13 @@ static int l_send_raw(lua_State *L)
 
 /* sendRaw's C part for LuaJIT's FFI (server.lua): a call through the FFI stays inside compiled
  * code, where a classic C function ends the trace (an echo loop then ran in the interpreter).
- * No Lua state here: the answer is a code and server.lua raises the errors. */
+ * No Lua state here: the answer is a code, and server.lua calls the method above for anything
+ * but 1 or 0 (it raises the errors). */
 static mw_fanout *ffi_fanout; /* the worker's one fan-out, set when the binding is injected */
 
 int mw_lapi_server_ffi_send_raw(const char *id, size_t idlen, const char *payload, size_t len, int binary)
 {
-    if (local_handlers > 0)
-        return MW_SEND_RAW_IN_LUA;
-    if (!binary && !is_checked(payload, len) && !mw_utf8_valid((const uint8_t *)payload, len))
-        return MW_SEND_RAW_NOT_UTF8;
-    int rv = mw_fanout_send(ffi_fanout, id, idlen, payload, len, binary, 0);
-    return rv < 0 ? MW_SEND_RAW_NO_MEMORY : rv;
+    return local_handlers > 0 ? MW_SEND_RAW_IN_LUA : send_raw(ffi_fanout, id, idlen, payload, len, binary);
 }
 
 static int l_send_raw_method(lua_State *L)

@@ -503,6 +503,14 @@ static int l_site_pop(lua_State *L)
 /* core.guard_next(): the next message of a batch starts (router.handle_raw_batch): its time
  * limit counts from here, and its memory verdict is its own (a message before it that ran out
  * of memory does not fail it), as if it had been a call of its own. */
+static void next_message(mw_lguard *g)
+{
+    g->tripped = 0;
+    g->gcs_in_entry = 0;
+    __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);
+    __atomic_store_n(&g->entry_seq, g->entry_seq + 1, __ATOMIC_RELEASE);
+}
+
 static int l_guard_next(lua_State *L)
 {
     mw_lguard *g = lua_touserdata(L, lua_upvalueindex(1));
@@ -511,10 +519,7 @@ static int l_guard_next(lua_State *L)
         if (!g->gc_asked &&
             __atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) == __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
             lua_sethook(g->L, NULL, 0, 0);
-        g->tripped = 0;
-        g->gcs_in_entry = 0;
-        __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);
-        __atomic_store_n(&g->entry_seq, g->entry_seq + 1, __ATOMIC_RELEASE);
+        next_message(g);
     }
     return 0;
 }
@@ -532,8 +537,7 @@ int mw_lguard_ffi_next(mw_lguard *g)
     if (g->gc_asked || g->tripped || g->gcs_in_entry ||
         __atomic_load_n(&g->armed_seq, __ATOMIC_ACQUIRE) == __atomic_load_n(&g->entry_seq, __ATOMIC_ACQUIRE))
         return 1;
-    __atomic_store_n(&g->entered_ns, coarse_ns(), __ATOMIC_RELEASE);
-    __atomic_store_n(&g->entry_seq, g->entry_seq + 1, __ATOMIC_RELEASE);
+    next_message(g);
     return 0;
 }
 
